@@ -1,0 +1,22 @@
+/// libtorch loads on this image (DESIGN.md section 8) and its autograd path produces the right numbers.
+module Popo.Tests.Engine.TorchSmoke
+
+open Expecto
+open Popo.Engine.Runtime
+
+[<Tests>]
+let tests =
+    testList "engine/torch" [
+        test "libtorch loads and reports version 2.10" {
+            Expect.stringStarts TorchRuntime.LibTorchVersion "2.10" "libtorch version"
+        }
+        test "backward of sum((W x)^2) gives 2 (W x) x^T" {
+            let grad = TorchRuntime.SmokeGradient(TorchRuntime.ResolveDevice "cpu")
+            Expect.equal grad [| 6.0; 6.0; 14.0; 14.0 |] "dy/dW"
+        }
+        test "asking for cuda without a CUDA libtorch fails with a clear message" {
+            if not (TorchSharp.torch.cuda.is_available ()) then
+                let ex = Expect.throwsT<System.InvalidOperationException> (fun () -> TorchRuntime.ResolveDevice "cuda" |> ignore) "no cuda"
+                ()
+        }
+    ]
