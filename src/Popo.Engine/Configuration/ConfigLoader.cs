@@ -1,0 +1,135 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Tomlyn;
+using Tomlyn.Model;
+
+namespace Popo.Engine.Configuration;
+
+/// <summary>
+/// Resolves a <see cref="TrainConfig"/>: defaults, then the algorithm preset, then a TOML or JSON config
+/// file, then flags. Every value is checked before any work starts; errors name the file or flag, the
+/// key, the value and the allowed range.
+/// </summary>
+public static class ConfigLoader
+{
+    /// <summary>Keys each algorithm preset sets; anything the file or flags give wins over them.</summary>
+    public static readonly IReadOnlyDictionary<string, (string Key, object Value)[]> Presets =
+        new Dictionary<string, (string, object)[]>
+        {
+            ["popo"] = [],
+            ["rft"] = [("weights", "uniform"), ("alpha", 0.0), ("beta_ent", 0.0), ("tau", 0.0)],
+            ["grpo"] = [("loss_type", "grpo"), ("scale_rewards", "group")],
+            ["dr_grpo"] = [("loss_type", "dr_grpo"), ("scale_rewards", "none")],
+            ["dapo"] = [("loss_type", "dapo"), ("eps_high", 0.28), ("dynamic_sampling", true)],
+        };
+
+    public static bool IsPopoFamily(string algo) => algo is "popo" or "rft";
+
+    public static TrainConfig Resolve(string? configFile, IReadOnlyList<(string Key, string Value)> flags)
+    {
+        var fileValues = configFile is null ? [] : ReadFile(configFile);
+        var flagValues = flags.Select(f => (Entry: ConfigSchema.Find(f.Key, "--" + f.Key.Replace('_', '-')), f.Value)).ToList();
+
+        string FileSource() => configFile!;
+        var ordered = new List<(ConfigEntry Entry, object Value, string Source)>();
+        ordered.AddRange(fileValues.Select(v => (ConfigSchema.Find(v.Key, FileSource()), v.Value, FileSource())));
+        ordered.AddRange(flagValues.Select(f => (f.Entry, (object)f.Value, f.Entry.Flag)));
+
+        var converted = ordered.Select(o => (o.Entry, Value: o.Entry.Convert(o.Value, o.Source), o.Source)).ToList();
+        var algo = converted.LastOrDefault(c => c.Entry.Key == "algo").Value as string ?? new TrainConfig().Algo;
+
+        var config = new TrainConfig();
+        foreach (var (key, value) in Presets[algo])
+            config = With(config, ConfigSchema.Find(key, "preset " + algo), value);
+        foreach (var (entry, value, _) in converted)
+            config = With(config, entry, value);
+        var given = converted.Select(c => c.Entry.Key).ToHashSet();
+        if (algo == "dapo" && !given.Contains("overlong_buffer"))
+            config = config with { OverlongBuffer = Math.Max(1, config.MaxNewTokens / 4) };
+        Validate(config);
+        return config;
+    }
+
+    /// <summary>Checks relations between keys that single-key ranges cannot express.</summary>
+    public static void Validate(TrainConfig c)
+    {
+        if (c.HiddenSize % c.Heads != 0)
+            throw new ConfigException($"key 'heads': {c.Heads} must divide hidden_size {c.HiddenSize}");
+        if (c.Heads % c.KvHeads != 0)
+            throw new ConfigException($"key 'kv_heads': {c.KvHeads} must divide heads {c.Heads}");
+        if ((c.HiddenSize / c.Heads) % 2 != 0)
+            throw new ConfigException($"key 'heads': head size hidden_size/heads = {c.HiddenSize / c.Heads} must be even for rotary embeddings");
+        if (c.WeightCap > 0 && c.WeightCap * c.GroupSize < 1)
+            throw new ConfigException($"key 'weight_cap': {c.WeightCap.ToString(CultureInfo.InvariantCulture)} x group_size {c.GroupSize} < 1, so no group of positives could sum to one");
+        if (c.OverlongBuffer >= c.MaxNewTokens && c.OverlongBuffer > 0)
+            throw new ConfigException($"key 'overlong_buffer': {c.OverlongBuffer} must be below max_new_tokens {c.MaxNewTokens}");
+        if (string.IsNullOrWhiteSpace(c.Out))
+            throw new ConfigException("key 'out': expected a folder path, got ''");
+    }
+
+    private static TrainConfig With(TrainConfig config, ConfigEntry entry, object value)
+    {
+        var copy = config with { };
+        entry.Property.SetValue(copy, value);
+        return copy;
+    }
+
+    private static List<(string Key, object Value)> ReadFile(string path)
+    {
+        if (!File.Exists(path)) throw new ConfigException($"{path}: config file not found");
+        var text = File.ReadAllText(path);
+        return Path.GetExtension(path).ToLowerInvariant() switch
+        {
+            ".toml" => ReadToml(path, text),
+            ".json" => ReadJson(path, text),
+            var ext => throw new ConfigException($"{path}: unknown config format '{ext}'; expected .toml or .json"),
+        };
+    }
+
+    private static List<(string, object)> ReadToml(string path, string text)
+    {
+        TomlTable table;
+        try { table = TomlSerializer.Deserialize<TomlTable>(text)!; }
+        catch (TomlException e) { throw new ConfigException($"{path}: not valid TOML: {e.Message}"); }
+        var values = new List<(string, object)>();
+        foreach (var (key, value) in table)
+        {
+            if (value is TomlTable or TomlTableArray or TomlArray)
+                throw new ConfigException($"{path}: key '{key}': expected a single value (keys are flat, see `popo train --help`)");
+            values.Add((key, value));
+        }
+        return values;
+    }
+
+    private static List<(string, object)> ReadJson(string path, string text)
+    {
+        JsonNode? root;
+        try { root = JsonNode.Parse(text); }
+        catch (JsonException e) { throw new ConfigException($"{path}: not valid JSON (line {e.LineNumber + 1}): {e.Message}"); }
+        if (root is not JsonObject obj) throw new ConfigException($"{path}: expected a JSON object of key: value pairs");
+        var values = new List<(string, object)>();
+        foreach (var (key, node) in obj)
+        {
+            object value = node switch
+            {
+                JsonValue v when v.TryGetValue<bool>(out var b) => b,
+                JsonValue v when v.TryGetValue<long>(out var l) => l,
+                JsonValue v when v.TryGetValue<double>(out var d) => d,
+                JsonValue v when v.TryGetValue<string>(out var s) => s,
+                _ => throw new ConfigException($"{path}: key '{key}': expected a single value, got {node?.ToJsonString() ?? "null"}"),
+            };
+            values.Add((key, value));
+        }
+        return values;
+    }
+
+    /// <summary>The resolved configuration as a flat JSON object with the config-file keys.</summary>
+    public static string ToJson(TrainConfig config)
+    {
+        var obj = new JsonObject();
+        foreach (var e in ConfigSchema.Entries)
+            obj[e.Key] = JsonValue.Create(e.Property.GetValue(config));
+        return obj.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+}

@@ -1,0 +1,220 @@
+using Popo.Engine.Objectives;
+
+namespace Popo.Engine.Configuration;
+
+/// <summary>
+/// Every setting of a `popo` run. Resolution order: defaults, then the algorithm preset, then the
+/// config file, then command-line flags; the resolved record is written to OUT/config.json.
+/// </summary>
+public sealed record TrainConfig
+{
+    // ---- what to train ------------------------------------------------------------------------
+    [ConfigKey("algo", "objective: popo | grpo | dr_grpo | dapo | rft (presets over the keys below)",
+        OneOf = ["popo", "grpo", "dr_grpo", "dapo", "rft"])]
+    public string Algo { get; init; } = "popo";
+
+    [ConfigKey("task", "built-in task: arithmetic | countdown (ignored with --dataset)", OneOf = ["arithmetic", "countdown"])]
+    public string Task { get; init; } = "arithmetic";
+
+    [ConfigKey("difficulty", "built-in task difficulty preset (see `popo tasks`)")]
+    public string Difficulty { get; init; } = "default";
+
+    [ConfigKey("dataset", "JSONL dataset (GSM8K, MATH/AIME/AMC or TRL prompt shape); empty = built-in task")]
+    public string Dataset { get; init; } = "";
+
+    [ConfigKey("answer_field", "answer field of a TRL-style dataset")]
+    public string AnswerField { get; init; } = "answer";
+
+    [ConfigKey("model", "Hugging Face model folder (config.json + safetensors + tokenizer); empty = built-in small model")]
+    public string Model { get; init; } = "";
+
+    // ---- built-in model (used when `model` is empty) -------------------------------------------
+    [ConfigKey("hidden_size", "built-in model width", Min = 8, Max = 4096)]
+    public int HiddenSize { get; init; } = 128;
+
+    [ConfigKey("layers", "built-in model depth", Min = 1, Max = 64)]
+    public int Layers { get; init; } = 4;
+
+    [ConfigKey("heads", "built-in model attention heads (must divide hidden_size)", Min = 1, Max = 64)]
+    public int Heads { get; init; } = 4;
+
+    [ConfigKey("kv_heads", "built-in model key/value heads (must divide heads)", Min = 1, Max = 64)]
+    public int KvHeads { get; init; } = 2;
+
+    [ConfigKey("intermediate_size", "built-in model MLP width", Min = 8, Max = 16384)]
+    public int IntermediateSize { get; init; } = 384;
+
+    // ---- supervised warm-up -------------------------------------------------------------------
+    [ConfigKey("sft_steps", "supervised warm-up steps on worked solutions before RL (0 = none)", Min = 0, Max = 1_000_000)]
+    public int SftSteps { get; init; } = 300;
+
+    [ConfigKey("sft_batch_size", "warm-up batch size", Min = 1, Max = 4096)]
+    public int SftBatchSize { get; init; } = 64;
+
+    [ConfigKey("sft_lr", "warm-up learning rate", Above = 0, Max = 1)]
+    public double SftLr { get; init; } = 3e-3;
+
+    // ---- RL loop ------------------------------------------------------------------------------
+    [ConfigKey("steps", "RL steps (one generation batch each)", Min = 0, Max = 1_000_000)]
+    public int Steps { get; init; } = 100;
+
+    [ConfigKey("group_size", "G: rollouts per prompt", Min = 1, Max = 1024)]
+    public int GroupSize { get; init; } = 8;
+
+    [ConfigKey("prompts_per_step", "prompts per generation batch", Min = 1, Max = 65536)]
+    public int PromptsPerStep { get; init; } = 16;
+
+    [ConfigKey("micro_batch_size", "rollouts per forward/backward micro-batch", Min = 1, Max = 65536)]
+    public int MicroBatchSize { get; init; } = 128;
+
+    [ConfigKey("max_new_tokens", "completion length limit", Min = 1, Max = 32768)]
+    public int MaxNewTokens { get; init; } = 24;
+
+    [ConfigKey("temperature", "sampling temperature T (also the temperature of the training log-probs)", Above = 0, Max = 10)]
+    public double Temperature { get; init; } = 1.0;
+
+    [ConfigKey("top_p", "nucleus sampling mass (1 = off)", Above = 0, Max = 1)]
+    public double TopP { get; init; } = 1.0;
+
+    [ConfigKey("top_k", "top-k sampling (0 = off)", Min = 0, Max = 1_000_000)]
+    public int TopK { get; init; }
+
+    [ConfigKey("lr", "RL learning rate", Above = 0, Max = 1)]
+    public double Lr { get; init; } = 1e-3;
+
+    [ConfigKey("weight_decay", "AdamW weight decay", Min = 0, Max = 1)]
+    public double WeightDecay { get; init; } = 0.01;
+
+    [ConfigKey("grad_clip", "gradient-norm clip (0 = off)", Min = 0, Max = 1e6)]
+    public double GradClip { get; init; } = 1.0;
+
+    [ConfigKey("warmup_ratio", "fraction of RL steps of linear warm-up before the cosine decay", Min = 0, Max = 1)]
+    public double WarmupRatio { get; init; } = 0.1;
+
+    // ---- POPO ---------------------------------------------------------------------------------
+    [ConfigKey("weights", "POPO weights over the positives: softmax | uniform", OneOf = ["softmax", "uniform"])]
+    public string Weights { get; init; } = "softmax";
+
+    [ConfigKey("weight_temperature", "T_w of the weight softmax", Above = 0, Max = 1e6)]
+    public double WeightTemperature { get; init; } = 1.0;
+
+    [ConfigKey("length_normalize_weights", "divide each weight by its completion length, then renormalise")]
+    public bool LengthNormalizeWeights { get; init; }
+
+    [ConfigKey("weight_cap", "cap on any one weight, by water-filling (0 = none)", Min = 0, Max = 1)]
+    public double WeightCap { get; init; }
+
+    [ConfigKey("alpha", "weight of the similarity penalty (0 = no similarity)", Min = 0, Max = 1e6)]
+    public double Alpha { get; init; } = 0.1;
+
+    [ConfigKey("beta_ent", "weight of the entropy bonus (0 = no entropy)", Min = 0, Max = 1e6)]
+    public double BetaEnt { get; init; } = 0.01;
+
+    [ConfigKey("entropy_scope", "entropy over all rollouts or the positives only: all | positive", OneOf = ["all", "positive"])]
+    public string EntropyScope { get; init; } = "all";
+
+    [ConfigKey("tau", "EMA momentum of the target (0 = target is the policy, 1 = frozen)", Min = 0, Max = 1)]
+    public double Tau { get; init; } = 0.995;
+
+    [ConfigKey("feature_noise", "sigma of the Gaussian noise on target features", Min = 0, Max = 1e3)]
+    public double FeatureNoise { get; init; } = 0.02;
+
+    [ConfigKey("pooling", "siamese feature pooling: mean | last", OneOf = ["mean", "last"])]
+    public string Pooling { get; init; } = "mean";
+
+    [ConfigKey("predictor_hidden", "predictor hidden width H", Min = 1, Max = 65536)]
+    public int PredictorHidden { get; init; } = 1024;
+
+    [ConfigKey("predictor_depth", "predictor Linear-LayerNorm-ReLU blocks (0 = one Linear)", Min = 0, Max = 16)]
+    public int PredictorDepth { get; init; } = 1;
+
+    // ---- GRPO family ----------------------------------------------------------------------------
+    [ConfigKey("loss_type", "GRPO aggregation: grpo | bnpo | dr_grpo | dapo", OneOf = ["grpo", "bnpo", "dr_grpo", "dapo"])]
+    public string LossType { get; init; } = "grpo";
+
+    [ConfigKey("scale_rewards", "GRPO advantage scaling: group | batch | none", OneOf = ["group", "batch", "none"])]
+    public string ScaleRewards { get; init; } = "group";
+
+    [ConfigKey("eps_low", "lower clip range epsilon", Min = 0, Max = 1)]
+    public double EpsLow { get; init; } = 0.2;
+
+    [ConfigKey("eps_high", "upper clip range epsilon", Min = 0, Max = 10)]
+    public double EpsHigh { get; init; } = 0.2;
+
+    [ConfigKey("beta", "k3 KL weight against the frozen reference (0 = no reference model)", Min = 0, Max = 1e3)]
+    public double Beta { get; init; }
+
+    [ConfigKey("num_iterations", "mu: optimisation passes per generation batch", Min = 1, Max = 64)]
+    public int NumIterations { get; init; } = 1;
+
+    [ConfigKey("dynamic_sampling", "DAPO: drop groups whose rewards are all equal")]
+    public bool DynamicSampling { get; init; }
+
+    [ConfigKey("overlong_buffer", "DAPO soft overlong penalty buffer in tokens (0 = off)", Min = 0, Max = 32768)]
+    public int OverlongBuffer { get; init; }
+
+    [ConfigKey("overlong_penalty", "DAPO soft overlong penalty factor", Min = 0, Max = 1e3)]
+    public double OverlongPenalty { get; init; } = 1.0;
+
+    // ---- run ----------------------------------------------------------------------------------
+    [ConfigKey("seed", "random seed (data, init, sampling)", Min = 0, Max = int.MaxValue)]
+    public int Seed { get; init; } = 1;
+
+    [ConfigKey("device", "torch device: cpu | cuda | cuda:N")]
+    public string Device { get; init; } = "cpu";
+
+    [ConfigKey("dtype", "policy precision: float32 | float64 | bfloat16", OneOf = ["float32", "float64", "bfloat16"])]
+    public string Dtype { get; init; } = "float32";
+
+    [ConfigKey("threads", "CPU threads for libtorch (0 = libtorch's default)", Min = 0, Max = 1024)]
+    public int Threads { get; init; }
+
+    [ConfigKey("out", "output folder (must not hold another run unless --resume)")]
+    public string Out { get; init; } = "runs/default";
+
+    [ConfigKey("eval_every", "held-out evaluation every N RL steps (0 = only at the start and end)", Min = 0, Max = 1_000_000)]
+    public int EvalEvery { get; init; } = 25;
+
+    [ConfigKey("eval_problems", "held-out problems per evaluation", Min = 1, Max = 1_000_000)]
+    public int EvalProblems { get; init; } = 256;
+
+    [ConfigKey("save_every", "checkpoint every N RL steps (0 = only at the end)", Min = 0, Max = 1_000_000)]
+    public int SaveEvery { get; init; } = 50;
+
+    [ConfigKey("samples_per_log", "rollouts written to samples.jsonl per logged step", Min = 0, Max = 1024)]
+    public int SamplesPerLog { get; init; } = 4;
+
+    [ConfigKey("max_bad_steps", "stop after this many steps with a non-finite loss (each is skipped)", Min = 0, Max = 1_000_000)]
+    public int MaxBadSteps { get; init; } = 3;
+
+    /// <summary>POPO options as the objectives read them.</summary>
+    public PopoOptions ToPopoOptions() => new()
+    {
+        Weights = Weights == "uniform" ? WeightMode.Uniform : WeightMode.Softmax,
+        WeightTemperature = WeightTemperature,
+        LengthNormalizeWeights = LengthNormalizeWeights,
+        WeightCap = WeightCap > 0 ? WeightCap : null,
+        Alpha = Alpha,
+        BetaEntropy = BetaEnt,
+        EntropyScope = EntropyScope == "positive" ? Objectives.EntropyScope.Positive : Objectives.EntropyScope.All,
+        Tau = Tau,
+        FeatureNoise = FeatureNoise,
+        Pooling = Pooling == "last" ? FeaturePooling.LastToken : FeaturePooling.Mean,
+        PredictorHidden = PredictorHidden,
+        PredictorDepth = PredictorDepth,
+    };
+
+    /// <summary>GRPO options as the objectives read them.</summary>
+    public GrpoOptions ToGrpoOptions() => new()
+    {
+        LossType = LossType switch { "bnpo" => Objectives.LossType.Bnpo, "dr_grpo" => Objectives.LossType.DrGrpo, "dapo" => Objectives.LossType.Dapo, _ => Objectives.LossType.Grpo },
+        ScaleRewards = ScaleRewards switch { "batch" => RewardScaling.Batch, "none" => RewardScaling.None, _ => RewardScaling.Group },
+        EpsilonLow = EpsLow,
+        EpsilonHigh = EpsHigh,
+        Beta = Beta,
+        NumIterations = NumIterations,
+        DynamicSampling = DynamicSampling,
+        OverlongBuffer = OverlongBuffer,
+        OverlongPenaltyFactor = OverlongPenalty,
+    };
+}

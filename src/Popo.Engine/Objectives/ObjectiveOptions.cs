@@ -1,0 +1,67 @@
+namespace Popo.Engine.Objectives;
+
+/// <summary>How POPO weighs the positives of one group (DESIGN.md §2.2).</summary>
+public enum WeightMode { Softmax, Uniform }
+
+/// <summary>Which rollouts' tokens enter the entropy bonus (DESIGN.md §2.6).</summary>
+public enum EntropyScope { All, Positive }
+
+/// <summary>How a rollout's representation is pooled from the final post-norm hidden states (DESIGN.md §2.4).</summary>
+public enum FeaturePooling { Mean, LastToken }
+
+/// <summary>GRPO token-loss aggregation (DESIGN.md §3).</summary>
+public enum LossType { Grpo, Bnpo, DrGrpo, Dapo }
+
+/// <summary>GRPO advantage scaling: by the group's std, the whole batch's std, or not at all (Dr. GRPO).</summary>
+public enum RewardScaling { Group, Batch, None }
+
+/// <summary>POPO hyperparameters; every ablation of DESIGN.md §2.9 is one field.</summary>
+public sealed record PopoOptions
+{
+    public WeightMode Weights { get; init; } = WeightMode.Softmax;
+    /// <summary>T_w: temperature of the softmax over length-normalised sequence scores.</summary>
+    public double WeightTemperature { get; init; } = 1.0;
+    /// <summary>Divide each weight by its completion length, then renormalise over the group.</summary>
+    public bool LengthNormalizeWeights { get; init; }
+    /// <summary>Optional cap c on any one weight, applied by water-filling.</summary>
+    public double? WeightCap { get; init; }
+    /// <summary>alpha: weight of the similarity penalty (0 = no similarity).</summary>
+    public double Alpha { get; init; } = 0.1;
+    /// <summary>beta_ent: weight of the entropy bonus (0 = no entropy).</summary>
+    public double BetaEntropy { get; init; } = 0.01;
+    public EntropyScope EntropyScope { get; init; } = EntropyScope.All;
+    /// <summary>tau: EMA momentum (0: target = online; 1: frozen target).</summary>
+    public double Tau { get; init; } = 0.995;
+    /// <summary>sigma of the Gaussian noise added to target features during training.</summary>
+    public double FeatureNoise { get; init; } = 0.02;
+    public FeaturePooling Pooling { get; init; } = FeaturePooling.Mean;
+    /// <summary>H: predictor hidden width.</summary>
+    public int PredictorHidden { get; init; } = 1024;
+    /// <summary>Number of Linear-LayerNorm-ReLU blocks before the output Linear (0 = a single Linear).</summary>
+    public int PredictorDepth { get; init; } = 1;
+
+    /// <summary>True when the similarity term needs the siamese machinery (predictor, EMA target).</summary>
+    public bool UsesSimilarity => Alpha != 0.0;
+
+    /// <summary>True when negative rollouts need no forward/backward pass at all (POPO's compute saving).</summary>
+    public bool NegativesSkipped => BetaEntropy == 0.0 || EntropyScope == EntropyScope.Positive;
+}
+
+/// <summary>GRPO-family hyperparameters (DESIGN.md §3).</summary>
+public sealed record GrpoOptions
+{
+    public LossType LossType { get; init; } = LossType.Grpo;
+    public RewardScaling ScaleRewards { get; init; } = RewardScaling.Group;
+    public double EpsilonLow { get; init; } = 0.2;
+    public double EpsilonHigh { get; init; } = 0.2;
+    /// <summary>beta: k3 KL weight against a frozen reference policy (0 = no reference model).</summary>
+    public double Beta { get; init; }
+    /// <summary>mu: optimisation passes over each generation batch.</summary>
+    public int NumIterations { get; init; } = 1;
+    /// <summary>DAPO: drop groups whose rewards are all equal.</summary>
+    public bool DynamicSampling { get; init; }
+    /// <summary>DAPO soft overlong penalty: buffer length L_cache (0 = off).</summary>
+    public int OverlongBuffer { get; init; }
+    /// <summary>DAPO soft overlong penalty factor.</summary>
+    public double OverlongPenaltyFactor { get; init; } = 1.0;
+}

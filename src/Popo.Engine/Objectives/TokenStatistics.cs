@@ -1,0 +1,46 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Popo.Engine.Objectives;
+
+/// <summary>Per-token quantities every objective reads off the policy's logits (DESIGN.md §2.1, §2.6).</summary>
+public static class TokenStatistics
+{
+    /// <summary>l_{i,t} = log softmax(logits / T)[y_{i,t}]. logits [B,N,V], tokens [B,N] int64 -> [B,N].</summary>
+    public static Tensor LogProbs(Tensor logits, Tensor tokens, double temperature)
+    {
+        using var logp = (logits / temperature).log_softmax(-1);
+        return logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1);   // [B,N,1] -> [B,N]
+    }
+
+    /// <summary>H_{i,t} = -sum_v p_v log p_v of softmax(logits / T) over the full vocabulary. [B,N,V] -> [B,N].</summary>
+    public static Tensor Entropy(Tensor logits, double temperature)
+    {
+        using var scope = NewDisposeScope();
+        var logp = (logits / temperature).log_softmax(-1);
+        return (-(logp.exp() * logp).sum(-1)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// f(i): the mean over completion positions (or the last completion position) of the final post-norm
+    /// hidden state. hidden [B,N,D] at completion positions, mask [B,N] -> [B,D].
+    /// </summary>
+    public static Tensor PoolFeatures(Tensor hidden, Tensor mask, FeaturePooling pooling)
+    {
+        using var scope = NewDisposeScope();
+        var m = mask.to(hidden.dtype);
+        Tensor pooled;
+        if (pooling == FeaturePooling.Mean)
+        {
+            var count = m.sum(1, keepdim: true).clamp_min(1.0);                  // [B,1]
+            pooled = (hidden * m.unsqueeze(-1)).sum(1) / count;                   // [B,D]
+        }
+        else
+        {
+            var last = (m.sum(1).to(ScalarType.Int64) - 1).clamp_min(0);          // [B]
+            var index = last.view(-1, 1, 1).expand(-1, 1, hidden.shape[2]);        // [B,1,D]
+            pooled = hidden.gather(1, index).squeeze(1);                          // [B,D]
+        }
+        return pooled.MoveToOuterDisposeScope();
+    }
+}
