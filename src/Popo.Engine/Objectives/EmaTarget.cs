@@ -1,4 +1,5 @@
 using TorchSharp;
+using Popo.Engine.Policy;
 using static TorchSharp.torch;
 
 namespace Popo.Engine.Objectives;
@@ -16,28 +17,8 @@ public sealed class EmaTarget : IDisposable
 
     public EmaTarget(nn.Module online, nn.Module target)
     {
-        var onlineParams = online.named_parameters().ToDictionary(p => p.name, p => p.parameter);
-        var targetParams = target.named_parameters().ToList();
-        if (onlineParams.Count != targetParams.Count)
-            throw new ArgumentException($"EMA target has {targetParams.Count} parameters, the policy {onlineParams.Count}");
-        pairs = targetParams.Select(t =>
-        {
-            if (!onlineParams.TryGetValue(t.name, out var o))
-                throw new ArgumentException($"EMA target parameter '{t.name}' has no counterpart in the policy");
-            if (!o.shape.SequenceEqual(t.parameter.shape))
-                throw new ArgumentException($"EMA target parameter '{t.name}' has shape [{string.Join(",", t.parameter.shape)}], the policy [{string.Join(",", o.shape)}]");
-            if (t.parameter.element_size() < 4)
-                throw new ArgumentException($"EMA target parameter '{t.name}' is {t.parameter.dtype}; the target must be float32 or wider");
-            return ((Tensor)t.parameter, (Tensor)o);
-        }).ToArray();
+        pairs = FrozenCopy.Copy(online, target);
         Target = target;
-        target.eval();
-        using (no_grad())
-            foreach (var (xi, theta) in pairs)
-            {
-                xi.requires_grad_(false);
-                xi.copy_(theta);
-            }
     }
 
     /// <summary>xi &lt;- tau xi + (1 - tau) theta, in place, without gradient.</summary>

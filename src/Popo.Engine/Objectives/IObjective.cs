@@ -1,0 +1,70 @@
+using Popo.Engine.Policy;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Popo.Engine.Objectives;
+
+/// <summary>
+/// An RL objective on the shared engine. The trainer calls Prepare once per generation batch (weights or
+/// advantages, no gradient), then Backward on each micro-batch of the prepared rows (forward, loss,
+/// backward), steps the optimizer, then AfterOptimizerStep (e.g. the EMA target update).
+/// </summary>
+public interface IObjective : IDisposable
+{
+    string Name { get; }
+
+    /// <summary>Parameters the objective trains besides the policy's (the POPO predictor).</summary>
+    IEnumerable<Parameter> ExtraParameters { get; }
+
+    /// <summary>Optimisation passes over each generation batch (GRPO's mu; 1 for POPO).</summary>
+    int Iterations { get; }
+
+    PreparedBatch Prepare(GenerationBatch batch, StepMetrics metrics);
+
+    void Backward(PreparedBatch prepared, long[] rows, int gradAccumSteps, StepMetrics metrics);
+
+    void AfterOptimizerStep();
+
+    /// <summary>Named state to checkpoint besides the policy and optimizer (predictor, EMA target, RNG).</summary>
+    IReadOnlyDictionary<string, Tensor> State();
+
+    void LoadState(IReadOnlyDictionary<string, Tensor> state);
+}
+
+/// <summary>A generation batch with what the objective computed for it once, without gradient.</summary>
+public sealed class PreparedBatch(GenerationBatch batch, long[] trainRows, Tensor perRow, Tensor? reference, double trainTokens) : IDisposable
+{
+    public GenerationBatch Batch { get; } = batch;
+    /// <summary>Rows that enter the loss (POPO may drop negatives, DAPO all-equal groups).</summary>
+    public long[] TrainRows { get; } = trainRows;
+    /// <summary>[B] POPO weights w_i or GRPO advantages A_i.</summary>
+    public Tensor PerRow { get; } = perRow;
+    /// <summary>[B,N] reference-policy log-probs (GRPO with beta &gt; 0), else null.</summary>
+    public Tensor? Reference { get; } = reference;
+    /// <summary>Completion tokens of the train rows (DAPO's normaliser).</summary>
+    public double TrainTokens { get; } = trainTokens;
+
+    public void Dispose() { PerRow.Dispose(); Reference?.Dispose(); }
+}
+
+/// <summary>Per-step scalars: Set overwrites, Add accumulates a mean over micro-batches.</summary>
+public sealed class StepMetrics
+{
+    private readonly Dictionary<string, double> values = new();
+    private readonly Dictionary<string, (double Sum, int Count)> means = new();
+
+    public void Set(string name, double value) => values[name] = value;
+
+    public void Add(string name, double value)
+    {
+        var (s, c) = means.GetValueOrDefault(name);
+        means[name] = (s + value, c + 1);
+    }
+
+    public Dictionary<string, double> ToDictionary()
+    {
+        var all = new Dictionary<string, double>(values);
+        foreach (var (k, (s, c)) in means) all[k] = s / c;
+        return all;
+    }
+}
