@@ -1,0 +1,56 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Popo.Engine.Model;
+
+/// <summary>
+/// Grouped-query causal self-attention of Qwen2: q/k/v projections with bias, o without; rotary embedding on
+/// q and k; query head h reads key/value head h / (H / H_kv). Field names are the HF tensor names.
+/// </summary>
+public sealed class Qwen2Attention : nn.Module
+{
+#pragma warning disable IDE1006 // field names are the HF tensor names
+    private readonly Linear q_proj;
+    private readonly Linear k_proj;
+    private readonly Linear v_proj;
+    private readonly Linear o_proj;
+#pragma warning restore IDE1006
+    private readonly int heads;
+    private readonly int kvHeads;
+    private readonly int headDim;
+
+    public Qwen2Attention(ModelConfig config, Device device, ScalarType dtype) : base(nameof(Qwen2Attention))
+    {
+        heads = config.NumAttentionHeads;
+        kvHeads = config.NumKeyValueHeads;
+        headDim = config.HeadDim;
+        q_proj = nn.Linear(config.HiddenSize, heads * headDim, hasBias: true, device: device, dtype: dtype);
+        k_proj = nn.Linear(config.HiddenSize, kvHeads * headDim, hasBias: true, device: device, dtype: dtype);
+        v_proj = nn.Linear(config.HiddenSize, kvHeads * headDim, hasBias: true, device: device, dtype: dtype);
+        o_proj = nn.Linear(heads * headDim, config.HiddenSize, hasBias: false, device: device, dtype: dtype);
+        RegisterComponents();
+    }
+
+    /// <summary>
+    /// x [B,T,D]; cos/sin [B,1,T,d]; allowed [B,1,G*T,L] boolean (true = may attend), already expanded over the
+    /// G = H/H_kv query heads that share a key head; cache (if any) supplies and receives keys and values.
+    /// </summary>
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor allowed, KvCache? cache, int layer)
+    {
+        using var scope = torch.NewDisposeScope();
+        long b = x.shape[0], t = x.shape[1];
+        var groups = heads / kvHeads;
+        var q = q_proj.forward(x).view(b, t, heads, headDim).transpose(1, 2);   // [B,H,T,d]
+        var k = k_proj.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2); // [B,Hkv,T,d]
+        var v = v_proj.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2); // [B,Hkv,T,d]
+        q = RotaryEmbedding.Apply(q, cos, sin);
+        k = RotaryEmbedding.Apply(k, cos, sin);
+        if (cache is not null) (k, v) = cache.Append(layer, k, v);              // [B,Hkv,L,d]
+        // Fold the G query heads of each key head into the query axis instead of repeating K/V G times.
+        var qg = q.reshape(b, kvHeads, groups * t, headDim);                     // [B,Hkv,G*T,d]
+        var o = nn.functional.scaled_dot_product_attention(qg, k, v, allowed);   // [B,Hkv,G*T,d]
+        o = o.reshape(b, heads, t, headDim).transpose(1, 2).reshape(b, t, heads * headDim); // [B,T,H*d]
+        return o_proj.forward(o).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,118 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Popo.Engine.Model;
+
+/// <summary>
+/// Qwen2 decoder with its language-model head (DESIGN.md §6). Parameters carry the HF tensor names
+/// ("model.layers.0.self_attn.q_proj.weight", ...). With tied embeddings there is no lm_head parameter and
+/// the logits are h · E^T.
+/// </summary>
+public sealed class Qwen2ForCausalLM : nn.Module
+{
+#pragma warning disable IDE1006 // field names are the HF tensor names
+    private readonly Qwen2Model model;
+    private readonly Linear? lm_head;
+#pragma warning restore IDE1006
+
+    public ModelConfig Config { get; }
+    public Device Device { get; }
+    public ScalarType Dtype { get; }
+
+    public Qwen2ForCausalLM(ModelConfig config, Device device, ScalarType dtype) : base(nameof(Qwen2ForCausalLM))
+    {
+        config.Validate();
+        ModelConfig.DtypeName(dtype); // throws for a non-floating dtype
+        Config = config;
+        Device = device;
+        Dtype = dtype;
+        model = new Qwen2Model(config, device, dtype);
+        lm_head = config.TieWordEmbeddings ? null
+            : nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false, device: device, dtype: dtype);
+        RegisterComponents();
+        InitializeWeights(seed: 0);
+    }
+
+    /// <summary>HF initialisation: N(0, initializer_range^2) for projections and embeddings, zero biases, unit norm weights.</summary>
+    public void InitializeWeights(long seed)
+    {
+        using var noGrad = torch.no_grad();
+        using var generator = new Generator((ulong)seed, Device);
+        foreach (var (name, p) in named_parameters())
+        {
+            if (name.EndsWith("norm.weight", StringComparison.Ordinal)) nn.init.ones_(p);
+            else if (name.EndsWith(".bias", StringComparison.Ordinal)) nn.init.zeros_(p);
+            else nn.init.normal_(p, 0.0, Config.InitializerRange, generator);
+        }
+    }
+
+    /// <summary>
+    /// Full forward pass. ids [B,T] (int64); attentionMask [B,L] over cached + new positions (1 = real token;
+    /// null = all real); positionIds [B,T] (null = number of real tokens before each position, so left
+    /// padding is handled); cache (null = no cache). Returns logits [B,T,V] and post-norm hidden [B,T,D].
+    /// </summary>
+    public ModelOutput Forward(Tensor ids, Tensor? attentionMask = null, Tensor? positionIds = null, KvCache? cache = null)
+    {
+        using var scope = torch.NewDisposeScope();
+        var hidden = ForwardHidden(ids, attentionMask, positionIds, cache);
+        var logits = LogitsOf(hidden);
+        return new ModelOutput(logits.MoveToOuterDisposeScope(), hidden.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>The post-norm hidden state [B,T,D] only (see <see cref="Forward"/>); pair with <see cref="LogitsOf"/>.</summary>
+    public Tensor ForwardHidden(Tensor ids, Tensor? attentionMask = null, Tensor? positionIds = null, KvCache? cache = null)
+    {
+        using var scope = torch.NewDisposeScope();
+        long b = ids.shape[0], t = ids.shape[1];
+        var past = cache?.Length ?? 0;
+        var mask = attentionMask ?? torch.ones(b, past + t, dtype: ScalarType.Int64, device: Device);
+        var positions = positionIds ?? DefaultPositions(mask, t);
+        return model.Forward(ids, mask, positions, cache).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Logits [...,V] of hidden states [...,D]: lm_head(h), or h · E^T with tied embeddings.</summary>
+    public Tensor LogitsOf(Tensor hidden) =>
+        lm_head is not null ? lm_head.forward(hidden) : nn.functional.linear(hidden, model.EmbeddingWeight);
+
+    /// <summary>position = (real tokens up to and including this one) - 1, at least 0; mask [B,L] -> [B,T] for the last T.</summary>
+    public static Tensor DefaultPositions(Tensor mask, long t)
+    {
+        using var scope = torch.NewDisposeScope();
+        var l = mask.shape[1];
+        var counts = mask.to(ScalarType.Int64).cumsum(1) - 1;
+        return counts.narrow(1, l - t, t).clamp_min(0).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>A cache for <paramref name="batchSize"/> sequences of up to <paramref name="capacity"/> positions, on this model's device and dtype.</summary>
+    public KvCache NewCache(long batchSize, int capacity) => new(Config, batchSize, capacity, Device, Dtype);
+
+    /// <summary>Parameters by HF tensor name.</summary>
+    public IReadOnlyList<(string Name, Parameter Parameter)> NamedParameters() => named_parameters().ToList();
+
+    /// <summary>Copies every parameter of <paramref name="source"/> (same config; any device/dtype) into this model, without gradient.</summary>
+    public void CopyParametersFrom(Qwen2ForCausalLM source)
+    {
+        using var noGrad = torch.no_grad();
+        var mine = named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        var theirs = source.NamedParameters();
+        if (theirs.Count != mine.Count)
+            throw new ArgumentException($"cannot copy parameters: source has {theirs.Count}, target {mine.Count}");
+        foreach (var (name, p) in theirs)
+        {
+            if (!mine.TryGetValue(name, out var target))
+                throw new ArgumentException($"cannot copy parameters: target has no '{name}'");
+            if (!target.shape.SequenceEqual(p.shape))
+                throw new ArgumentException($"cannot copy parameters: '{name}' is [{string.Join(",", p.shape)}] in the source, [{string.Join(",", target.shape)}] in the target");
+            target.copy_(p);
+        }
+    }
+
+    /// <summary>A deep copy (e.g. the EMA target), optionally on another device or in another dtype.</summary>
+    public Qwen2ForCausalLM Clone(Device? device = null, ScalarType? dtype = null)
+    {
+        var copy = new Qwen2ForCausalLM(Config, device ?? Device, dtype ?? Dtype);
+        copy.CopyParametersFrom(this);
+        return copy;
+    }
+}

@@ -1,0 +1,74 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Popo.Engine.Model;
+
+/// <summary>The decoder stack without the head: embedding, layers, final RMSNorm (HF prefix "model.").</summary>
+public sealed class Qwen2Model : nn.Module
+{
+#pragma warning disable IDE1006 // field names are the HF tensor names
+    private readonly Embedding embed_tokens;
+    private readonly ModuleList<Qwen2DecoderLayer> layers;
+    private readonly RmsNorm norm;
+#pragma warning restore IDE1006
+    private readonly RotaryEmbedding rotary;
+    private readonly int groups;
+
+    public Qwen2Model(ModelConfig config, Device device, ScalarType dtype) : base(nameof(Qwen2Model))
+    {
+        embed_tokens = nn.Embedding(config.VocabSize, config.HiddenSize, device: device, dtype: dtype);
+        layers = nn.ModuleList(Enumerable.Range(0, config.NumHiddenLayers)
+            .Select(_ => new Qwen2DecoderLayer(config, device, dtype)).ToArray());
+        norm = new RmsNorm(config.HiddenSize, config.RmsNormEps, device, dtype);
+        rotary = new RotaryEmbedding(config.HeadDim, config.RopeTheta, device, dtype);
+        groups = config.NumAttentionHeads / config.NumKeyValueHeads;
+        RegisterComponents();
+    }
+
+    internal Parameter EmbeddingWeight => embed_tokens.weight!;
+
+    /// <summary>
+    /// ids [B,T]; keyMask [B,L] with L = cached + T (1 = real token); positionIds [B,T]. Returns the
+    /// post-norm hidden state [B,T,D].
+    /// </summary>
+    public Tensor Forward(Tensor ids, Tensor keyMask, Tensor positionIds, KvCache? cache)
+    {
+        using var scope = torch.NewDisposeScope();
+        long b = ids.shape[0], t = ids.shape[1];
+        var past = cache?.Length ?? 0;
+        var allowed = AttentionMask(keyMask, past, t);
+        var (cos, sin) = rotary.Tables(positionIds);
+        var x = embed_tokens.forward(ids);
+        for (var l = 0; l < layers.Count; l++) x = layers[l].Forward(x, cos, sin, allowed, cache, l);
+        cache?.Advance((int)t);
+        return norm.forward(x).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// allowed[b, g*T + i, j] = (j &lt;= past + i and keyMask[b, j]) or j == past + i: causal, padding keys hidden.
+    /// A query always sees itself, so padding queries never get an all-masked row (which would give NaN
+    /// that 0 * NaN would then carry into real positions). Shape [B,1,G*T,L].
+    /// </summary>
+    private Tensor AttentionMask(Tensor keyMask, int past, long t)
+    {
+        var b = keyMask.shape[0];
+        var l = keyMask.shape[1];
+        if (l != past + t)
+            throw new ArgumentException($"attention mask covers {l} positions but the cache holds {past} and the input {t}");
+        var device = keyMask.device;
+        var query = torch.arange(past, past + t, dtype: ScalarType.Int64, device: device).unsqueeze(1); // [T,1]
+        var key = torch.arange(0, l, dtype: ScalarType.Int64, device: device).unsqueeze(0);            // [1,L]
+        var causal = key.le(query);                                                                     // [T,L]
+        var self = key.eq(query);                                                                       // [T,L]
+        var valid = keyMask.to(ScalarType.Bool).unsqueeze(1);                                          // [B,1,L]
+        var allowed = causal.unsqueeze(0).logical_and(valid).logical_or(self.unsqueeze(0));            // [B,T,L]
+        return allowed.unsqueeze(1).expand(b, groups, t, l).reshape(b, 1, groups * t, l);               // [B,1,G*T,L]
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) rotary.Dispose();
+        base.Dispose(disposing);
+    }
+}

@@ -1,0 +1,30 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Popo.Engine.Model;
+
+/// <summary>
+/// y = w * x / sqrt(mean(x^2) + eps) over the last dimension. Like HF's Qwen2RMSNorm, the statistics are
+/// taken in at least float32 (bfloat16 inputs are upcast) and the result is cast back before the weight.
+/// </summary>
+public sealed class RmsNorm : nn.Module<Tensor, Tensor>
+{
+    private readonly Parameter weight;
+    private readonly double eps;
+
+    public RmsNorm(long size, double eps, Device device, ScalarType dtype) : base(nameof(RmsNorm))
+    {
+        weight = new Parameter(torch.ones(size, dtype: dtype, device: device));
+        this.eps = eps;
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = torch.NewDisposeScope();
+        var wide = x.dtype == ScalarType.Float64 ? x : x.to(ScalarType.Float32);
+        var normed = wide * (wide.square().mean([-1], keepdim: true) + eps).rsqrt();
+        return (weight * normed.to(x.dtype)).MoveToOuterDisposeScope();
+    }
+}
