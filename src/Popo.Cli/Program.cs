@@ -15,6 +15,11 @@ public static class Program
         };
         train.SetAction(parse => Smoke(parse.GetValue(device)!));
         root.Subcommands.Add(train);
+        var threads = new Option<int?>("--threads") { Description = "torch intra-op threads (default: libtorch's choice)" };
+        var quick = new Option<bool>("--quick") { Description = "one small size and batch only (a smoke run)" };
+        var bench = new Command("bench", "Engine throughput: prefill and decode tokens/s against the measured float32 matmul rate") { threads, quick };
+        bench.SetAction(parse => Popo.Bench.ModelBench.Run(parse.GetValue(threads), parse.GetValue(quick), Console.Out));
+        root.Subcommands.Add(bench);
         return root.Parse(args).Invoke();
     }
 

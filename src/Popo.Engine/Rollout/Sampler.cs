@@ -1,0 +1,157 @@
+using Popo.Engine.Model;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Popo.Engine.Rollout;
+
+/// <summary>
+/// Batched autoregressive sampling with a KV cache. Prompts are left-padded so every row's next token sits
+/// in the last column; position ids count real tokens only, so padding changes nothing. One prefill pass
+/// fills the cache, then each step feeds one token per row: the prefix is never recomputed. The only host
+/// sync per step is the all-rows-stopped check.
+/// </summary>
+public static class Sampler
+{
+    public static SampleResult Generate(Qwen2ForCausalLM model, IReadOnlyList<int[]> prompts, SamplerOptions options)
+    {
+        options.Validate();
+        if (prompts.Count == 0) throw new ArgumentException("no prompts to sample from");
+        if (prompts.Any(p => p.Length == 0)) throw new ArgumentException("every prompt needs at least one token");
+        var vocab = model.Config.VocabSize;
+        foreach (var id in prompts.SelectMany(p => p).Concat(options.StopTokenIds).Append(options.PadId))
+            if (id < 0 || id >= vocab) throw new ArgumentException($"token id {id} is outside the model's vocabulary [0, {vocab})");
+
+        var device = model.Device;
+        long b = prompts.Count;
+        var p = prompts.Max(x => x.Length);
+        var n = options.MaxNewTokens;
+        var wide = model.Dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        using var ownGenerator = options.Generator is null && options.Seed is long seed ? new Generator((ulong)seed, device) : null;
+        var generator = options.Generator ?? ownGenerator;
+
+        var (promptIds, promptMask) = LeftPad(prompts, p, options.PadId, device); // [B,P] each
+        var keyMask = torch.ones(b, p + n, dtype: ScalarType.Int64, device: device); // generated slots always attendable
+        keyMask.narrow(1, 0, p).copy_(promptMask);
+        var tokens = torch.full(b, n, options.PadId, dtype: ScalarType.Int64, device: device);
+        var logProbs = torch.zeros(b, n, dtype: wide, device: device);
+        var alive = torch.ones(b, dtype: ScalarType.Bool, device: device);
+        var aliveHistory = torch.zeros(b, n, dtype: ScalarType.Bool, device: device);
+        var isStop = torch.zeros(vocab, dtype: ScalarType.Bool, device: device);
+        if (options.StopTokenIds.Count > 0)
+            isStop.index_fill_(0, torch.tensor(options.StopTokenIds.Select(i => (long)i).ToArray(), device: device), true);
+        var nextPosition = promptMask.sum(1, keepdim: true);                     // [B,1] real prompt tokens
+        var padToken = torch.full(b, options.PadId, dtype: ScalarType.Int64, device: device);
+
+        using var cache = model.NewCache(b, p + n);
+        var logits = LastLogits(model, promptIds, promptMask, Qwen2ForCausalLM.DefaultPositions(promptMask, p), cache); // [B,V]
+        var steps = n;
+        for (var step = 0; step < n; step++)
+        {
+            using var stepScope = torch.NewDisposeScope();
+            var (next, logProb) = Choose(logits.to(wide), options, generator);   // [B], [B]
+            next = torch.where(alive, next, padToken);
+            tokens.select(1, step).copy_(next);
+            logProbs.select(1, step).copy_(logProb.masked_fill(alive.logical_not(), 0.0));
+            aliveHistory.select(1, step).copy_(alive);
+            alive.logical_and_(isStop.index_select(0, next).logical_not());
+            if (step == n - 1) break;
+            if (!alive.any().item<bool>())
+            {
+                steps = step + 1;
+                break;
+            }
+            var newLogits = LastLogits(model, next.unsqueeze(1), keyMask.narrow(1, 0, p + step + 1), nextPosition + step, cache);
+            logits.Dispose();
+            logits = newLogits.MoveToOuterDisposeScope();
+        }
+
+        var completionTokens = tokens.narrow(1, 0, steps);
+        var mask = aliveHistory.narrow(1, 0, steps);
+        var sequences = torch.cat([promptIds, completionTokens], 1);             // [B,P+N]
+        var attention = torch.cat([promptMask, mask.to(ScalarType.Int64)], 1);   // [B,P+N]
+        var completions = Rows(completionTokens, mask);
+        return new SampleResult
+        {
+            Tokens = completionTokens.contiguous().MoveToOuterDisposeScope(),
+            CompletionMask = mask.to(wide).MoveToOuterDisposeScope(),
+            LogProbs = logProbs.narrow(1, 0, steps).contiguous().MoveToOuterDisposeScope(),
+            Sequences = sequences.MoveToOuterDisposeScope(),
+            AttentionMask = attention.MoveToOuterDisposeScope(),
+            PromptLength = p,
+            Completions = completions,
+        };
+    }
+
+    /// <summary>Logits of the last position only, [B,V]: the head runs on one position per row, not all T.</summary>
+    private static Tensor LastLogits(Qwen2ForCausalLM model, Tensor ids, Tensor mask, Tensor positions, KvCache cache)
+    {
+        using var scope = torch.NewDisposeScope();
+        var hidden = model.ForwardHidden(ids, mask, positions, cache);             // [B,T,D]
+        return model.LogitsOf(hidden.select(1, hidden.shape[1] - 1)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Picks next tokens from logits [B,V]: argmax for T = 0, else a draw from softmax(logits/T) restricted to
+    /// the top-k and the top-p nucleus. The log-prob is always that of the unrestricted softmax(logits/T).
+    /// </summary>
+    private static (Tensor Next, Tensor LogProb) Choose(Tensor logits, SamplerOptions options, Generator? generator)
+    {
+        using var scope = torch.NewDisposeScope();
+        var greedy = options.Temperature == 0;
+        var scaled = greedy ? logits : logits / options.Temperature;
+        var logp = scaled.log_softmax(-1);                                        // [B,V]
+        Tensor next;
+        if (greedy) next = scaled.argmax(-1);
+        else
+        {
+            var filtered = scaled;
+            var v = scaled.shape[1];
+            if (options.TopK > 0 && options.TopK < v)
+            {
+                var kth = scaled.topk(options.TopK, -1).values.narrow(1, options.TopK - 1, 1); // [B,1]
+                filtered = filtered.masked_fill(filtered < kth, double.NegativeInfinity);
+            }
+            if (options.TopP < 1)
+            {
+                var (sorted, order) = filtered.sort(-1, descending: true);       // [B,V]
+                var probs = sorted.softmax(-1);
+                // Drop a token once the mass before it already reaches p; the most likely token always stays.
+                var drop = (probs.cumsum(-1) - probs) >= options.TopP;
+                filtered = filtered.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), double.NegativeInfinity);
+            }
+            next = torch.multinomial(filtered.softmax(-1), 1, generator: generator).squeeze(1);
+        }
+        var logProb = logp.gather(1, next.unsqueeze(1)).squeeze(1);
+        return (next.MoveToOuterDisposeScope(), logProb.MoveToOuterDisposeScope());
+    }
+
+    private static (Tensor Ids, Tensor Mask) LeftPad(IReadOnlyList<int[]> prompts, int length, int pad, Device device)
+    {
+        var ids = new long[prompts.Count * length];
+        var mask = new long[prompts.Count * length];
+        for (var r = 0; r < prompts.Count; r++)
+        {
+            var offset = r * length + length - prompts[r].Length;
+            Array.Fill(ids, pad, r * length, length - prompts[r].Length);
+            for (var i = 0; i < prompts[r].Length; i++)
+            {
+                ids[offset + i] = prompts[r][i];
+                mask[offset + i] = 1;
+            }
+        }
+        long[] shape = [prompts.Count, length];
+        return (torch.tensor(ids, shape, device: device), torch.tensor(mask, shape, device: device));
+    }
+
+    private static int[][] Rows(Tensor tokens, Tensor mask)
+    {
+        using var cpuTokens = tokens.cpu().contiguous();
+        using var lengths = mask.to(ScalarType.Int64).sum(1).cpu();
+        var flat = cpuTokens.data<long>().ToArray();
+        var counts = lengths.data<long>().ToArray();
+        var width = (int)tokens.shape[1];
+        return counts.Select((count, r) => flat.Skip(r * width).Take((int)count).Select(t => (int)t).ToArray()).ToArray();
+    }
+}
