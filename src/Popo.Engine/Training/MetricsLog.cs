@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json;
 
 namespace Popo.Engine.Training;
 
@@ -10,7 +9,7 @@ namespace Popo.Engine.Training;
 /// </summary>
 public sealed class MetricsLog : IDisposable
 {
-    private readonly StreamWriter jsonl;
+    private readonly JsonlLog jsonl;
     private readonly StreamWriter csv;
     private string[]? columns;
 
@@ -21,15 +20,14 @@ public sealed class MetricsLog : IDisposable
     {
         JsonlPath = Path.Combine(folder, "metrics.jsonl");
         CsvPath = Path.Combine(folder, "metrics.csv");
-        columns = TruncateTo(keepThroughStep);
-        jsonl = new StreamWriter(JsonlPath, append: true);
+        jsonl = new JsonlLog(JsonlPath, keepThroughStep);
+        columns = TruncateCsv(keepThroughStep);
         csv = new StreamWriter(CsvPath, append: true);
     }
 
     public void Write(IReadOnlyDictionary<string, double> row)
     {
-        jsonl.WriteLine(JsonSerializer.Serialize(row.ToDictionary(kv => kv.Key, kv => Finite(kv.Value))));
-        jsonl.Flush();
+        jsonl.Write(row.ToDictionary(kv => kv.Key, kv => Finite(kv.Value)));
         if (columns is null)
         {
             columns = row.Keys.ToArray();
@@ -42,36 +40,22 @@ public sealed class MetricsLog : IDisposable
     /// <summary>JSON has no NaN: a non-finite value is written as null.</summary>
     private static double? Finite(double v) => double.IsFinite(v) ? v : null;
 
-    /// <summary>Drops rows of steps after keepThroughStep (left by a run killed after its last checkpoint).</summary>
-    private string[]? TruncateTo(int keepThroughStep)
+    /// <summary>Drops CSV rows of steps after keepThroughStep (left by a run killed after its last checkpoint).</summary>
+    private string[]? TruncateCsv(int keepThroughStep)
     {
-        if (!File.Exists(JsonlPath)) { File.Delete(CsvPath); return null; }
-        var keptJson = File.ReadAllLines(JsonlPath)
-            .Where(l => l.Length > 0 && StepOf(l) is int s && s <= keepThroughStep).ToList();
-        File.WriteAllLines(JsonlPath, keptJson);
         if (!File.Exists(CsvPath)) return null;
         var lines = File.ReadAllLines(CsvPath);
         if (lines.Length == 0) return null;
         var header = lines[0].Split(',');
         int stepColumn = Array.IndexOf(header, "step");
-        var keptCsv = lines.Skip(1).Where(l =>
+        var kept = lines.Skip(1).Where(l =>
         {
             var cells = l.Split(',');
             return stepColumn >= 0 && cells.Length == header.Length
                 && double.TryParse(cells[stepColumn], NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && s <= keepThroughStep;
         });
-        File.WriteAllLines(CsvPath, new[] { lines[0] }.Concat(keptCsv));
+        File.WriteAllLines(CsvPath, new[] { lines[0] }.Concat(kept));
         return header;
-    }
-
-    private static int? StepOf(string jsonLine)
-    {
-        try
-        {
-            using var doc = JsonDocument.Parse(jsonLine);
-            return doc.RootElement.TryGetProperty("step", out var s) && s.ValueKind == JsonValueKind.Number ? (int)s.GetDouble() : null;
-        }
-        catch (JsonException) { return null; }   // a line cut short by a kill
     }
 
     public void Dispose() { jsonl.Dispose(); csv.Dispose(); }

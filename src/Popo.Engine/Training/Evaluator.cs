@@ -1,0 +1,44 @@
+using Popo.Engine.Model;
+using Popo.Engine.Rollout;
+using Popo.Engine.Tasks;
+using Popo.Engine.Verification;
+using static TorchSharp.torch;
+
+namespace Popo.Engine.Training;
+
+/// <summary>Held-out results: pass@1 (mean accuracy of sampled answers), pass@k (unbiased), mean@k, greedy accuracy.</summary>
+public sealed record EvalResult(int Problems, int Samples, double Pass1, double PassK, double MeanK, double Greedy);
+
+/// <summary>
+/// Evaluates on the held-out split with its own seeded generator, so evaluation never disturbs the
+/// training run's random stream (and a resumed run evaluates identically).
+/// </summary>
+public static class Evaluator
+{
+    public static EvalResult Evaluate(Qwen2ForCausalLM model, PromptFormat format, ITask task, int problems, int samples,
+                                      SamplerOptions sampling, long seed, int maxBatch = 256)
+    {
+        int n = (int)Math.Min(problems, task.Count(Split.Test) ?? long.MaxValue);
+        var list = Enumerable.Range(0, n).Select(i => task.Get(Split.Test, i)).ToList();
+        var correct = new int[n];
+        var greedyCorrect = 0;
+        using var generator = new Generator((ulong)seed, model.Device);
+        model.eval();
+        int perBatch = Math.Max(1, maxBatch / Math.Max(1, samples));
+        for (int start = 0; start < n; start += perBatch)
+        {
+            var chunk = list.Skip(start).Take(perBatch).ToList();
+            var prompts = chunk.SelectMany(p => Enumerable.Repeat(format.Prompt(p), samples)).ToList();
+            using (var sampled = Sampler.Generate(model, prompts, sampling with { Generator = generator, StopTokenIds = format.StopTokens }))
+                for (int r = 0; r < prompts.Count; r++)
+                    correct[start + r / samples] += task.Reward(chunk[r / samples], format.Decode(sampled.Completions[r])) > 0 ? 1 : 0;
+            var greedyPrompts = chunk.Select(format.Prompt).ToList();
+            using var greedy = Sampler.Generate(model, greedyPrompts, sampling with { TopK = 1, Generator = generator, StopTokenIds = format.StopTokens });
+            for (int r = 0; r < chunk.Count; r++)
+                greedyCorrect += task.Reward(chunk[r], format.Decode(greedy.Completions[r])) > 0 ? 1 : 0;
+        }
+        var counts = correct.Select(c => (samples, c)).ToList();
+        double meanK = PassAtK.MeanAtK(counts);
+        return new EvalResult(n, samples, meanK, PassAtK.Mean(counts, samples), meanK, (double)greedyCorrect / n);
+    }
+}

@@ -1,0 +1,56 @@
+using Popo.Engine.Checkpoints;
+using Popo.Engine.Configuration;
+using Popo.Engine.Model;
+using Popo.Engine.Tokenizers;
+using static TorchSharp.torch;
+
+namespace Popo.Engine.Training;
+
+/// <summary>Builds the policy and its tokenizer: the built-in small model, or a Hugging Face folder.</summary>
+public static class ModelFactory
+{
+    public static ScalarType Dtype(TrainConfig c) => ModelConfig.DtypeOf(c.Dtype, "key 'dtype'");
+
+    public static (Qwen2ForCausalLM Model, ITokenizer Tokenizer) Create(TrainConfig c, Device device)
+    {
+        if (!string.IsNullOrEmpty(c.Model)) return Load(c.Model, device, Dtype(c));
+        var tokenizer = new CharTokenizer();
+        var config = new ModelConfig
+        {
+            VocabSize = tokenizer.VocabSize,
+            HiddenSize = c.HiddenSize,
+            IntermediateSize = c.IntermediateSize,
+            NumHiddenLayers = c.Layers,
+            NumAttentionHeads = c.Heads,
+            NumKeyValueHeads = c.KvHeads,
+            MaxPositionEmbeddings = 1024,
+            TieWordEmbeddings = true,
+            BosTokenId = CharTokenizer.Bos,
+            EosTokenId = CharTokenizer.Eos,
+            TorchDtype = c.Dtype,
+        };
+        var model = new Qwen2ForCausalLM(config, device, Dtype(c));
+        model.InitializeWeights(c.Seed);
+        return (model, tokenizer);
+    }
+
+    public static (Qwen2ForCausalLM Model, ITokenizer Tokenizer) Load(string folder, Device device, ScalarType? dtype)
+    {
+        if (!Directory.Exists(folder)) throw new CheckpointFormatException($"{folder}: model folder not found");
+        var tokenizer = TokenizerFolder.Load(folder);
+        var model = HfCheckpoint.Load(folder, device, dtype);
+        if (tokenizer.VocabSize > model.Config.VocabSize)
+        {
+            model.Dispose();
+            throw new CheckpointFormatException($"{folder}: the tokenizer has {tokenizer.VocabSize} ids but config.json's vocab_size is {model.Config.VocabSize}");
+        }
+        return (model, tokenizer);
+    }
+
+    /// <summary>Saves model + tokenizer as a folder that `--model` (and transformers, for HF tokenizers) can load.</summary>
+    public static void Save(Qwen2ForCausalLM model, ITokenizer tokenizer, string folder, string? tokenizerSource)
+    {
+        HfCheckpoint.Save(model, folder);
+        TokenizerFolder.Save(tokenizer, folder, tokenizerSource);
+    }
+}

@@ -1,0 +1,46 @@
+using Popo.Engine.Model;
+using Popo.Engine.Policy;
+using Popo.Engine.Rollout;
+using Popo.Engine.Tasks;
+using static TorchSharp.torch;
+
+namespace Popo.Engine.Training;
+
+/// <summary>What one generation batch produced, besides the tensors the objectives read.</summary>
+public sealed record RolloutTexts(Problem[] Problems, string[] Completions);
+
+/// <summary>
+/// Rollout and verification (DESIGN.md §1): G samples per prompt from the current policy, decoded and
+/// scored by the task's verifier, packed as a <see cref="GenerationBatch"/> (groups contiguous).
+/// </summary>
+public sealed class RolloutCollector(Qwen2ForCausalLM model, PromptFormat format, ITask task, SamplerOptions sampling)
+{
+    public (GenerationBatch Batch, RolloutTexts Texts) Collect(IReadOnlyList<Problem> problems, int groupSize, Generator generator)
+    {
+        var prompts = new List<int[]>(problems.Count * groupSize);
+        var perRow = new Problem[problems.Count * groupSize];
+        for (int p = 0; p < problems.Count; p++)
+        {
+            var ids = format.Prompt(problems[p]);
+            for (int g = 0; g < groupSize; g++) { prompts.Add(ids); perRow[p * groupSize + g] = problems[p]; }
+        }
+        model.eval();
+        var sample = Sampler.Generate(model, prompts, sampling with { Generator = generator, StopTokenIds = format.StopTokens });
+        var completions = sample.Completions.Select(format.Decode).ToArray();
+        var rewards = completions.Select((c, i) => task.Reward(perRow[i], c)).ToArray();
+        var batch = new GenerationBatch
+        {
+            InputIds = sample.Sequences,
+            AttentionMask = sample.AttentionMask,
+            PositionIds = Qwen2ForCausalLM.DefaultPositions(sample.AttentionMask, sample.AttentionMask.shape[1]),
+            PromptLength = sample.PromptLength,
+            CompletionIds = sample.Tokens,
+            CompletionMask = sample.CompletionMask,
+            OldLogProbs = sample.LogProbs,
+            Rewards = rewards,
+            CompletionLengths = sample.Completions.Select(c => c.Length).ToArray(),
+            GroupSize = groupSize,
+        };
+        return (batch, new RolloutTexts(perRow, completions));
+    }
+}

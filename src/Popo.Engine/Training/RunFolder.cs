@@ -1,0 +1,31 @@
+using Popo.Engine.Configuration;
+
+namespace Popo.Engine.Training;
+
+/// <summary>
+/// The output folder of a run: created only for a new run (never over another run's files), holding
+/// config.json (the resolved configuration) from the start.
+/// </summary>
+public static class RunFolder
+{
+    public const string ConfigFile = "config.json";
+
+    public static void CreateNew(TrainConfig config)
+    {
+        var folder = config.Out;
+        if (File.Exists(folder)) throw new ConfigException($"key 'out': {folder} is a file, not a folder");
+        if (Directory.Exists(folder) && Directory.EnumerateFileSystemEntries(folder).Any())
+            throw new ConfigException($"key 'out': {folder} already holds files; use --resume {folder} to continue that run, or choose another --out");
+        Directory.CreateDirectory(folder);
+        AtomicFolder.WriteFile(Path.Combine(folder, ConfigFile), ConfigLoader.ToJson(config));
+    }
+
+    /// <summary>The configuration a run was started with, read back from its folder.</summary>
+    public static TrainConfig ReadConfig(string folder)
+    {
+        var path = Path.Combine(folder, ConfigFile);
+        if (!File.Exists(path)) throw new ConfigException($"{path}: not found; --resume needs the folder of a run started with `popo train`");
+        var config = ConfigLoader.Resolve(path, []);
+        return config with { Out = folder };
+    }
+}

@@ -1,0 +1,51 @@
+using Popo.Engine.Model;
+using Popo.Engine.Tasks;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Popo.Engine.Training;
+
+/// <summary>
+/// Supervised warm-up on generated worked solutions: next-token cross-entropy on the solution tokens
+/// (and the stop token) given the prompt, AdamW with warm-up and cosine decay. Problems are drawn from
+/// the training split in order, so the run is a pure function of the seed.
+/// </summary>
+public static class SupervisedWarmup
+{
+    public sealed record Options(int Steps, int BatchSize, double Lr, double WeightDecay, double GradClip, double WarmupRatio);
+
+    /// <param name="onStep">called with (step, loss) after each optimizer step.</param>
+    public static void Run(Qwen2ForCausalLM model, PromptFormat format, ITask task, Options options, Action<int, double> onStep)
+    {
+        using var optimizer = optim.AdamW(model.parameters(), lr: options.Lr, weight_decay: options.WeightDecay);
+        model.train();
+        for (int step = 0; step < options.Steps; step++)
+        {
+            using var scope = NewDisposeScope();
+            var rows = Enumerable.Range(0, options.BatchSize).Select(j =>
+            {
+                var problem = task.Get(Split.Train, (long)step * options.BatchSize + j);
+                var solution = problem.Solution ?? throw new InvalidOperationException(
+                    $"{task.Name}: problem {problem.Id} has no worked solution; supervised warm-up needs one (set sft_steps = 0)");
+                return (format.Prompt(problem), format.Target(solution));
+            }).ToList();
+            var (ids, attention, lossMask) = SequenceBatch.PromptTarget(rows, format.PadId, model.Device);
+            var logits = model.Forward(ids, attention).Logits;                                // [B,T,V]
+            var predicted = logits[.., ..^1, ..];                                             // [B,T-1,V] predicts t+1
+            var labels = ids[.., 1..];                                                        // [B,T-1]
+            var mask = lossMask[.., 1..].to(predicted.dtype);
+            var nll = -predicted.log_softmax(-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1); // [B,T-1]
+            var loss = (nll * mask).sum() / mask.sum().clamp_min(1.0);
+
+            foreach (var group in optimizer.ParamGroups)
+                group.LearningRate = options.Lr * LrSchedule.Factor(step, options.Steps, options.WarmupRatio);
+            optimizer.zero_grad();
+            loss.backward();
+            if (options.GradClip > 0) nn.utils.clip_grad_norm_(model.parameters(), options.GradClip);
+            optimizer.step();
+            onStep(step, loss.item<double>());
+        }
+        model.eval();
+    }
+}

@@ -1,0 +1,243 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Popo.Engine.Configuration;
+using Popo.Engine.Model;
+using Popo.Engine.Objectives;
+using Popo.Engine.Policy;
+using Popo.Engine.Rollout;
+using Popo.Engine.Runtime;
+using Popo.Engine.Tasks;
+using Popo.Engine.Tokenizers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Popo.Engine.Training;
+
+/// <summary>The results a finished run writes to summary.json.</summary>
+public sealed record RunSummary(string Algo, int Steps, long Rollouts, double WallTime, EvalResult Warmup, EvalResult Final, string FinalCheckpoint);
+
+/// <summary>Training stopped because too many steps had a non-finite loss or gradient.</summary>
+public sealed class TrainingDivergedException(string message) : Exception(message);
+
+/// <summary>
+/// The RL loop, and nothing else: rollout -> verify -> weights/advantages -> micro-batch losses ->
+/// AdamW -> EMA -> metrics/checkpoint. Every piece of math lives in Objectives/, every piece of I/O in
+/// the classes it calls.
+/// </summary>
+public sealed class Trainer
+{
+    /// <summary>Columns every metrics row has (NaN where a step or algorithm has no value).</summary>
+    public static readonly string[] Columns =
+    [
+        "step", "rollouts", "wall_time", "lr", "reward_mean", "reward_std", "pass_rate", "zero_positive_groups",
+        "positive_tokens", "loss", "loss_nll", "loss_sim", "loss_ent", "weight_entropy", "clip_fraction", "kl_target",
+        "kl_ref", "entropy", "completion_len_mean", "completion_len_max", "grad_norm", "tokens_per_s", "step_time",
+        "rollout_time", "update_time", "skipped_update", "eval_pass1", "eval_passk", "eval_greedy",
+    ];
+
+    private readonly TrainConfig config;
+    private readonly ITrainingObserver observer;
+
+    public Trainer(TrainConfig config, ITrainingObserver observer)
+    {
+        this.config = config;
+        this.observer = observer;
+    }
+
+    /// <summary>Starts a run in a new (or empty) output folder.</summary>
+    public static RunSummary Start(TrainConfig config, ITrainingObserver observer)
+    {
+        RunFolder.CreateNew(config);
+        return new Trainer(config, observer).Run();
+    }
+
+    /// <summary>Continues the run in <paramref name="folder"/> from its last complete checkpoint.</summary>
+    public static RunSummary Resume(string folder, ITrainingObserver observer)
+    {
+        var config = RunFolder.ReadConfig(folder);
+        return new Trainer(config, observer).Run();
+    }
+
+    private RunSummary Run()
+    {
+        var device = TorchRuntime.ResolveDevice(config.Device);
+        if (config.Threads > 0) torch.set_num_threads(config.Threads);
+        torch.manual_seed(config.Seed);
+        var clock = Stopwatch.StartNew();
+
+        var (model, tokenizer) = ModelFactory.Create(config, device);
+        using var modelScope = model;
+        var task = TaskFactory.Create(config);
+        var format = new PromptFormat(tokenizer);
+        var sampling = new SamplerOptions
+        {
+            Temperature = config.Temperature, TopP = config.TopP, TopK = config.TopK,
+            MaxNewTokens = config.MaxNewTokens, PadId = tokenizer.PadId,
+        };
+        string? tokenizerSource = string.IsNullOrEmpty(config.Model) ? null : config.Model;
+
+        var warmup = WarmUp(model, tokenizer, tokenizerSource, format, task, sampling);
+
+        var policy = new Qwen2Policy(model);
+        using var objective = ObjectiveRegistry.Create(config.Algo, new ObjectiveContext(
+            policy, policy.FrozenClone, model.Config.HiddenSize, config, device, model.Dtype));
+        var parameters = policy.Parameters.Concat(objective.ExtraParameters).ToList();
+        using var optimizer = optim.AdamW(parameters, lr: config.Lr, weight_decay: config.WeightDecay);
+        using var generator = new Generator((ulong)config.Seed + 1, device);
+
+        var progress = new TrainerProgress(0, 0, 0, 0, warmup.Pass1);
+        if (TrainingCheckpoint.Latest(config.Out) is var (folder, _))
+        {
+            progress = TrainingCheckpoint.Load(folder, model, optimizer, objective, generator);
+            observer.Log($"resumed from {folder} (step {progress.Step})");
+        }
+        double wallOffset = progress.WallTime - clock.Elapsed.TotalSeconds;
+
+        using var metricsLog = new MetricsLog(config.Out, progress.Step);
+        using var samplesLog = new JsonlLog(Path.Combine(config.Out, "samples.jsonl"), progress.Step);
+        var collector = new RolloutCollector(model, format, task, sampling);
+        long firstProblem = (long)config.SftSteps * config.SftBatchSize;   // RL prompts follow the warm-up's
+        EvalResult final = warmup;
+        observer.Phase("rl", config.Steps, progress.Step);
+
+        for (int step = progress.Step + 1; step <= config.Steps; step++)
+        {
+            var stepClock = Stopwatch.StartNew();
+            var metrics = new StepMetrics();
+            var problems = Enumerable.Range(0, config.PromptsPerStep)
+                .Select(j => task.Get(Split.Train, firstProblem + (long)(step - 1) * config.PromptsPerStep + j)).ToList();
+
+            var (batch, texts) = collector.Collect(problems, config.GroupSize, generator);
+            using var batchScope = batch;
+            double rolloutTime = stepClock.Elapsed.TotalSeconds;
+
+            using var prepared = objective.Prepare(batch, metrics);
+            double lr = config.Lr * LrSchedule.Factor(step - 1, config.Steps, config.WarmupRatio);
+            bool updated = Update(objective, prepared, optimizer, parameters, lr, metrics, ref progress);
+            double stepTime = stepClock.Elapsed.TotalSeconds;
+
+            progress = progress with { Step = step, Rollouts = progress.Rollouts + batch.Rows, WallTime = clock.Elapsed.TotalSeconds + wallOffset };
+            RolloutMetrics(batch, metrics);
+            metrics.Set("step", step);
+            metrics.Set("rollouts", progress.Rollouts);
+            metrics.Set("wall_time", progress.WallTime);
+            metrics.Set("lr", lr);
+            metrics.Set("skipped_update", updated ? 0 : 1);
+            metrics.Set("rollout_time", rolloutTime);
+            metrics.Set("update_time", stepTime - rolloutTime);
+            metrics.Set("step_time", stepTime);
+            metrics.Set("tokens_per_s", batch.CompletionLengths.Sum() / Math.Max(stepTime, 1e-9));
+
+            bool last = step == config.Steps;
+            if (last || (config.EvalEvery > 0 && step % config.EvalEvery == 0))
+            {
+                final = Evaluate(model, format, task, sampling);
+                metrics.Set("eval_pass1", final.Pass1);
+                metrics.Set("eval_passk", final.PassK);
+                metrics.Set("eval_greedy", final.Greedy);
+            }
+            var row = Columns.ToDictionary(c => c, c => metrics.ToDictionary().GetValueOrDefault(c, double.NaN));
+            metricsLog.Write(row);
+            WriteSamples(samplesLog, step, texts, batch, prepared);
+            observer.Step(step, row);
+
+            if (last || (config.SaveEvery > 0 && step % config.SaveEvery == 0))
+                TrainingCheckpoint.Save(config.Out, progress, model, tokenizer, tokenizerSource, optimizer, objective, generator);
+        }
+
+        if (config.Steps > 0 && ReferenceEquals(final, warmup))
+            final = Evaluate(model, format, task, sampling);   // resumed after the last step: nothing evaluated yet
+        var summary = new RunSummary(config.Algo, config.Steps, progress.Rollouts, progress.WallTime, warmup, final,
+                                     TrainingCheckpoint.FolderFor(config.Out, config.Steps));
+        AtomicFolder.WriteFile(Path.Combine(config.Out, "summary.json"),
+            JsonSerializer.Serialize(summary, new JsonSerializerOptions { WriteIndented = true }));
+        return summary;
+    }
+
+    /// <summary>Warm-up (or load it from this run's checkpoints/warmup), then evaluate the starting policy.</summary>
+    private EvalResult WarmUp(Qwen2ForCausalLM model, ITokenizer tokenizer, string? tokenizerSource, PromptFormat format, ITask task, SamplerOptions sampling)
+    {
+        var folder = Path.Combine(config.Out, "checkpoints", "warmup");
+        var evalFile = Path.Combine(folder, "eval.json");
+        if (Directory.Exists(folder))
+        {
+            Checkpoints.HfCheckpoint.LoadWeights(model, Path.Combine(folder, "model"));
+            observer.Log($"warm-up loaded from {folder}");
+            return JsonSerializer.Deserialize<EvalResult>(File.ReadAllText(evalFile))!;
+        }
+        if (config.SftSteps > 0)
+        {
+            observer.Phase("warm-up", config.SftSteps, 0);
+            var options = new SupervisedWarmup.Options(config.SftSteps, config.SftBatchSize, config.SftLr, config.WeightDecay, config.GradClip, config.WarmupRatio);
+            SupervisedWarmup.Run(model, format, task, options,
+                (step, loss) => observer.Step(step + 1, new Dictionary<string, double> { ["step"] = step + 1, ["loss"] = loss }));
+        }
+        var result = Evaluate(model, format, task, sampling);
+        observer.Log($"starting policy: held-out pass@1 {result.Pass1:F3} (greedy {result.Greedy:F3})");
+        AtomicFolder.Write(folder, temp =>
+        {
+            ModelFactory.Save(model, tokenizer, Path.Combine(temp, "model"), tokenizerSource);
+            File.WriteAllText(Path.Combine(temp, "eval.json"), JsonSerializer.Serialize(result));
+        });
+        return result;
+    }
+
+    private EvalResult Evaluate(Qwen2ForCausalLM model, PromptFormat format, ITask task, SamplerOptions sampling) =>
+        Evaluator.Evaluate(model, format, task, config.EvalProblems, samples: 4, sampling, seed: config.Seed + 7);
+
+    /// <summary>mu passes of micro-batch backward + one optimizer step each; false when nothing was trained.</summary>
+    private bool Update(IObjective objective, PreparedBatch prepared, Optimizer optimizer, IReadOnlyList<Parameter> parameters,
+                        double lr, StepMetrics metrics, ref TrainerProgress progress)
+    {
+        var rows = prepared.TrainRows;
+        if (rows.Length == 0) return false;
+        var microBatches = rows.Chunk(config.MicroBatchSize).ToList();
+        foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
+        bool any = false;
+        for (int iteration = 0; iteration < objective.Iterations; iteration++)
+        {
+            optimizer.zero_grad();
+            foreach (var micro in microBatches) objective.Backward(prepared, micro, microBatches.Count, metrics);
+            double norm = nn.utils.clip_grad_norm_(parameters, config.GradClip > 0 ? config.GradClip : double.MaxValue);
+            var loss = metrics.ToDictionary().GetValueOrDefault("loss", 0.0);
+            if (!double.IsFinite(norm) || !double.IsFinite(loss))
+            {
+                optimizer.zero_grad();
+                progress = progress with { BadSteps = progress.BadSteps + 1 };
+                observer.Log($"step {progress.Step + 1}: non-finite loss or gradient (loss {loss}, grad norm {norm}); update skipped");
+                if (progress.BadSteps > config.MaxBadSteps)
+                    throw new TrainingDivergedException($"{progress.BadSteps} steps had a non-finite loss or gradient (max_bad_steps = {config.MaxBadSteps}); stopping");
+                continue;
+            }
+            metrics.Add("grad_norm", norm);
+            optimizer.step();
+            objective.AfterOptimizerStep();
+            any = true;
+        }
+        return any;
+    }
+
+    private static void RolloutMetrics(GenerationBatch batch, StepMetrics metrics)
+    {
+        var r = batch.Rewards;
+        double mean = r.Average();
+        metrics.Set("reward_mean", mean);
+        metrics.Set("reward_std", Advantages.BesselStd(r));
+        metrics.Set("pass_rate", r.Count(x => x > 0) / (double)r.Length);
+        metrics.Set("completion_len_mean", batch.CompletionLengths.Average());
+        metrics.Set("completion_len_max", batch.CompletionLengths.Max());
+    }
+
+    private void WriteSamples(JsonlLog log, int step, RolloutTexts texts, GenerationBatch batch, PreparedBatch prepared)
+    {
+        if (config.SamplesPerLog == 0) return;
+        var perRow = prepared.PerRow.cpu().data<double>().ToArray();
+        for (int i = 0; i < Math.Min(config.SamplesPerLog, batch.Rows); i++)
+            log.Write(new
+            {
+                step, problem = texts.Problems[i].Id, prompt = texts.Problems[i].Prompt, completion = texts.Completions[i],
+                gold = texts.Problems[i].Answer, reward = batch.Rewards[i], weight_or_advantage = perRow[i],
+            });
+    }
+}

@@ -1,0 +1,85 @@
+using System.Text.Json;
+using Popo.Engine.Checkpoints;
+using Popo.Engine.Model;
+using Popo.Engine.Objectives;
+using Popo.Engine.Tokenizers;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Popo.Engine.Training;
+
+/// <summary>Progress counters saved with a checkpoint, so a resumed run continues exactly.</summary>
+public sealed record TrainerProgress(int Step, long Rollouts, double WallTime, int BadSteps, double WarmupPass1);
+
+/// <summary>
+/// checkpoints/step-N/: model/ (HF layout + tokenizer), optimizer.bin (AdamW moments and step counts),
+/// objective.safetensors (predictor, EMA target or reference, noise RNG), rng.safetensors (the sampler's
+/// generator), trainer_state.json (counters). The folder is written beside its final place and renamed
+/// in, so it is either complete or absent.
+/// </summary>
+public static class TrainingCheckpoint
+{
+    public const string Prefix = "step-";
+
+    public static string FolderFor(string runFolder, int step) => Path.Combine(runFolder, "checkpoints", $"{Prefix}{step}");
+
+    public static void Save(string runFolder, TrainerProgress progress, Qwen2ForCausalLM model, ITokenizer tokenizer, string? tokenizerSource,
+                            Optimizer optimizer, IObjective objective, Generator sampler)
+    {
+        AtomicFolder.Write(FolderFor(runFolder, progress.Step), temp =>
+        {
+            ModelFactory.Save(model, tokenizer, Path.Combine(temp, "model"), tokenizerSource);
+            using (var stream = File.Create(Path.Combine(temp, "optimizer.bin")))
+            using (var writer = new BinaryWriter(stream))
+                optimizer.save_state_dict(writer);
+            SafeTensorsFile.Write(Path.Combine(temp, "objective.safetensors"), objective.State().Select(kv => (kv.Key, kv.Value)));
+            using (var state = sampler.get_state())
+                SafeTensorsFile.Write(Path.Combine(temp, "rng.safetensors"), [("sampler", state)]);
+            File.WriteAllText(Path.Combine(temp, "trainer_state.json"), JsonSerializer.Serialize(progress));
+        });
+    }
+
+    /// <summary>The newest complete checkpoint folder of a run, or null.</summary>
+    public static (string Folder, int Step)? Latest(string runFolder)
+    {
+        var root = Path.Combine(runFolder, "checkpoints");
+        if (!Directory.Exists(root)) return null;
+        return Directory.GetDirectories(root, Prefix + "*")
+            .Select(d => (Folder: d, Ok: int.TryParse(Path.GetFileName(d)[Prefix.Length..], out var s), Step: s))
+            .Where(x => x.Ok)
+            .OrderByDescending(x => x.Step)
+            .Select(x => ((string, int)?)(x.Folder, x.Step))
+            .FirstOrDefault();
+    }
+
+    /// <summary>Restores model weights, optimizer, objective state and sampler RNG; returns the counters.</summary>
+    public static TrainerProgress Load(string folder, Qwen2ForCausalLM model, Optimizer optimizer, IObjective objective, Generator sampler)
+    {
+        HfCheckpoint.LoadWeights(model, Path.Combine(folder, "model"));
+        var optimizerFile = Path.Combine(folder, "optimizer.bin");
+        try
+        {
+            using var stream = File.OpenRead(optimizerFile);
+            using var reader = new BinaryReader(stream);
+            optimizer.load_state_dict(reader);
+        }
+        catch (Exception e) when (e is IOException or ArgumentException or InvalidOperationException or EndOfStreamException)
+        {
+            throw new CheckpointFormatException($"{optimizerFile}: cannot restore the optimizer state: {e.Message}");
+        }
+        using (var scope = NewDisposeScope())
+        {
+            var objectiveFile = SafeTensorsFile.Open(Path.Combine(folder, "objective.safetensors"));
+            objective.LoadState(objectiveFile.Tensors.Keys.ToDictionary(k => k, k => objectiveFile.Read(k)));
+            var rng = SafeTensorsFile.Open(Path.Combine(folder, "rng.safetensors"));
+            sampler.set_state(rng.Read("sampler"));
+        }
+        var stateFile = Path.Combine(folder, "trainer_state.json");
+        try
+        {
+            return JsonSerializer.Deserialize<TrainerProgress>(File.ReadAllText(stateFile))
+                   ?? throw new CheckpointFormatException($"{stateFile}: empty trainer state");
+        }
+        catch (JsonException e) { throw new CheckpointFormatException($"{stateFile}: not a valid trainer state: {e.Message}"); }
+    }
+}
