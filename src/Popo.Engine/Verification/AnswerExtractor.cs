@@ -16,14 +16,22 @@ public static class AnswerExtractor
     /// <summary>The final-number fallback reads at most this many characters back (a longer run is noise).</summary>
     public const int MaxNumberLength = 1000;
 
-    public static string? Extract(string? completion)
+    public static string? Extract(string? completion) => Find(completion, finalNumber: true);
+
+    /// <summary>
+    /// Only an explicitly marked answer (box, tags, "####", "the answer is"), without the final-number
+    /// fallback: for tasks whose answers are not numbers (a countdown expression).
+    /// </summary>
+    public static string? ExtractMarked(string? completion) => Find(completion, finalNumber: false);
+
+    private static string? Find(string? completion, bool finalNumber)
     {
         if (string.IsNullOrEmpty(completion)) return null;
         try
         {
             var s = completion.Length > MaxInputLength ? completion[^MaxInputLength..] : completion;
             // "" from a marker means: the marker is there but holds no answer; do not look further.
-            var answer = Boxed(s) ?? Tagged(s) ?? Hashes(s) ?? AnswerIs(s) ?? LastNumber(s);
+            var answer = Boxed(s) ?? Tagged(s) ?? Hashes(s) ?? AnswerIs(s) ?? (finalNumber ? LastNumber(s) : null);
             return string.IsNullOrEmpty(answer) ? null : answer;
         }
         catch (Exception)

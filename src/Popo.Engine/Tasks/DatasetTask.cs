@@ -1,0 +1,62 @@
+using Popo.Engine.Data;
+using Popo.Engine.Verification;
+
+namespace Popo.Engine.Tasks;
+
+/// <summary>
+/// Problems from a JSONL dataset, rewarded by <see cref="MathVerifier"/>. Without a train fraction the
+/// whole file is the test split (the usual case for benchmarks) and asking for a training problem is an
+/// error. With a fraction f, the problems ordered by a seeded hash of their ids are cut at round(f n):
+/// the first part trains, the rest is held out; the same seed and file always give the same cut.
+/// </summary>
+public sealed class DatasetTask : ITask
+{
+    private readonly Problem[] _train;
+    private readonly Problem[] _test;
+
+    public Dataset Data { get; }
+    public string Name { get; }
+
+    public DatasetTask(Dataset data, double? trainFraction = null, long seed = 0)
+    {
+        Data = data;
+        Name = $"jsonl:{Path.GetFileName(data.Path)}";
+        if (trainFraction is null)
+        {
+            _train = [];
+            _test = data.Problems.ToArray();
+            return;
+        }
+        var f = trainFraction.Value;
+        if (!(f >= 0.0 && f <= 1.0))
+            throw new ArgumentOutOfRangeException(nameof(trainFraction), $"train fraction must be in [0, 1], got {f}");
+        var order = data.Problems
+            .Select((p, i) => (p, i, key: InstanceSpace.Mix(InstanceSpace.Hash(p.Id) ^ InstanceSpace.Mix((ulong)seed))))
+            .OrderBy(x => x.key).ThenBy(x => x.i)
+            .Select(x => x.p)
+            .ToArray();
+        int cut = (int)Math.Round(f * order.Length, MidpointRounding.AwayFromZero);
+        _train = order[..cut];
+        _test = order[cut..];
+    }
+
+    /// <summary>Loads the file (<see cref="JsonlDataset.Load"/>) and splits it as described above.</summary>
+    public static DatasetTask FromFile(string path, DatasetOptions? options = null, double? trainFraction = null, long seed = 0) =>
+        new(JsonlDataset.Load(path, options), trainFraction, seed);
+
+    public long? Count(Split split) => (split == Split.Train ? _train : _test).Length;
+
+    public Problem Get(Split split, long index)
+    {
+        var problems = split == Split.Train ? _train : _test;
+        if (index < 0) throw new ArgumentOutOfRangeException(nameof(index), $"{Name}: problem index must be >= 0, got {index}");
+        if (problems.Length == 0)
+            throw new InvalidOperationException(
+                split == Split.Train
+                    ? $"{Name}: no training split: the file is used as the test split; give a train fraction to split it"
+                    : $"{Name}: the test split is empty (train fraction 1)");
+        return problems[index % problems.Length];
+    }
+
+    public double Reward(Problem problem, string completion) => MathVerifier.Reward(completion, problem.Answer);
+}

@@ -1,0 +1,20 @@
+namespace Popo.Engine.Tasks;
+
+/// <summary>A source of problems with a deterministic 0/1 reward (DESIGN §7).</summary>
+public interface ITask
+{
+    string Name { get; }
+
+    /// <summary>
+    /// Problem number <paramref name="index"/> (&gt;= 0) of a split: a pure function of the task's
+    /// configuration, split and index. Generated tasks have unbounded splits; a dataset's index wraps
+    /// modulo <see cref="Count"/> (one pass over the data per epoch).
+    /// </summary>
+    Problem Get(Split split, long index);
+
+    /// <summary>Number of distinct problems in a split; null for generated tasks (unbounded).</summary>
+    long? Count(Split split);
+
+    /// <summary>1.0 when the completion answers the problem correctly, else 0.0. Never throws.</summary>
+    double Reward(Problem problem, string completion);
+}

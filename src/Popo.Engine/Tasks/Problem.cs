@@ -1,0 +1,11 @@
+namespace Popo.Engine.Tasks;
+
+/// <summary>
+/// One verifiable problem. <c>Answer</c> is the gold answer the reward compares against (for countdown,
+/// one valid expression: any other valid one also earns the reward). <c>Solution</c> is a worked
+/// solution ending in the final answer, for supervised warm-up, or null when the source has none.
+/// </summary>
+public sealed record Problem(string Id, string Prompt, string Answer, string? Solution);
+
+/// <summary>Training or held-out problems; a task's two splits never share a problem.</summary>
+public enum Split { Train, Test }
