@@ -129,7 +129,13 @@ public static class ConfigLoader
     {
         var obj = new JsonObject();
         foreach (var e in ConfigSchema.Entries)
-            obj[e.Key] = JsonValue.Create(e.Property.GetValue(config));
+            obj[e.Key] = e.Property.GetValue(config) switch
+            {
+                int i => JsonValue.Create(i),
+                double d => JsonValue.Create(d),
+                bool b => JsonValue.Create(b),
+                var v => JsonValue.Create((string)v!),
+            };
         return obj.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 }

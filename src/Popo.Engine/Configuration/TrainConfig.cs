@@ -22,8 +22,17 @@ public sealed record TrainConfig
     [ConfigKey("dataset", "JSONL dataset (GSM8K, MATH/AIME/AMC or TRL prompt shape); empty = built-in task")]
     public string Dataset { get; init; } = "";
 
-    [ConfigKey("answer_field", "answer field of a TRL-style dataset")]
-    public string AnswerField { get; init; } = "answer";
+    [ConfigKey("answer_field", "answer field of a TRL-style dataset (empty = detect from the shape)")]
+    public string AnswerField { get; init; } = "";
+
+    [ConfigKey("train_fraction", "share of a dataset's problems used for training, the rest held out (0 = the whole file is held out: eval only)", Min = 0, Max = 1)]
+    public double TrainFraction { get; init; } = 0.8;
+
+    [ConfigKey("skip_bad_lines", "skip malformed dataset lines (with a count) instead of stopping")]
+    public bool SkipBadLines { get; init; }
+
+    [ConfigKey("task_seed", "seed of the generated task instances and the dataset split (fixed across run seeds so held-out sets match)", Min = 0, Max = int.MaxValue)]
+    public int TaskSeed { get; init; }
 
     [ConfigKey("model", "Hugging Face model folder (config.json + safetensors + tokenizer); empty = built-in small model")]
     public string Model { get; init; } = "";

@@ -73,12 +73,12 @@ public sealed class GrpoObjective : IObjective
         using var terms = GrpoLoss.Compute(l, old, reference, outputs.Mask, prepared.PerRow.index_select(0, index),
                                            options, batch.MaxCompletionLength, prepared.TrainTokens, gradAccumSteps);
         terms.Total.backward();
-        metrics.Add("loss", terms.Total.item<double>() * (options.LossType == LossType.Dapo ? 1 : gradAccumSteps));
-        metrics.Add("clip_fraction", terms.ClipFraction.item<double>());
-        if (reference is not null) metrics.Add("kl_ref", terms.Kl.item<double>());
+        metrics.Add("loss", terms.Total.ToDouble() * (options.LossType == LossType.Dapo ? 1 : gradAccumSteps));
+        metrics.Add("clip_fraction", terms.ClipFraction.ToDouble());
+        if (reference is not null) metrics.Add("kl_ref", terms.Kl.ToDouble());
         using (no_grad())
             metrics.Add("entropy", ((TokenStatistics.Entropy(outputs.Logits.detach(), temperature) * outputs.Mask).sum()
-                                    / outputs.Mask.sum().clamp_min(1)).item<double>());
+                                    / outputs.Mask.sum().clamp_min(1)).ToDouble());
     }
 
     /// <summary>DAPO's soft overlong punishment: 0 up to L_max - L_cache, then linear down to -1 at L_max.</summary>

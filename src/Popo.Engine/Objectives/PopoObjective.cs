@@ -66,7 +66,7 @@ public sealed class PopoObjective : IObjective
         var batch = prepared.Batch;
         var index = tensor(rows, device: batch.InputIds.device);
         var w = prepared.PerRow.index_select(0, index);
-        if (w.max().item<double>() <= 0) return;   // no positive: the loss is exactly 0
+        if (w.max().ToDouble() <= 0) return;   // no positive: the loss is exactly 0
 
         var outputs = CompletionForward.Run(policy, batch, index);
         var l = TokenStatistics.LogProbs(outputs.Logits, outputs.Ids, temperature);
@@ -80,12 +80,12 @@ public sealed class PopoObjective : IObjective
         using var terms = PopoLoss.Compute(l, entropy, outputs.Mask, w, u, z, options, gradAccumSteps);
         terms.Total.backward();
 
-        metrics.Add("loss", terms.Total.item<double>() * gradAccumSteps);
-        metrics.Add("loss_nll", terms.Nll.item<double>());
-        metrics.Add("loss_sim", terms.Similarity.item<double>());
-        metrics.Add("loss_ent", terms.Entropy.item<double>());
+        metrics.Add("loss", terms.Total.ToDouble() * gradAccumSteps);
+        metrics.Add("loss_nll", terms.Nll.ToDouble());
+        metrics.Add("loss_sim", terms.Similarity.ToDouble());
+        metrics.Add("loss_ent", terms.Entropy.ToDouble());
         if (entropy is not null)
-            metrics.Add("entropy", ((entropy.detach() * outputs.Mask).sum() / outputs.Mask.sum().clamp_min(1)).item<double>());
+            metrics.Add("entropy", ((entropy.detach() * outputs.Mask).sum() / outputs.Mask.sum().clamp_min(1)).ToDouble());
     }
 
     /// <summary>f_xi + N(0, sigma^2 I): the EMA target's pooled features, no gradient. Also logs KL(policy || target) on the sampled tokens.</summary>
@@ -97,7 +97,7 @@ public sealed class PopoObjective : IObjective
         var targetLogProbs = TokenStatistics.LogProbs(targetOut.Logits, targetOut.Ids, temperature).to(onlineLogProbs.dtype);
         var d = targetLogProbs - onlineLogProbs.detach();
         var k3 = ((d.exp() - d - 1) * online.Mask).sum() / online.Mask.sum().clamp_min(1);
-        metrics.Add("kl_target", k3.item<double>());
+        metrics.Add("kl_target", k3.ToDouble());
         if (options.FeatureNoise > 0)
             features = features + options.FeatureNoise * randn(features.shape, dtype: features.dtype, device: features.device, generator: noise);
         return features;

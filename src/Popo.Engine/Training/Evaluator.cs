@@ -42,3 +42,21 @@ public static class Evaluator
         return new EvalResult(n, samples, meanK, PassAtK.Mean(counts, samples), meanK, (double)greedyCorrect / n);
     }
 }
+
+/// <summary>`popo eval`: a saved model folder on a task's held-out split.</summary>
+public static class FolderEvaluation
+{
+    public static EvalResult Run(Configuration.TrainConfig c, int samples)
+    {
+        if (string.IsNullOrEmpty(c.Model)) throw new Configuration.ConfigException("key 'model': popo eval needs --model DIR (a model folder)");
+        var device = Runtime.TorchRuntime.ResolveDevice(c.Device);
+        if (c.Threads > 0) TorchSharp.torch.set_num_threads(c.Threads);
+        var task = TaskFactory.Create(c);
+        var (model, tokenizer) = ModelFactory.Load(c.Model, device, ModelFactory.Dtype(c));
+        using (model)
+        {
+            var sampling = new SamplerOptions { Temperature = c.Temperature, TopP = c.TopP, TopK = c.TopK, MaxNewTokens = c.MaxNewTokens, PadId = tokenizer.PadId };
+            return Evaluator.Evaluate(model, new PromptFormat(tokenizer), task, c.EvalProblems, samples, sampling, c.Seed + 7);
+        }
+    }
+}

@@ -44,7 +44,7 @@ public static class SupervisedWarmup
             loss.backward();
             if (options.GradClip > 0) nn.utils.clip_grad_norm_(model.parameters(), options.GradClip);
             optimizer.step();
-            onStep(step, loss.item<double>());
+            onStep(step, loss.ToDouble());
         }
         model.eval();
     }

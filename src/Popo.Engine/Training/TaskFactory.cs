@@ -1,4 +1,5 @@
 using Popo.Engine.Configuration;
+using Popo.Engine.Data;
 using Popo.Engine.Tasks;
 
 namespace Popo.Engine.Training;
@@ -6,6 +7,13 @@ namespace Popo.Engine.Training;
 /// <summary>The task a run trains and evaluates on: a JSONL dataset, or a built-in generated task.</summary>
 public static class TaskFactory
 {
-    public static ITask Create(TrainConfig c) =>
-        TaskRegistry.Create(c.Task, c.Difficulty == "default" ? null : c.Difficulty, c.Seed);
+    public static ITask Create(TrainConfig c) => string.IsNullOrEmpty(c.Dataset)
+        ? TaskRegistry.Create(c.Task, new TaskOptions { Seed = c.TaskSeed, Difficulty = c.Difficulty == "default" ? null : c.Difficulty })
+        : TaskRegistry.Create("jsonl", new TaskOptions
+        {
+            Seed = c.TaskSeed,
+            DatasetPath = c.Dataset,
+            Dataset = new DatasetOptions { AnswerField = c.AnswerField == "" ? null : c.AnswerField, SkipBadLines = c.SkipBadLines },
+            TrainFraction = c.TrainFraction > 0 ? c.TrainFraction : null,
+        });
 }

@@ -48,18 +48,28 @@ public sealed class Trainer
     /// <summary>Starts a run in a new (or empty) output folder.</summary>
     public static RunSummary Start(TrainConfig config, ITrainingObserver observer)
     {
+        var task = Preflight(config);
         RunFolder.CreateNew(config);
-        return new Trainer(config, observer).Run();
+        return new Trainer(config, observer).Run(task);
     }
 
     /// <summary>Continues the run in <paramref name="folder"/> from its last complete checkpoint.</summary>
     public static RunSummary Resume(string folder, ITrainingObserver observer)
     {
         var config = RunFolder.ReadConfig(folder);
-        return new Trainer(config, observer).Run();
+        return new Trainer(config, observer).Run(Preflight(config));
     }
 
-    private RunSummary Run()
+    /// <summary>Everything that can be checked before the output folder is touched: device, task/dataset, model folder.</summary>
+    private static ITask Preflight(TrainConfig config)
+    {
+        TorchRuntime.ResolveDevice(config.Device);
+        if (!string.IsNullOrEmpty(config.Model) && !File.Exists(Path.Combine(config.Model, Checkpoints.HfCheckpoint.ConfigFile)))
+            throw new Checkpoints.CheckpointFormatException($"{config.Model}: not a model folder (no {Checkpoints.HfCheckpoint.ConfigFile})");
+        return TaskFactory.Create(config);
+    }
+
+    private RunSummary Run(ITask task)
     {
         var device = TorchRuntime.ResolveDevice(config.Device);
         if (config.Threads > 0) torch.set_num_threads(config.Threads);
@@ -68,7 +78,6 @@ public sealed class Trainer
 
         var (model, tokenizer) = ModelFactory.Create(config, device);
         using var modelScope = model;
-        var task = TaskFactory.Create(config);
         var format = new PromptFormat(tokenizer);
         var sampling = new SamplerOptions
         {
@@ -148,8 +157,8 @@ public sealed class Trainer
 
         if (config.Steps > 0 && ReferenceEquals(final, warmup))
             final = Evaluate(model, format, task, sampling);   // resumed after the last step: nothing evaluated yet
-        var summary = new RunSummary(config.Algo, config.Steps, progress.Rollouts, progress.WallTime, warmup, final,
-                                     TrainingCheckpoint.FolderFor(config.Out, config.Steps));
+        var finalFolder = config.Steps == 0 ? Path.Combine(config.Out, "checkpoints", "warmup") : TrainingCheckpoint.FolderFor(config.Out, config.Steps);
+        var summary = new RunSummary(config.Algo, config.Steps, progress.Rollouts, progress.WallTime, warmup, final, finalFolder);
         AtomicFolder.WriteFile(Path.Combine(config.Out, "summary.json"),
             JsonSerializer.Serialize(summary, new JsonSerializerOptions { WriteIndented = true }));
         return summary;
@@ -187,7 +196,7 @@ public sealed class Trainer
         Evaluator.Evaluate(model, format, task, config.EvalProblems, samples: 4, sampling, seed: config.Seed + 7);
 
     /// <summary>mu passes of micro-batch backward + one optimizer step each; false when nothing was trained.</summary>
-    private bool Update(IObjective objective, PreparedBatch prepared, Optimizer optimizer, IReadOnlyList<Parameter> parameters,
+    private bool Update(IObjective objective, PreparedBatch prepared, AdamW optimizer, IReadOnlyList<Parameter> parameters,
                         double lr, StepMetrics metrics, ref TrainerProgress progress)
     {
         var rows = prepared.TrainRows;

@@ -24,7 +24,7 @@ public static class TrainingCheckpoint
     public static string FolderFor(string runFolder, int step) => Path.Combine(runFolder, "checkpoints", $"{Prefix}{step}");
 
     public static void Save(string runFolder, TrainerProgress progress, Qwen2ForCausalLM model, ITokenizer tokenizer, string? tokenizerSource,
-                            Optimizer optimizer, IObjective objective, Generator sampler)
+                            AdamW optimizer, IObjective objective, Generator sampler)
     {
         AtomicFolder.Write(FolderFor(runFolder, progress.Step), temp =>
         {
@@ -53,7 +53,7 @@ public static class TrainingCheckpoint
     }
 
     /// <summary>Restores model weights, optimizer, objective state and sampler RNG; returns the counters.</summary>
-    public static TrainerProgress Load(string folder, Qwen2ForCausalLM model, Optimizer optimizer, IObjective objective, Generator sampler)
+    public static TrainerProgress Load(string folder, Qwen2ForCausalLM model, AdamW optimizer, IObjective objective, Generator sampler)
     {
         HfCheckpoint.LoadWeights(model, Path.Combine(folder, "model"));
         var optimizerFile = Path.Combine(folder, "optimizer.bin");

@@ -1,0 +1,35 @@
+using System.CommandLine;
+using Popo.Engine.Training;
+
+namespace Popo.Cli.Commands;
+
+/// <summary>`popo train`: supervised warm-up then RL; with no arguments, the built-in default.</summary>
+public static class TrainCommand
+{
+    public static Command Create()
+    {
+        var command = new Command("train", "Warm up then train with POPO (or --algo grpo|dr_grpo|dapo|rft); no arguments runs the built-in default");
+        var resume = new Option<string?>("--resume") { Description = "continue the run in this folder from its last complete checkpoint" };
+        command.Options.Add(resume);
+        var config = new ConfigOptions(command);
+        command.SetAction(parse => CommandRunner.Run(() =>
+        {
+            using var observer = new ProgressObserver();
+            RunSummary summary;
+            if (parse.GetValue(resume) is { } folder)
+            {
+                if (config.Given(parse).Count > 0 || parse.GetValue(config.ConfigFile) is not null)
+                    throw new Popo.Engine.Configuration.ConfigException("--resume continues a run with the configuration saved in its folder; give no other keys");
+                summary = Trainer.Resume(folder, observer);
+            }
+            else summary = Trainer.Start(config.Resolve(parse), observer);
+            Report(summary);
+            return 0;
+        }));
+        return command;
+    }
+
+    public static void Report(RunSummary s) =>
+        Console.Error.WriteLine($"done: {s.Algo}, {s.Steps} steps, {s.Rollouts} rollouts, {s.WallTime:F0} s; held-out pass@1 " +
+                                $"{s.Warmup.Pass1:F3} -> {s.Final.Pass1:F3} (greedy {s.Warmup.Greedy:F3} -> {s.Final.Greedy:F3}); final model: {s.FinalCheckpoint}/model");
+}
