@@ -137,6 +137,10 @@ let private passRate (p: float) =
 
 let private binomial (n: int) (k: int) (p: float) = MathNet.Numerics.Distributions.Binomial.PMF(min 1.0 (max 0.0 p), n, k)
 
+/// (1 - (1 - p)^G) / p = sum_{j < G} (1 - p)^j: a sum of positive terms, accurate for tiny p where
+/// 1 - (1 - p)^G would cancel.
+let private atLeastOneOverP (groupSize: int) (p: float) = Seq.sum (seq { for j in 0 .. groupSize - 1 -> pown (1.0 - p) j })
+
 /// Gradient scale of GRPO per prompt at pass rate p: E[grpoEstimator] = c(G, p) grad p with
 /// c = E[A_i | r_i = 1] - E[A_i | r_i = 0], the other G-1 rewards Binomial(G-1, p). G >= 2.
 /// It tends to 1/sqrt(p (1 - p)) as G grows. Derivation in proofs/gradient-scale.md.
@@ -154,7 +158,7 @@ let grpoScale (groupSize: int) (p: float) : float =
 /// c(G, p) grad p with c = (1 - (1 - p)^G) / p (groups without a positive contribute 0); it tends to 1/p.
 let popoScale (groupSize: int) (p: float) : float =
     let p = passRate p
-    (1.0 - pown (1.0 - p) groupSize) / p
+    atLeastOneOverP groupSize p
 
 /// Gradient scale of REINFORCE per prompt: E[(1/G) sum_i r_i grad log pi] = 1 * grad p.
 let reinforceScale (_groupSize: int) (_p: float) : float = 1.0
@@ -173,4 +177,4 @@ let nllThetaGrad (policy: Tabular) (weights: float[]) (ys: int[][]) : Vector<flo
 let tokenLevelScale (groupSize: int) (length: int) (p: float) : float =
     let p = passRate p
     let total = Seq.sum (seq { for m in 1 .. groupSize -> binomial groupSize m p / float (m * length) })
-    total / (1.0 - pown (1.0 - p) groupSize)
+    total / (p * atLeastOneOverP groupSize p)

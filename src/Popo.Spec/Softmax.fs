@@ -62,6 +62,7 @@ let gradLogProbT (temperature: float) (z: Vector<float>) (y: int) : Vector<float
 
 /// Weighted ascent direction on sum_i w_i log p_i at T = 1: d = sum_i w_i (e_i - p) = w - (sum w) p.
 /// w: [V] (zero outside the targets); result: [V]. DESIGN §4 N1 (w = e_i) and N3 (w_i = p_i / P_S).
+/// In floating point w_i - (sum w) p_i cancels when the targets hold all but ~1e-16 of the mass.
 let ascentDirection (weights: Vector<float>) (z: Vector<float>) : Vector<float> =
     weights - weights.Sum() * softmaxT 1.0 z
 

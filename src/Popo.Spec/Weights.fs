@@ -21,6 +21,10 @@ type WeightConfig =
     static member Default =
         { Mode = WeightMode.Softmax; Temperature = 1.0; LengthNormalize = false; Cap = None }
 
+    /// For C# callers: the cap as a Nullable (null = no cap).
+    static member Create(mode: WeightMode, temperature: float, lengthNormalize: bool, cap: System.Nullable<float>) =
+        { Mode = mode; Temperature = temperature; LengthNormalize = lengthNormalize; Cap = Option.ofNullable cap }
+
 /// r_i > tau_r with tau_r = 0: the verifier's reward marks rollout i positive. DESIGN §2 notation.
 let isPositive (reward: float) : bool =
     if System.Double.IsNaN reward then invalidArg "reward" "reward is NaN"

@@ -26,7 +26,7 @@ let private classifyCase (c: PopoCase) (p: bool) =
     |> Prop.classify (not (hasPositive c.Inputs.Weights)) "no positive"
     |> Prop.classify (c.Inputs.Weights |> Array.forall (fun w -> w > 0.0)) "all positive"
 
-/// A micro-batch whose rows are mixed: some rollouts weighted, the others zero.
+/// Number of rollouts (rows) of a case.
 let private rowsOf (c: PopoCase) = c.Inputs.Weights.Length
 
 [<Tests>]

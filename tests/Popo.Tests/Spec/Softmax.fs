@@ -112,10 +112,13 @@ let tests =
         property "N3: any ascent step on self-normalised target weights lowers the non-target mass" (Gen.zip targetSetLogits stepSize) <|
             fun (c, eta) ->
                 let p = Softmax.softmaxT 1.0 c.Z
-                let pS = c.Targets |> Array.sumBy (fun i -> p.[i])
-                let w = Vector<float>.Build.Dense(c.Z.Count, fun k -> if Array.contains k c.Targets then p.[k] / pS else 0.0)
-                let d = Softmax.ascentDirection w c.Z
-                let rate = Softmax.firstOrderChange c.Z d |> Seq.indexed |> Seq.filter (fun (k, _) -> Array.contains k c.Targets) |> Seq.sumBy snd
+                let isTarget k = Array.contains k c.Targets
+                let pS, others = massOf p isTarget, massOf p (isTarget >> not)
+                // d = w - p with w = p / P_S on S, written from the small side so that it does not cancel
+                // when P_S is within rounding of 1: d_i = p_i (1 - P_S) / P_S on S, d_k = -p_k off S.
+                let d = Vector<float>.Build.Dense(c.Z.Count, fun k -> if isTarget k then p.[k] * others / pS else -p.[k])
+                let pd = (c.Targets |> Array.sumBy (fun i -> p.[i] * p.[i])) * others / pS - massOf (p.PointwiseMultiply p) (isTarget >> not)
+                let rate = -(massOf (p.PointwiseMultiply p) (isTarget >> not)) - others * pd
                 nonTargetMassFalls c.Z (c.Z + eta * d) c.Targets rate eta
                 |> Prop.classify (pS < 1e-6) "targets near 0"
                 |> Prop.classify (pS > 1.0 - 1e-6) "targets near 1"

@@ -130,6 +130,10 @@ let tests =
                 let m = float (positiveCount g)
                 positives g |> Array.forall (fun i -> abs (w.[i] - 1.0 / m) <= 1.2e-4 / m)
 
+        testCase "WeightConfig.Create maps a null cap to no cap and a value to that cap" <| fun () ->
+            Expect.equal (WeightConfig.Create(WeightMode.Uniform, 1.0, true, System.Nullable())).Cap None "null cap"
+            Expect.equal (WeightConfig.Create(WeightMode.Uniform, 1.0, true, System.Nullable 0.4)).Cap (Some 0.4) "cap 0.4"
+
         testCase "a completion with no token is rejected with a clear error" <| fun () ->
             Expect.throwsT<System.ArgumentException> (fun () -> Weights.groupWeights softmaxConfig [| 1.0 |] [| [||] |] |> ignore) "empty completion"
 
