@@ -60,7 +60,7 @@ public sealed class GrpoObjective : IObjective
         return new PreparedBatch(batch, rows, perRow, refLogProbs, rows.Sum(r => (double)batch.CompletionLengths[r]));
     }
 
-    public void Backward(PreparedBatch prepared, long[] rows, int gradAccumSteps, StepMetrics metrics)
+    public bool Backward(PreparedBatch prepared, long[] rows, int gradAccumSteps, StepMetrics metrics)
     {
         using var scope = NewDisposeScope();
         var batch = prepared.Batch;
@@ -79,6 +79,7 @@ public sealed class GrpoObjective : IObjective
         using (no_grad())
             metrics.Add("entropy", ((TokenStatistics.Entropy(outputs.Logits.detach(), temperature) * outputs.Mask).sum()
                                     / outputs.Mask.sum().clamp_min(1)).ToDouble());
+        return true;
     }
 
     /// <summary>DAPO's soft overlong punishment: 0 up to L_max - L_cache, then linear down to -1 at L_max.</summary>

@@ -21,7 +21,8 @@ public interface IObjective : IDisposable
 
     PreparedBatch Prepare(GenerationBatch batch, StepMetrics metrics);
 
-    void Backward(PreparedBatch prepared, long[] rows, int gradAccumSteps, StepMetrics metrics);
+    /// <summary>Forward, loss and backward of one micro-batch; false when it has nothing to learn from (no gradient was produced).</summary>
+    bool Backward(PreparedBatch prepared, long[] rows, int gradAccumSteps, StepMetrics metrics);
 
     void AfterOptimizerStep();
 

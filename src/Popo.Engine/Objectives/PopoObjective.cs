@@ -38,7 +38,7 @@ public sealed class PopoObjective : IObjective
         noise = new Generator((ulong)seed, device);
         if (options.UsesSimilarity)
         {
-            predictor = new Predictor(hiddenSize, options.PredictorHidden, options.PredictorDepth, device, dtype);
+            predictor = new Predictor(hiddenSize, options.PredictorHidden, options.PredictorDepth, device, dtype, seed);
             target = newTarget();
             ema = new EmaTarget(policy.Module, target.Module);
         }
@@ -60,13 +60,13 @@ public sealed class PopoObjective : IObjective
         return new PreparedBatch(batch, rows, weights, null, rows.Sum(r => (double)batch.CompletionLengths[r]));
     }
 
-    public void Backward(PreparedBatch prepared, long[] rows, int gradAccumSteps, StepMetrics metrics)
+    public bool Backward(PreparedBatch prepared, long[] rows, int gradAccumSteps, StepMetrics metrics)
     {
         using var scope = NewDisposeScope();
         var batch = prepared.Batch;
         var index = tensor(rows, device: batch.InputIds.device);
         var w = prepared.PerRow.index_select(0, index);
-        if (w.max().ToDouble() <= 0) return;   // no positive: the loss is exactly 0
+        if (w.max().ToDouble() <= 0) return false;   // no positive: the loss is exactly 0
 
         var outputs = CompletionForward.Run(policy, batch, index);
         var l = TokenStatistics.LogProbs(outputs.Logits, outputs.Ids, temperature);
@@ -86,6 +86,7 @@ public sealed class PopoObjective : IObjective
         metrics.Add("loss_ent", terms.Entropy.ToDouble());
         if (entropy is not null)
             metrics.Add("entropy", ((entropy.detach() * outputs.Mask).sum() / outputs.Mask.sum().clamp_min(1)).ToDouble());
+        return true;
     }
 
     /// <summary>f_xi + N(0, sigma^2 I): the EMA target's pooled features, no gradient. Also logs KL(policy || target) on the sampled tokens.</summary>

@@ -14,7 +14,7 @@ public sealed class Predictor : Module<Tensor, Tensor>
 {
     private readonly Sequential layers;
 
-    public Predictor(int dim, int hidden, int depth, Device device, ScalarType dtype) : base(nameof(Predictor))
+    public Predictor(int dim, int hidden, int depth, Device device, ScalarType dtype, long seed) : base(nameof(Predictor))
     {
         if (dim < 1 || hidden < 1 || depth < 0)
             throw new ArgumentOutOfRangeException(nameof(depth), $"predictor needs dim >= 1, hidden >= 1, depth >= 0 (got {dim}, {hidden}, {depth})");
@@ -29,9 +29,15 @@ public sealed class Predictor : Module<Tensor, Tensor>
         }
         modules.Add(("out", Linear(width, dim)));
         layers = Sequential(modules);
+        // Xavier-uniform from a seeded generator (not the global RNG): U(-a, a), a = sqrt(6 / (fan_in + fan_out)).
         using (no_grad())
+        using (var generator = new Generator((ulong)seed))
             foreach (var (name, p) in layers.named_parameters())
-                if (name.EndsWith("weight") && p.dim() == 2) init.xavier_uniform_(p);
+                if (name.EndsWith("weight") && p.dim() == 2)
+                {
+                    double a = Math.Sqrt(6.0 / (p.shape[0] + p.shape[1]));
+                    p.uniform_(-a, a, generator);
+                }
                 else if (name.EndsWith("bias") && !name.Contains("norm")) p.zero_();
         RegisterComponents();
         this.to(dtype).to(device);

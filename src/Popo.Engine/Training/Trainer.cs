@@ -207,7 +207,9 @@ public sealed class Trainer
         for (int iteration = 0; iteration < objective.Iterations; iteration++)
         {
             optimizer.zero_grad();
-            foreach (var micro in microBatches) objective.Backward(prepared, micro, microBatches.Count, metrics);
+            bool learned = false;
+            foreach (var micro in microBatches) learned |= objective.Backward(prepared, micro, microBatches.Count, metrics);
+            if (!learned) continue;   // nothing to learn from: no step, so Adam's momentum does not move the weights alone
             double norm = nn.utils.clip_grad_norm_(parameters, config.GradClip > 0 ? config.GradClip : double.MaxValue);
             var loss = metrics.ToDictionary().GetValueOrDefault("loss", 0.0);
             if (!double.IsFinite(norm) || !double.IsFinite(loss))
