@@ -139,7 +139,7 @@ let tests =
             test "different valid expressions all earn the reward, not only the reference one" {
                 let task = CountdownTask(0L, CountdownDifficulty.Presets.["medium"])
                 let p = Problem("z", "Q: nums 1 2 3 4 target 10\nA: ", "1+2+3+4", null)
-                for e in [ "1+2+3+4"; "4*3-2*1"; "(4+1)*2"; "4*3-2"; "2*(4+1)"; "2*3+4"; "4/2*(3+2)" ] do
+                for e in [ "1+2+3+4"; "4*3-2*1"; "(4+1)*2"; "4*3-2"; "2*(4+1)"; "2*3+4"; "4*2+3-1"; "3/(1/4)-2" ] do
                     Expect.equal (task.Reward(p, sprintf "#### %s" e)) 1.0 e
                 Expect.equal (task.Reward(p, "#### (3-1)*(4+1)")) 0.0 "value 10, but 1 is used twice"
             }
