@@ -183,7 +183,7 @@ public static class AnswerExtractor
                 rest = rest[..i];
                 break;
             }
-        rest = rest.Trim().Trim('$').Trim();
+        rest = rest.Trim().Trim('*').Trim().Trim('$').Trim(); // markdown bold, then math delimiters
         if (rest.StartsWith("\\(") && rest.EndsWith("\\)") && rest.Length >= 4) rest = rest[2..^2];
         return NonEmpty(rest);
     }

@@ -106,6 +106,7 @@ let examplesExtract =
       "step 1\n#### 1,234\n", Some "1,234"
       "#### 9\nthe answer is 10", Some "9"
       "The answer is 42.", Some "42"
+      "So the answer is **42**.", Some "42"
       "Thus the answer is $3.5$. Done", Some "3.5"
       "I had 17 apples and then 23", Some "23"
       "so x = -4", Some "-4"
@@ -149,6 +150,9 @@ let equalPairs =
       "\\frac9{19}", "\\frac{9}{19}"
       "\\frac{270}7\\text{ degrees}", "\\frac{270}{7}"
       "11,\\! 111,\\! 111,\\! 100", "11111111100"
+      "18 dollars", "18"
+      "$2,050 in total.", "2050"
+      "-3.5 degrees", "-\\frac{7}{2}"
       "25\\%", "0.25"
       "25\\%", "25" ]
 
@@ -169,7 +173,9 @@ let differentPairs =
       "50\\%", "5"
       "1\\frac{4}{5}", "\\frac{4}{5}"
       "", ""
-      "x", "y" ]
+      "x", "y"
+      "2k", "2"
+      "18 dollars", "19" ]
 
 let adversarial : (string * string) list =
     let mb = 1 <<< 20
