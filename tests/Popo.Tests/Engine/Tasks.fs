@@ -195,7 +195,7 @@ let tests =
                 let test = prompts task Split.Test 1000L |> set
                 Expect.isEmpty (Set.intersect train test) "disjoint"
                 Expect.equal (train.Count + test.Count) 100 "all 100 sums a+b of digits appear"
-                Expect.all test (fun p -> InstanceSpace.SplitOf(expressionOf p |> sprintf "%s") = Split.Test) "test prompts hash to test"
+                Expect.all test (fun p -> InstanceSpace.SplitOf(expressionOf p) = Split.Test) "test prompts hash to test"
             }
         ]
         testList "text" [
