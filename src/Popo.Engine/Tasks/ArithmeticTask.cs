@@ -142,7 +142,7 @@ public sealed class ArithmeticTask : ITask
     private static int[] Digits(BigInteger n) => BigInteger.Abs(n).ToString().Reverse().Select(c => c - '0').ToArray();
 
     /// <summary>Column addition of two numbers, right to left: "7+5=12 4+8+1=13 3+1=4". Handles signs by rewriting.</summary>
-    internal static string AddDetail(BigInteger a, BigInteger b)
+    public static string AddDetail(BigInteger a, BigInteger b)
     {
         if (a.Sign < 0 && b.Sign < 0) return $"-({-a}+{-b}) " + AddColumns(-a, -b);
         if (a.Sign < 0) return $"{b}-{-a} " + SubtractDetail(b, -a);
@@ -170,7 +170,7 @@ public sealed class ArithmeticTask : ITask
     }
 
     /// <summary>Column subtraction a-b with borrows: "15-7=8 8-1-4=3 3"; a &lt; b is written -(b-a) first.</summary>
-    internal static string SubtractDetail(BigInteger a, BigInteger b)
+    public static string SubtractDetail(BigInteger a, BigInteger b)
     {
         if (b.Sign < 0) return $"{a}+{-b} " + AddDetail(a, -b);
         if (a.Sign < 0) return $"-({-a}+{b}) " + AddColumns(-a, b);
@@ -196,7 +196,7 @@ public sealed class ArithmeticTask : ITask
     }
 
     /// <summary>Partial products by the digits of b, then their sum: "47*5=235 47*30=1410 235+1410=1645".</summary>
-    internal static string MultiplyDetail(BigInteger a, BigInteger b)
+    public static string MultiplyDetail(BigInteger a, BigInteger b)
     {
         var y = Digits(b);
         var partials = new List<BigInteger>();

@@ -3,7 +3,7 @@ namespace Popo.Engine.Tasks;
 /// <summary>
 /// Determinism and splits for generated tasks. Instance i of a split is drawn from a SplitMix64 stream
 /// seeded by (seed, split, index, attempt); the split an instance belongs to is a fixed hash of its
-/// canonical text (the prompt), independent of the seed, so train and test are disjoint by
+/// canonical text (the statement: "47+385", "nums 3 7 25 50 target 78"), independent of the seed, so train and test are disjoint by
 /// construction, and stay disjoint across seeds. A draw that lands in the other split is rejected and
 /// redrawn (attempt + 1).
 /// </summary>

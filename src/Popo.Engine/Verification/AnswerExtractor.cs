@@ -73,12 +73,16 @@ public static class AnswerExtractor
     private static int LastClosingBox(string s, int first, int depth)
     {
         int minAfter = depth;
-        for (int i = s.Length - 1; i >= first; i--)
+        var span = s.AsSpan();
+        int end = s.Length; // search s[first..end)
+        while (end > first)
         {
-            char c = s[i];
-            if (c != '{' && c != '}') continue;
+            // braces often come in runs: look at the next character before a vectorised search
+            int i = s[end - 1] is '{' or '}' ? end - 1 : first + span[first..end].LastIndexOfAny('{', '}');
+            if (i < first) break;
+            end = i;
             if (i > 0 && s[i - 1] == '\\') continue;
-            if (c == '}') depth++;
+            if (s[i] == '}') depth++;
             else
             {
                 depth--;
@@ -105,6 +109,7 @@ public static class AnswerExtractor
     {
         int j = i - 1;
         while (j >= 0 && s[j] == ' ') j--;
+        if (j < 0 || (s[j] != 'd' && s[j] != 'x')) return false;
         return At(s, j - 5, "\\boxed") || At(s, j - 4, "\\fbox");
     }
 
@@ -121,15 +126,21 @@ public static class AnswerExtractor
     }
 
     /// <summary>Index of the brace closing the box brace at open (known to close).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static int Close(string s, int open)
     {
         int depth = 0;
+        var span = s.AsSpan();
         for (int i = open; i < s.Length; i++)
         {
-            int k = s.AsSpan(i).IndexOfAny('{', '}');
-            if (k < 0) break;
-            i += k;
-            depth += Delta(s, i);
+            if (s[i] is not ('{' or '}'))
+            {
+                int k = span[i..].IndexOfAny('{', '}');
+                if (k < 0) break;
+                i += k;
+            }
+            if (i > 0 && s[i - 1] == '\\') continue;
+            depth += s[i] == '{' ? 1 : -1;
             if (depth == 0) return i;
         }
         return s.Length; // unreachable: the caller has checked that it closes
@@ -172,7 +183,7 @@ public static class AnswerExtractor
                 rest = rest[..i];
                 break;
             }
-        rest = rest.Trim().Trim('$').Trim();
+        rest = rest.Trim().Trim('*').Trim().Trim('$').Trim(); // markdown bold, then math delimiters
         if (rest.StartsWith("\\(") && rest.EndsWith("\\)") && rest.Length >= 4) rest = rest[2..^2];
         return NonEmpty(rest);
     }

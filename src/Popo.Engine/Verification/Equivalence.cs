@@ -14,7 +14,8 @@ namespace Popo.Engine.Verification;
 /// <item>tuples (a,b) and intervals (a,b] item by item with the same brackets; sets \{a,b\} and bare
 ///   lists a, b in any order; unions A \cup B part by part; pmatrix/bmatrix entry by entry.</item>
 /// </list>
-/// Never throws; answers longer than <see cref="MaxLength"/> characters compare as exact text only.
+/// Never throws; answers longer than <see cref="MaxLength"/> characters compare as exact text only, and
+/// structures needing more than <see cref="MaxComparisons"/> item comparisons are not equal.
 /// </summary>
 public static class Equivalence
 {
@@ -23,6 +24,20 @@ public static class Equivalence
     private const int MaxItems = 64;
     private const int MaxStructureDepth = 8;
 
+    /// <summary>
+    /// Comparisons allowed per call: nested sets compared in any order could otherwise take
+    /// (items x items)^depth steps. Running out means "not shown equal": the answer is wrong.
+    /// </summary>
+    public const int MaxComparisons = 1000;
+
+    private sealed class OutOfBudget : Exception { }
+
+    private sealed class Budget
+    {
+        private int _left = MaxComparisons;
+        public void Spend() { if (--_left < 0) throw new OutOfBudget(); }
+    }
+
     public static bool Equal(string? a, string? b)
     {
         if (a is null || b is null) return false;
@@ -30,7 +45,11 @@ public static class Equivalence
         {
             if (a.Length > MaxLength || b.Length > MaxLength)
                 return a.AsSpan().Trim().SequenceEqual(b.AsSpan().Trim()) && a.AsSpan().Trim().Length > 0;
-            return Same(LatexNormalizer.Normalize(a), LatexNormalizer.Normalize(b), 0);
+            return Same(LatexNormalizer.Normalize(a), LatexNormalizer.Normalize(b), 0, new Budget());
+        }
+        catch (OutOfBudget)
+        {
+            return false;
         }
         catch (Exception)
         {
@@ -39,8 +58,9 @@ public static class Equivalence
         }
     }
 
-    private static bool Same(NormalizedAnswer a, NormalizedAnswer b, int depth)
+    private static bool Same(NormalizedAnswer a, NormalizedAnswer b, int depth, Budget budget)
     {
+        budget.Spend();
         string x = a.Text, y = b.Text;
         if (x.Length == 0 || y.Length == 0) return false;
         if (x == y) return true;
@@ -49,13 +69,13 @@ public static class Equivalence
 
         var ua = Split(x, "\\cup");
         var ub = Split(y, "\\cup");
-        if (ua.Count > 1 || ub.Count > 1) return ua.Count == ub.Count && Pairwise(ua, ub, depth);
+        if (ua.Count > 1 || ub.Count > 1) return ua.Count == ub.Count && Pairwise(ua, ub, depth, budget);
 
         var ma = Matrix(x);
         var mb = Matrix(y);
         if (ma is not null || mb is not null)
             return ma is not null && mb is not null && ma.Count == mb.Count &&
-                   ma.Zip(mb).All(rows => rows.First.Count == rows.Second.Count && Pairwise(rows.First, rows.Second, depth));
+                   ma.Zip(mb).All(rows => rows.First.Count == rows.Second.Count && Pairwise(rows.First, rows.Second, depth, budget));
 
         var ba = Bracketed(x);
         var bb = Bracketed(y);
@@ -65,12 +85,12 @@ public static class Equivalence
             if (ba is null || bb is null) return false;
             var (p, q) = (ba.Value, bb.Value);
             if (p.Open != q.Open || p.Close != q.Close || p.Items.Count != q.Items.Count) return false;
-            return p.Open == "\\{" ? AnyOrder(p.Items, q.Items, depth) : Pairwise(p.Items, q.Items, depth);
+            return p.Open == "\\{" ? AnyOrder(p.Items, q.Items, depth, budget) : Pairwise(p.Items, q.Items, depth, budget);
         }
 
         var la = Split(x, ",");
         var lb = Split(y, ",");
-        if (la.Count > 1 || lb.Count > 1) return la.Count == lb.Count && AnyOrder(la, lb, depth);
+        if (la.Count > 1 || lb.Count > 1) return la.Count == lb.Count && AnyOrder(la, lb, depth, budget);
 
         return SameValue(a, b);
     }
@@ -90,15 +110,15 @@ public static class Equivalence
         return true;
     }
 
-    private static bool Pairwise(List<string> a, List<string> b, int depth)
+    private static bool Pairwise(List<string> a, List<string> b, int depth, Budget budget)
     {
         for (int i = 0; i < a.Count; i++)
-            if (!Same(LatexNormalizer.Normalize(a[i]), LatexNormalizer.Normalize(b[i]), depth + 1)) return false;
+            if (!Same(LatexNormalizer.Normalize(a[i]), LatexNormalizer.Normalize(b[i]), depth + 1, budget)) return false;
         return true;
     }
 
     /// <summary>Multiset equality by greedy matching (items are few: at most MaxItems).</summary>
-    private static bool AnyOrder(List<string> a, List<string> b, int depth)
+    private static bool AnyOrder(List<string> a, List<string> b, int depth, Budget budget)
     {
         if (a.Count != b.Count) return false;
         var na = a.Select(LatexNormalizer.Normalize).ToList();
@@ -108,7 +128,7 @@ public static class Equivalence
         {
             int k = -1;
             for (int j = 0; j < nb.Count && k < 0; j++)
-                if (!used[j] && Same(item, nb[j], depth + 1)) k = j;
+                if (!used[j] && Same(item, nb[j], depth + 1, budget)) k = j;
             if (k < 0) return false;
             used[k] = true;
         }

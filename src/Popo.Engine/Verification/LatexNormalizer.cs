@@ -10,7 +10,8 @@ internal readonly record struct NormalizedAnswer(string Text, bool Percent);
 /// math delimiters ($, \(, \[), \boxed wrappers, \left/\right, spacing commands and all whitespace go;
 /// \dfrac/\tfrac become \frac, \cdot/\times become *, \frac12 becomes \frac{1}{2} and \sqrt2 \sqrt{2};
 /// degree marks go; \text{}/\mbox{}/\mathrm{} around units after a number go (15\text{ cm}^2 -> 15),
-/// and an answer that is only text keeps its text (\text{(B)} -> B); a thousands-separated integer
+/// and an answer that is only text keeps its text (\text{(B)} -> B); plain words after a number and a
+/// space go too (18 dollars -> 18); a thousands-separated integer
 /// loses its commas; a single-letter assignment x=5 or x\in[-2,7] keeps its right side; a trailing
 /// percent mark is removed and reported. Every step is one linear scan.
 /// </summary>
@@ -24,7 +25,7 @@ internal static class LatexNormalizer
 
     public static NormalizedAnswer Normalize(string s)
     {
-        var t = Tokens(s);
+        var t = Tokens(PlainUnit(s));
         t = t.Replace("^{\\circ}", "").Replace("^\\circ", "").Replace("\\circ", "");
         t = Units(t);
         t = BraceArguments(t);
@@ -37,6 +38,27 @@ internal static class LatexNormalizer
         t = Thousands(t);
         if (t.Length == 3 && t[0] == '(' && t[2] == ')' && char.IsAsciiLetter(t[1])) t = t[1].ToString();
         return new NormalizedAnswer(t, percent);
+    }
+
+    /// <summary>
+    /// "18 dollars", "$2,050 total", "5.5 hours." -> the number: a number, whitespace, then only plain
+    /// words. The whitespace matters: "2k" (a variable) keeps its letter.
+    /// </summary>
+    private static string PlainUnit(string s)
+    {
+        var t = s.AsSpan().Trim();
+        int i = 0;
+        if (i < t.Length && t[i] == '$') i++;
+        if (i < t.Length && t[i] == '-') i++;
+        int digits = i;
+        while (i < t.Length && (char.IsAsciiDigit(t[i]) || t[i] == ',' || t[i] == '.')) i++;
+        if (i == digits || !char.IsAsciiDigit(t[digits]) || i >= t.Length || !char.IsWhiteSpace(t[i])) return s;
+        int numberEnd = i;
+        while (i < t.Length && char.IsWhiteSpace(t[i])) i++;
+        if (i >= t.Length || !char.IsAsciiLetter(t[i])) return s;
+        for (int j = i; j < t.Length; j++)
+            if (!(char.IsAsciiLetter(t[j]) || t[j] == ' ' || (t[j] == '.' && j == t.Length - 1))) return s;
+        return t[..numberEnd].ToString();
     }
 
     /// <summary>One pass over the raw text: commands are canonicalised, whitespace and decorations dropped.</summary>

@@ -31,3 +31,10 @@ let file (name: string) : string =
         let notice = sprintf "real data absent (no ../shared/data beside the repository and no POPO_SHARED_DATA): skipping %s" name
         printfn "%s" notice
         skiptest notice
+
+/// A hand-written fixture file from tests/Popo.Tests/fixtures (found from the repository root).
+let fixture (name: string) : string =
+    let inRepo = repoRoot () |> Option.map (fun r -> Path.Combine(r, "tests", "Popo.Tests", "fixtures", name))
+    match inRepo with
+    | Some p when File.Exists p -> p
+    | _ -> failwithf "fixture %s not found under tests/Popo.Tests/fixtures (the tests run from inside the repository)" name

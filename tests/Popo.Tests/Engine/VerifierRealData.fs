@@ -6,6 +6,7 @@ module Popo.Tests.Engine.VerifierRealData
 open System
 open System.IO
 open System.Text.Json
+open System.Text.RegularExpressions
 open Expecto
 open Popo.Engine.Verification
 
@@ -22,13 +23,24 @@ let golds (name: string) : string[] =
 
 let asModelWrites (gold: string) = sprintf "Let me think step by step.\nAfter simplifying, so the answer is \\boxed{%s}." gold
 
-let selfRate name =
+/// The gold answer written differently but equivalently: \dfrac for \frac, a/b for \frac{a}{b} (outside mixed numbers), spaces
+/// removed (except after a command name before a letter, where "\cot x" needs one), $...$ around it,
+/// in a closing "the answer is" sentence.
+let rewritten (gold: string) =
+    // (not in a mixed number such as 1\frac{4}{5}, where a/b would read 14/5)
+    let g = Regex.Replace(gold, @"(?<!\d\s*)\\frac\{(\d+)\}\{(\d+)\}", "$1/$2")
+    let g = Regex.Replace(g.Replace("\\frac", "\\dfrac"), @"(?<!\\[A-Za-z]+) +", "")
+    sprintf "Putting it together, the final answer is $%s$. I hope it is correct." g
+
+let rate name (write: string -> string) label =
     let g = golds name
-    let misses = g |> Array.filter (fun a -> not (MathVerifier.IsCorrect(asModelWrites a, a)))
+    let misses = g |> Array.filter (fun a -> not (MathVerifier.IsCorrect(write a, a)))
     let rate = float (g.Length - misses.Length) / float g.Length
-    printfn "verifier on %s: %d/%d gold answers verify (%.2f%%)" name (g.Length - misses.Length) g.Length (100.0 * rate)
+    printfn "verifier on %s, %s: %d/%d gold answers verify (%.2f%%)" name label (g.Length - misses.Length) g.Length (100.0 * rate)
     for m in misses do printfn "  miss in %s: %s" name m
     rate, misses
+
+let selfRate name = rate name asModelWrites "boxed"
 
 /// Pairs of different gold strings that denote the same answer, reviewed by hand (they differ only in
 /// spacing, brace style, thousands separators, a degree or currency mark, a unit, an "x =" or the order
@@ -61,6 +73,12 @@ let tests =
             let rate, misses = selfRate "math500"
             Expect.isGreaterThanOrEqual rate 0.98 (sprintf "math500 rate; misses: %A" misses)
         }
+        for name in [ "gsm8k"; "math500"; "aime24"; "aime25"; "amc2023" ] do
+            test (sprintf "every %s gold answer rewritten equivalently (\\dfrac, a/b, no spaces, 'the answer is $...$') verifies" name) {
+                let rate, misses = rate name rewritten "rewritten"
+                Expect.isEmpty misses (sprintf "%s misses" name)
+                Expect.equal rate 1.0 "rate"
+            }
         for name in [ "gsm8k"; "math500"; "aime24"; "aime25"; "amc2023" ] do
             test (sprintf "a %s answer taken from a different problem verifies only when the gold answers are really equal" name) {
                 let g = golds name
