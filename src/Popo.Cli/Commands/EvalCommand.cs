@@ -29,7 +29,7 @@ public static class EvalCommand
             if (File.Exists(outFile)) throw new ConfigException($"key 'out': {outFile} already exists; choose another --out");
             var result = FolderEvaluation.Run(c, k);
             Directory.CreateDirectory(c.Out);
-            AtomicFolder.WriteFile(outFile, JsonSerializer.Serialize(new
+            Popo.Engine.Checkpoints.AtomicFile.WriteAllText(outFile, JsonSerializer.Serialize(new
             {
                 model = c.Model, task = string.IsNullOrEmpty(c.Dataset) ? c.Task : c.Dataset, problems = result.Problems, k = result.Samples,
                 pass_at_1 = result.Pass1, pass_at_k = result.PassK, mean_at_k = result.MeanK, greedy = result.Greedy,

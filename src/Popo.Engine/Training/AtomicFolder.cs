@@ -29,22 +29,6 @@ public static class AtomicFolder
         }
     }
 
-    /// <summary>Writes a file atomically (temp file in the same folder, then rename over the old one).</summary>
-    public static void WriteFile(string path, string contents)
-    {
-        var temp = path + ".tmp-" + Guid.NewGuid().ToString("N")[..8];
-        try
-        {
-            File.WriteAllText(temp, contents);
-            File.Move(temp, path, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(temp); } catch (IOException) { }
-            throw;
-        }
-    }
-
     /// <summary>Removes temp folders and files left by a killed writer.</summary>
     public static void CleanLeftovers(string folder)
     {

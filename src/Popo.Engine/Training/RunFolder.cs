@@ -17,7 +17,7 @@ public static class RunFolder
         if (Directory.Exists(folder) && Directory.EnumerateFileSystemEntries(folder).Any())
             throw new ConfigException($"key 'out': {folder} already holds files; use --resume {folder} to continue that run, or choose another --out");
         Directory.CreateDirectory(folder);
-        AtomicFolder.WriteFile(Path.Combine(folder, ConfigFile), ConfigLoader.ToJson(config));
+        Checkpoints.AtomicFile.WriteAllText(Path.Combine(folder, ConfigFile), ConfigLoader.ToJson(config));
     }
 
     /// <summary>The configuration a run was started with, read back from its folder.</summary>

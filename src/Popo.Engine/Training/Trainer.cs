@@ -57,7 +57,9 @@ public sealed class Trainer
     public static RunSummary Resume(string folder, ITrainingObserver observer)
     {
         var config = RunFolder.ReadConfig(folder);
-        return new Trainer(config, observer).Run(Preflight(config));
+        var task = Preflight(config);
+        AtomicFolder.CleanLeftovers(Path.Combine(folder, "checkpoints"));   // a checkpoint half-written when the run died
+        return new Trainer(config, observer).Run(task);
     }
 
     /// <summary>Everything that can be checked before the output folder is touched: device, task/dataset, model folder.</summary>
@@ -159,7 +161,7 @@ public sealed class Trainer
             final = Evaluate(model, format, task, sampling);   // resumed after the last step: nothing evaluated yet
         var finalFolder = config.Steps == 0 ? Path.Combine(config.Out, "checkpoints", "warmup") : TrainingCheckpoint.FolderFor(config.Out, config.Steps);
         var summary = new RunSummary(config.Algo, config.Steps, progress.Rollouts, progress.WallTime, warmup, final, finalFolder);
-        AtomicFolder.WriteFile(Path.Combine(config.Out, "summary.json"),
+        Checkpoints.AtomicFile.WriteAllText(Path.Combine(config.Out, "summary.json"),
             JsonSerializer.Serialize(summary, new JsonSerializerOptions { WriteIndented = true }));
         return summary;
     }
