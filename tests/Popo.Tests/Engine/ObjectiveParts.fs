@@ -82,6 +82,21 @@ let private hiddenTensor (c: PoolCase) =
         |> Array.concat
     torch.tensor(flat, ReadOnlySpan<int64>([| int64 c.Hidden.Length; int64 n; int64 c.D |]))
 
+/// A batch of 1-6 ragged completions (1-6 tokens) after a 1-3 token prompt, and a nonempty row subset.
+type private ForwardCase = { Prompt: int[]; Completions: int[][]; Rows: int[]; Seed: int }
+
+let private forwardCase =
+    gen {
+        let! b = Gen.choose (1, 6)
+        let! prompt = Gen.choose (1, 3) |> Gen.bind (fun n -> Gen.arrayOfLength n (Gen.choose (0, 5)))
+        let! completions = Gen.arrayOfLength b (Gen.choose (1, 6) |> Gen.bind (fun n -> Gen.arrayOfLength n (Gen.choose (0, 5))))
+        let! keep = Gen.arrayOfLength b (Gen.elements [ true; false ])
+        let! first = Gen.choose (0, b - 1)
+        let! seed = Gen.choose (0, 100_000)
+        let rows = [| for i in 0 .. b - 1 do if keep.[i] || i = first then yield i |]
+        return { Prompt = prompt; Completions = completions; Rows = rows; Seed = seed }
+    }
+
 let private property name gen body = testProperty name (Prop.forAll (Arb.fromGen gen) body)
 
 /// Uniform(-b, b) has variance b^2 / 3.
@@ -135,6 +150,29 @@ let tests =
                 let lengths = c.Hidden |> Array.map Array.length
                 let pooled = values (TokenStatistics.PoolFeatures(hiddenTensor c, maskOf ScalarType.Float64 lengths, FeaturePooling.LastToken))
                 pooled = (c.Hidden |> Array.collect Array.last)
+
+        property "the completion forward pass keeps every completion position of the selected rows" forwardCase <|
+            fun c ->
+                use scope = torch.NewDisposeScope()
+                use model =
+                    randomModel (ModelConfig(VocabSize = 6, HiddenSize = 8, IntermediateSize = 12, NumHiddenLayers = 1,
+                                             NumAttentionHeads = 2, NumKeyValueHeads = 1, MaxPositionEmbeddings = 32))
+                                c.Seed torch.ScalarType.Float64
+                let policy = Qwen2Policy(model)
+                use batch = batchOf policy c.Prompt c.Completions (Array.zeroCreate c.Completions.Length) c.Completions.Length
+                use out = CompletionForward.Run(policy, batch, torch.tensor(c.Rows |> Array.map int64))
+                let n = c.Rows |> Array.map (fun i -> c.Completions.[i].Length) |> Array.max
+                let p = c.Prompt.Length
+                use full = model.Forward(batch.InputIds, batch.AttentionMask, batch.PositionIds)
+                let rows = torch.tensor(c.Rows |> Array.map int64)
+                let expectedLogits = full.Logits.index_select(0L, rows).narrow(1L, int64 (p - 1), int64 n)
+                let expectedHidden = full.Hidden.index_select(0L, rows).narrow(1L, int64 p, int64 n)
+                let expectedIds = batch.CompletionIds.index_select(0L, rows).narrow(1L, 0L, int64 n)
+                out.Ids.shape = [| int64 c.Rows.Length; int64 n |]
+                && values out.Ids = values expectedIds
+                && values out.Mask = values (batch.CompletionMask.index_select(0L, rows).narrow(1L, 0L, int64 n))
+                && allClose Accuracy.engine64 (values out.Logits) (values expectedLogits)
+                && allClose Accuracy.engine64 (values out.Hidden) (values expectedHidden)
 
         testCase "the predictor maps [B,D] to [B,D] with Xavier-uniform weights, zero biases and unit LayerNorm gains" <| fun () ->
             use scope = torch.NewDisposeScope()
