@@ -20,7 +20,8 @@ public static class CompletionForward
     {
         using var scope = NewDisposeScope();
         var mask = batch.CompletionMask.index_select(0, rows);                          // [b,N]
-        var used = (mask.sum(0) > 0).cpu().data<bool>().ToArray();                     // [N] column used by some row
+        // dim must be named: a bare literal 0 binds to sum(ScalarType? type), a full sum in uint8.
+        var used = (mask.sum(dim: 0) > 0).cpu().data<bool>().ToArray();                // [N] column used by some row
         long n = Math.Max(1, Array.LastIndexOf(used, true) + 1);                        // last used column + 1
         int p = batch.PromptLength;
         var ids = batch.InputIds.index_select(0, rows)[.., ..(int)(p + n)];             // [b,P+n]
