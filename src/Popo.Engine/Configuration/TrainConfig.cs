@@ -225,5 +225,6 @@ public sealed record TrainConfig
         DynamicSampling = DynamicSampling,
         OverlongBuffer = OverlongBuffer,
         OverlongPenaltyFactor = OverlongPenalty,
+        MaxCompletionLength = MaxNewTokens,
     };
 }

@@ -40,7 +40,7 @@ public sealed class GrpoObjective : IObjective
     public PreparedBatch Prepare(GenerationBatch batch, StepMetrics metrics)
     {
         using var scope = NewDisposeScope();
-        var rewards = batch.Rewards.Select((r, i) => r + OverlongPenalty(batch.CompletionLengths[i], batch.MaxCompletionLength)).ToArray();
+        var rewards = batch.Rewards.Select((r, i) => r + OverlongPenalty(batch.CompletionLengths[i], options.MaxCompletionLength)).ToArray();
         var advantages = Advantages.Compute(rewards, batch.GroupSize, options.ScaleRewards);
         var rows = Enumerable.Range(0, batch.Rows)
             .Where(i => !options.DynamicSampling || !GroupIsFlat(rewards, i / batch.GroupSize, batch.GroupSize))
@@ -54,7 +54,7 @@ public sealed class GrpoObjective : IObjective
             var all = tensor(Enumerable.Range(0, batch.Rows).Select(i => (long)i).ToArray(), device: batch.InputIds.device);
             using var outputs = CompletionForward.Run(reference, batch, all);
             var l = TokenStatistics.LogProbs(outputs.Logits, outputs.Ids, temperature);
-            refLogProbs = nn.functional.pad(l, [0, batch.MaxCompletionLength - l.shape[1]]).MoveToOuterDisposeScope();   // [B,N]
+            refLogProbs = nn.functional.pad(l, [0, batch.CompletionColumns - l.shape[1]]).MoveToOuterDisposeScope();   // [B,N]
         }
         var perRow = tensor(advantages, device: batch.InputIds.device).MoveToOuterDisposeScope();
         return new PreparedBatch(batch, rows, perRow, refLogProbs, rows.Sum(r => (double)batch.CompletionLengths[r]));
@@ -71,7 +71,7 @@ public sealed class GrpoObjective : IObjective
         var old = batch.OldLogProbs.index_select(0, index)[.., ..(int)n].to(l.dtype);
         var reference = prepared.Reference?.index_select(0, index)[.., ..(int)n].to(l.dtype);
         using var terms = GrpoLoss.Compute(l, old, reference, outputs.Mask, prepared.PerRow.index_select(0, index),
-                                           options, batch.MaxCompletionLength, prepared.TrainTokens, gradAccumSteps);
+                                           options, options.MaxCompletionLength, prepared.TrainTokens, gradAccumSteps);
         terms.Total.backward();
         metrics.Add("loss", terms.Total.ToDouble() * (options.LossType == LossType.Dapo ? 1 : gradAccumSteps));
         metrics.Add("clip_fraction", terms.ClipFraction.ToDouble());

@@ -64,4 +64,6 @@ public sealed record GrpoOptions
     public int OverlongBuffer { get; init; }
     /// <summary>DAPO soft overlong penalty factor.</summary>
     public double OverlongPenaltyFactor { get; init; } = 1.0;
+    /// <summary>L_max: the configured completion limit (dr_grpo's constant normaliser, DAPO's overlong window).</summary>
+    public int MaxCompletionLength { get; init; } = 256;
 }

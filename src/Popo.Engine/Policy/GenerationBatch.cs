@@ -32,7 +32,7 @@ public sealed class GenerationBatch : IDisposable
     public required int GroupSize { get; init; }
 
     public int Rows => Rewards.Length;
-    public int MaxCompletionLength => (int)CompletionIds.shape[1];
+    public int CompletionColumns => (int)CompletionIds.shape[1];
 
     public void Dispose()
     {

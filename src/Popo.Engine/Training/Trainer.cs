@@ -208,7 +208,7 @@ public sealed class Trainer
         bool any = false;
         for (int iteration = 0; iteration < objective.Iterations; iteration++)
         {
-            optimizer.zero_grad();
+            ZeroGrad(optimizer);
             bool learned = false;
             foreach (var micro in microBatches) learned |= objective.Backward(prepared, micro, microBatches.Count, metrics);
             if (!learned) continue;   // nothing to learn from: no step, so Adam's momentum does not move the weights alone
@@ -216,7 +216,7 @@ public sealed class Trainer
             var loss = metrics.ToDictionary().GetValueOrDefault("loss", 0.0);
             if (!double.IsFinite(norm) || !double.IsFinite(loss))
             {
-                optimizer.zero_grad();
+                ZeroGrad(optimizer);
                 progress = progress with { BadSteps = progress.BadSteps + 1 };
                 observer.Log($"step {progress.Step + 1}: non-finite loss or gradient (loss {loss}, grad norm {norm}); update skipped");
                 if (progress.BadSteps > config.MaxBadSteps)
@@ -229,6 +229,13 @@ public sealed class Trainer
             any = true;
         }
         return any;
+    }
+
+    /// <summary>AdamW.zero_grad leaves one tensor handle per parameter outside any scope (TorchSharp 0.107).</summary>
+    private static void ZeroGrad(AdamW optimizer)
+    {
+        using var scope = NewDisposeScope();
+        optimizer.zero_grad();
     }
 
     private static void RolloutMetrics(GenerationBatch batch, StepMetrics metrics)

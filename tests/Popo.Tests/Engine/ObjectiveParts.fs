@@ -177,7 +177,7 @@ let tests =
         testCase "the predictor maps [B,D] to [B,D] with Xavier-uniform weights, zero biases and unit LayerNorm gains" <| fun () ->
             use scope = torch.NewDisposeScope()
             for depth in [ 0; 1; 2 ] do
-                use predictor = new Predictor(48, 64, depth, torch.CPU, torch.ScalarType.Float64)
+                use predictor = new Predictor(48, 64, depth, torch.CPU, torch.ScalarType.Float64, 7L)
                 let parameters = predictor.named_parameters() |> Seq.map (fun struct (n, p) -> n, p) |> Seq.toList
                 let names = parameters |> List.map fst
                 let expectedNames =
@@ -202,7 +202,7 @@ let tests =
                 use x = torch.randn(5L, 48L, dtype = torch.ScalarType.Float64)
                 use y = predictor.forward x
                 Expect.equal y.shape [| 5L; 48L |] (sprintf "depth %d output shape" depth)
-            Expect.throws (fun () -> new Predictor(4, 4, -1, torch.CPU, torch.ScalarType.Float64) |> ignore) "depth -1 is rejected"
+            Expect.throws (fun () -> new Predictor(4, 4, -1, torch.CPU, torch.ScalarType.Float64, 7L) |> ignore) "depth -1 is rejected"
 
         testCase "an unknown objective name is rejected with the list of valid ones" <| fun () ->
             let context, model = tinyContext (TrainConfig())

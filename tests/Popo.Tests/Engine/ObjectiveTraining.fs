@@ -112,7 +112,7 @@ let private liveCounts (makeObjective: IPolicy -> IObjective) =
         do
             use _ = torch.NewDisposeScope()
             optimizer.zero_grad()
-        for rows in micro do objective.Backward(prepared, rows, micro.Length, metrics)
+        for rows in micro do objective.Backward(prepared, rows, micro.Length, metrics) |> ignore
         torch.nn.utils.clip_grad_norm_(parameters, 1.0) |> ignore
         optimizer.step() |> ignore
         objective.AfterOptimizerStep()
@@ -156,7 +156,7 @@ let tests =
                 use prepared = objective.Prepare(batch, StepMetrics())
                 let emaState = objective.State() |> Seq.filter (fun kv -> kv.Key.StartsWith "ema.") |> Seq.map (fun kv -> kv.Value) |> Seq.toArray
                 let before = emaState |> Array.collect values
-                objective.Backward(prepared, prepared.TrainRows, 1, StepMetrics())
+                objective.Backward(prepared, prepared.TrainRows, 1, StepMetrics()) |> ignore
                 emaState.Length = Seq.length (model.parameters())
                 && emaState |> Array.forall (fun t -> not t.requires_grad && isNull t.grad)
                 && (emaState |> Array.collect values) = before
@@ -172,7 +172,7 @@ let tests =
                 use batch = batchOf policy c.Prompt c.Completions c.Rewards c.GroupSize
                 use prepared = objective.Prepare(batch, StepMetrics())
                 let negatives = c.Rewards |> Array.indexed |> Array.filter (fun (_, r) -> r = 0.0) |> Array.map (fst >> int64)
-                if negatives.Length > 0 then objective.Backward(prepared, negatives, 1, StepMetrics())
+                if negatives.Length > 0 then Expect.isFalse (objective.Backward(prepared, negatives, 1, StepMetrics())) "negatives alone produce no gradient"
                 Seq.append policy.Parameters objective.ExtraParameters |> Seq.forall (fun p -> isNull p.grad)
 
         property "with entropy_scope = positive or beta_ent = 0 Prepare keeps exactly the positive-weight rows, and negatives add no gradient"
@@ -198,7 +198,7 @@ let tests =
                         match p.grad with
                         | null -> ()
                         | g -> g.zero_() |> ignore
-                    objective.Backward(prepared, rows, 1, StepMetrics())
+                    objective.Backward(prepared, rows, 1, StepMetrics()) |> ignore
                     gradsOf parameters
                 let ok =
                     allClose Accuracy.engine64 w specWeights
