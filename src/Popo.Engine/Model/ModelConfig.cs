@@ -32,6 +32,18 @@ public sealed record ModelConfig
 
     public int HeadDim => HiddenSize / NumAttentionHeads;
 
+    /// <summary>Value equality, the architecture list compared element by element.</summary>
+    public bool Equals(ModelConfig? other) =>
+        other is not null && VocabSize == other.VocabSize && HiddenSize == other.HiddenSize
+        && IntermediateSize == other.IntermediateSize && NumHiddenLayers == other.NumHiddenLayers
+        && NumAttentionHeads == other.NumAttentionHeads && NumKeyValueHeads == other.NumKeyValueHeads
+        && MaxPositionEmbeddings == other.MaxPositionEmbeddings && RopeTheta == other.RopeTheta
+        && RmsNormEps == other.RmsNormEps && TieWordEmbeddings == other.TieWordEmbeddings
+        && TorchDtype == other.TorchDtype && BosTokenId == other.BosTokenId && EosTokenId == other.EosTokenId
+        && InitializerRange == other.InitializerRange && Architectures.SequenceEqual(other.Architectures);
+
+    public override int GetHashCode() => HashCode.Combine(VocabSize, HiddenSize, NumHiddenLayers, NumAttentionHeads, TorchDtype);
+
     /// <summary>Throws <see cref="ModelConfigException"/> naming <paramref name="source"/> and the field when the sizes cannot form a Qwen2 decoder.</summary>
     public void Validate(string source = "config")
     {
@@ -120,7 +132,8 @@ public sealed record ModelConfig
             RopeTheta = OptionalDouble(root, "rope_theta", path) ?? 10000.0,
             RmsNormEps = OptionalDouble(root, "rms_norm_eps", path) ?? 1e-6,
             TieWordEmbeddings = OptionalBool(root, "tie_word_embeddings", path) ?? false,
-            TorchDtype = OptionalString(root, "torch_dtype", path) ?? "float32",
+            // Recent transformers write "dtype"; older ones "torch_dtype".
+            TorchDtype = OptionalString(root, "torch_dtype", path) ?? OptionalString(root, "dtype", path) ?? "float32",
             BosTokenId = OptionalInt(root, "bos_token_id", path),
             EosTokenId = OptionalEos(root, path),
             InitializerRange = OptionalDouble(root, "initializer_range", path) ?? 0.02,

@@ -23,8 +23,9 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
-        var wide = x.dtype == ScalarType.Float64 ? x : x.to(ScalarType.Float32);
+        var narrow = x.dtype is not (ScalarType.Float32 or ScalarType.Float64);
+        var wide = narrow ? x.to(ScalarType.Float32) : x;
         var normed = wide * (wide.square().mean([-1], keepdim: true) + eps).rsqrt();
-        return (weight * normed.to(x.dtype)).MoveToOuterDisposeScope();
+        return (weight * (narrow ? normed.to(x.dtype) : normed)).MoveToOuterDisposeScope();
     }
 }

@@ -68,7 +68,7 @@ let private roundTrip (sharded: bool) (case: TinyModel) =
         logitsOf loaded v = logitsOf model v
         && File.Exists(Path.Combine(dir, HfCheckpoint.IndexFile)) = sharded
         && File.Exists(Path.Combine(dir, HfCheckpoint.SingleFile)) = not sharded
-        && loaded.Config.TieWordEmbeddings = case.Config.TieWordEmbeddings
+        && loaded.Config = case.Config
         && (loaded.NamedParameters() |> Seq.map (fun struct (n, _) -> n) |> Set.ofSeq)
            = (model.NamedParameters() |> Seq.map (fun struct (n, _) -> n) |> Set.ofSeq))
 
@@ -250,5 +250,32 @@ let tests =
                 let files = Directory.GetFiles dir |> Array.map Path.GetFileName |> Set.ofArray
                 Expect.isTrue (files |> Set.forall (fun f -> not (f.EndsWith ".tmp"))) "no .tmp files"
                 Expect.isFalse (files.Contains HfCheckpoint.SingleFile) "the single file was replaced by shards")
+        }
+        test "config.json round-trips through Save and Load" {
+            withFolder (fun dir ->
+                let path = Path.Combine(dir, HfCheckpoint.ConfigFile)
+                let config = ModelConfig(VocabSize = 7, HiddenSize = 12, IntermediateSize = 5, NumHiddenLayers = 3, NumAttentionHeads = 3, NumKeyValueHeads = 1,
+                                         RopeTheta = 1e6, RmsNormEps = 1e-5, TieWordEmbeddings = true, TorchDtype = "bfloat16", BosTokenId = Nullable 1, EosTokenId = Nullable 2)
+                config.Save path
+                Expect.equal (ModelConfig.Load path) config "same config")
+        }
+        test "config.json accepts an eos_token_id list and the newer dtype key" {
+            withFolder (fun dir ->
+                let path = Path.Combine(dir, HfCheckpoint.ConfigFile)
+                File.WriteAllText(path, """{"architectures":["Qwen2ForCausalLM"],"model_type":"qwen2","vocab_size":8,"hidden_size":4,"intermediate_size":4,
+                    "num_hidden_layers":1,"num_attention_heads":2,"num_key_value_heads":1,"eos_token_id":[5,6],"dtype":"bfloat16"}""")
+                let config = ModelConfig.Load path
+                Expect.equal (config.EosTokenId, config.TorchDtype) (Nullable 5, "bfloat16") "first eos, dtype")
+        }
+        test "a clone has the same logits and its own parameters" {
+            use model = randomModel (tiny false) 4 torch.ScalarType.Float32
+            use clone = model.Clone()
+            Expect.equal (logitsOf clone 11) (logitsOf model 11) "same logits"
+            do
+                use noGrad = torch.no_grad ()
+                for struct (_, p) in clone.NamedParameters() do p.add_(torch.tensor 1.0f) |> ignore
+            Expect.notEqual (logitsOf clone 11) (logitsOf model 11) "changing the clone leaves the original"
+            use wide = model.Clone(dtype = torch.ScalarType.Float64)
+            Expect.isTrue (Array.forall2 (fun a b -> Popo.Tests.Accuracy.close Popo.Tests.Accuracy.engine32 a b) (logitsOf wide 11) (logitsOf model 11)) "float64 copy agrees"
         }
     ]

@@ -53,17 +53,20 @@ let tinyModelGen : Gen<TinyModel> =
         return { Config = config; Seed = seed }
     }
 
-/// A model whose weights are far from the HF initialisation (std 0.5, norm weights around 1), so every
-/// path of the network moves the logits.
-let randomModel (config: ModelConfig) (seed: int) (dtype: torch.ScalarType) =
+/// A model with weights of standard deviation `scale` (norm weights 1 + 0.3 N(0,1)), far from the HF
+/// initialisation so every path of the network moves the logits.
+let scaledRandomModel (scale: float) (config: ModelConfig) (seed: int) (dtype: torch.ScalarType) =
     let model = new Qwen2ForCausalLM(config, torch.CPU, dtype)
     use noGrad = torch.no_grad ()
     use g = new torch.Generator(uint64 seed, torch.CPU)
     for struct (name, p) in model.NamedParameters() do
         use noise = torch.randn(p.shape, dtype = torch.ScalarType.Float64, generator = g)
-        use value = if name.EndsWith "norm.weight" then 1.0 + 0.3 * noise else 0.5 * noise
+        use value = if name.EndsWith "norm.weight" then 1.0 + 0.3 * noise else scale * noise
         p.copy_ value |> ignore
     model
+
+/// Weights of std 0.5: large logits, for float64 agreement tests.
+let randomModel config seed dtype = scaledRandomModel 0.5 config seed dtype
 
 let private toMatrix (t: torch.Tensor) : Matrix<float> =
     let t64 = t.detach().cpu().to_type(torch.ScalarType.Float64).contiguous()
