@@ -39,10 +39,10 @@ public sealed record TrainConfig
 
     // ---- built-in model (used when `model` is empty) -------------------------------------------
     [ConfigKey("hidden_size", "built-in model width", Min = 8, Max = 4096)]
-    public int HiddenSize { get; init; } = 128;
+    public int HiddenSize { get; init; } = 64;
 
     [ConfigKey("layers", "built-in model depth", Min = 1, Max = 64)]
-    public int Layers { get; init; } = 4;
+    public int Layers { get; init; } = 2;
 
     [ConfigKey("heads", "built-in model attention heads (must divide hidden_size)", Min = 1, Max = 64)]
     public int Heads { get; init; } = 4;
@@ -51,33 +51,36 @@ public sealed record TrainConfig
     public int KvHeads { get; init; } = 2;
 
     [ConfigKey("intermediate_size", "built-in model MLP width", Min = 8, Max = 16384)]
-    public int IntermediateSize { get; init; } = 384;
+    public int IntermediateSize { get; init; } = 192;
 
     // ---- supervised warm-up -------------------------------------------------------------------
     [ConfigKey("sft_steps", "supervised warm-up steps on worked solutions before RL (0 = none)", Min = 0, Max = 1_000_000)]
-    public int SftSteps { get; init; } = 300;
+    public int SftSteps { get; init; } = 1000;
 
     [ConfigKey("sft_batch_size", "warm-up batch size", Min = 1, Max = 4096)]
     public int SftBatchSize { get; init; } = 64;
+
+    [ConfigKey("sft_noise", "fraction of warm-up demonstrations given one wrong digit (imperfect demonstrations, as a base model carries errors)", Min = 0, Max = 1)]
+    public double SftNoise { get; init; } = 0.5;
 
     [ConfigKey("sft_lr", "warm-up learning rate", Above = 0, Max = 1)]
     public double SftLr { get; init; } = 3e-3;
 
     // ---- RL loop ------------------------------------------------------------------------------
     [ConfigKey("steps", "RL steps (one generation batch each)", Min = 0, Max = 1_000_000)]
-    public int Steps { get; init; } = 100;
+    public int Steps { get; init; } = 200;
 
     [ConfigKey("group_size", "G: rollouts per prompt", Min = 1, Max = 1024)]
     public int GroupSize { get; init; } = 8;
 
     [ConfigKey("prompts_per_step", "prompts per generation batch", Min = 1, Max = 65536)]
-    public int PromptsPerStep { get; init; } = 16;
+    public int PromptsPerStep { get; init; } = 32;
 
     [ConfigKey("micro_batch_size", "rollouts per forward/backward micro-batch", Min = 1, Max = 65536)]
     public int MicroBatchSize { get; init; } = 128;
 
     [ConfigKey("max_new_tokens", "completion length limit", Min = 1, Max = 32768)]
-    public int MaxNewTokens { get; init; } = 24;
+    public int MaxNewTokens { get; init; } = 32;
 
     [ConfigKey("temperature", "sampling temperature T (also the temperature of the training log-probs)", Above = 0, Max = 10)]
     public double Temperature { get; init; } = 1.0;
@@ -89,7 +92,7 @@ public sealed record TrainConfig
     public int TopK { get; init; }
 
     [ConfigKey("lr", "RL learning rate", Above = 0, Max = 1)]
-    public double Lr { get; init; } = 1e-3;
+    public double Lr { get; init; } = 3e-4;
 
     [ConfigKey("weight_decay", "AdamW weight decay", Min = 0, Max = 1)]
     public double WeightDecay { get; init; } = 0.01;
@@ -182,7 +185,7 @@ public sealed record TrainConfig
     public string Out { get; init; } = "runs/default";
 
     [ConfigKey("eval_every", "held-out evaluation every N RL steps (0 = only at the start and end)", Min = 0, Max = 1_000_000)]
-    public int EvalEvery { get; init; } = 25;
+    public int EvalEvery { get; init; } = 50;
 
     [ConfigKey("eval_problems", "held-out problems per evaluation", Min = 1, Max = 1_000_000)]
     public int EvalProblems { get; init; } = 256;

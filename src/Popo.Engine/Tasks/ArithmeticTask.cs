@@ -11,8 +11,8 @@ namespace Popo.Engine.Tasks;
 public sealed record ArithmeticDifficulty(int MinDigits, int MaxDigits, int Operands, string Operators)
 {
     /// <summary>
-    /// tiny: 1-digit a+b (100 problems; a smoke test). easy: up to 2 digits, + and -.
-    /// medium (default): up to 3 digits, + and - (Q: 47+385). hard: 3-4 digits, three operands, + and -.
+    /// tiny: 1-digit a+b (100 problems; a smoke test). add2 (default): up to 2 digits, + only (the built-in
+    /// default job). easy: up to 2 digits, + and -. medium: up to 3 digits, + and - (Q: 47+385). hard: 3-4 digits, three operands, + and -.
     /// mul: 1-2-digit times 1-2-digit. expert: 2-3 digits, three operands, + - * (products first).
     /// More digits, operands and '*' lower a small model's pass rate: tiny/easy are meant for the dense
     /// regime (above 80% after warm-up), hard/expert for the sparse one (below 10%); the
@@ -21,6 +21,7 @@ public sealed record ArithmeticDifficulty(int MinDigits, int MaxDigits, int Oper
     public static readonly IReadOnlyDictionary<string, ArithmeticDifficulty> Presets = new Dictionary<string, ArithmeticDifficulty>
     {
         ["tiny"] = new(1, 1, 2, "+"),
+        ["add2"] = new(1, 2, 2, "+"),
         ["easy"] = new(1, 2, 2, "+-"),
         ["medium"] = new(1, 3, 2, "+-"),
         ["hard"] = new(3, 4, 3, "+-"),
@@ -28,7 +29,7 @@ public sealed record ArithmeticDifficulty(int MinDigits, int MaxDigits, int Oper
         ["expert"] = new(2, 3, 3, "+-*"),
     };
 
-    public const string Default = "medium";
+    public const string Default = "add2";
 
     /// <summary>A preset name, or key=value pairs (digits, mindigits, maxdigits, operands, ops) over medium.</summary>
     public static ArithmeticDifficulty Parse(string? text) =>

@@ -13,7 +13,7 @@ namespace Popo.Engine.Training;
 /// </summary>
 public static class SupervisedWarmup
 {
-    public sealed record Options(int Steps, int BatchSize, double Lr, double WeightDecay, double GradClip, double WarmupRatio);
+    public sealed record Options(int Steps, int BatchSize, double Lr, double WeightDecay, double GradClip, double WarmupRatio, double Noise = 0, long Seed = 0);
 
     /// <param name="onStep">called with (step, loss) after each optimizer step.</param>
     public static void Run(Qwen2ForCausalLM model, PromptFormat format, ITask task, Options options, Action<int, double> onStep)
@@ -28,7 +28,7 @@ public static class SupervisedWarmup
                 var problem = task.Get(Split.Train, (long)step * options.BatchSize + j);
                 var solution = problem.Solution ?? throw new InvalidOperationException(
                     $"{task.Name}: problem {problem.Id} has no worked solution; supervised warm-up needs one (set sft_steps = 0)");
-                return (format.Prompt(problem), format.Target(solution));
+                return (format.Prompt(problem), format.Target(Corrupt(solution, options, problem.Id)));
             }).ToList();
             var (ids, attention, lossMask) = SequenceBatch.PromptTarget(rows, format.PadId, model.Device);
             var logits = model.Forward(ids, attention).Logits;                                // [B,T,V]
@@ -47,5 +47,33 @@ public static class SupervisedWarmup
             onStep(step, loss.ToDouble());
         }
         model.eval();
+    }
+
+    /// <summary>
+    /// With probability Noise, one digit of the demonstration is replaced by another digit: the warm-up then
+    /// imitates imperfect demonstrations (errors a verifier-driven RL phase can remove). Deterministic in
+    /// (seed, problem id).
+    /// </summary>
+    public static string Corrupt(string solution, Options options, string problemId)
+    {
+        if (options.Noise <= 0) return solution;
+        var rng = new Random(HashCode.Combine(options.Seed, StableHash(problemId)));
+        if (rng.NextDouble() >= options.Noise) return solution;
+        var digits = Enumerable.Range(0, solution.Length).Where(i => char.IsAsciiDigit(solution[i])).ToArray();
+        if (digits.Length == 0) return solution;
+        int at = digits[rng.Next(digits.Length)];
+        var chars = solution.ToCharArray();
+        chars[at] = (char)('0' + (chars[at] - '0' + 1 + rng.Next(9)) % 10);
+        return new string(chars);
+    }
+
+    private static int StableHash(string s)
+    {
+        unchecked
+        {
+            int h = 17;
+            foreach (var c in s) h = h * 31 + c;
+            return h;
+        }
     }
 }

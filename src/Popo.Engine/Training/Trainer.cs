@@ -180,7 +180,7 @@ public sealed class Trainer
         if (config.SftSteps > 0)
         {
             observer.Phase("warm-up", config.SftSteps, 0);
-            var options = new SupervisedWarmup.Options(config.SftSteps, config.SftBatchSize, config.SftLr, config.WeightDecay, config.GradClip, config.WarmupRatio);
+            var options = new SupervisedWarmup.Options(config.SftSteps, config.SftBatchSize, config.SftLr, config.WeightDecay, config.GradClip, config.WarmupRatio, config.SftNoise, config.Seed);
             SupervisedWarmup.Run(model, format, task, options,
                 (step, loss) => observer.Step(step + 1, new Dictionary<string, double> { ["step"] = step + 1, ["loss"] = loss }));
         }

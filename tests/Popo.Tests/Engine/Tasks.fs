@@ -11,7 +11,7 @@ open Popo.Engine.Tasks
 
 let config = { FsCheckConfig.defaultConfig with maxTest = 100 }
 
-let arithmeticPresets = [ "tiny"; "easy"; "medium"; "hard"; "mul"; "expert" ]
+let arithmeticPresets = [ "tiny"; "add2"; "easy"; "medium"; "hard"; "mul"; "expert" ]
 let countdownPresets = [ "tiny"; "easy"; "medium"; "hard"; "expert" ]
 
 /// (task, preset, seed, split, index): the domain of the generated-instance properties.
