@@ -61,8 +61,9 @@ public static class CompareReport
         foreach (var run in runs)
         {
             var points = run.Rows.Where(r => r.TryGetValue(yKey, out var y) && double.IsFinite(y) && r.ContainsKey(xKey))
-                                 .Select(r => (X: r[xKey], Y: r[yKey])).ToArray();
-            if (points.Length == 0) continue;
+                                 .Select(r => (X: r[xKey], Y: r[yKey])).ToList();
+            if (yKey == "eval_pass1") points.Insert(0, (0, run.WarmupPass1));   // every run starts at the shared warm-up
+            if (points.Count == 0) continue;
             var line = plot.Add.Scatter(points.Select(p => p.X).ToArray(), points.Select(p => p.Y).ToArray());
             line.Color = palette.GetColor(algos.IndexOf(run.Algo));
             line.MarkerSize = yKey == "eval_pass1" ? 5 : 0;
