@@ -23,6 +23,14 @@ let tinyFlags (out: string) =
 
 let popo (args: string list) = Popo.Cli.Program.Main(Array.ofList args)
 
+/// Runs popo and returns its exit code and what it wrote to stderr.
+let popoStderr (args: string list) =
+    let stderr = new StringWriter()
+    let saved = Console.Error
+    Console.SetError stderr
+    let code = try popo args finally Console.SetError saved
+    code, stderr.ToString()
+
 let private readRows (path: string) =
     File.ReadAllLines path
     |> Array.filter (fun l -> l.Length > 0)
@@ -118,12 +126,9 @@ let tests =
                     let root = tempRoot ()
                     try
                         let fresh = Path.Combine(root, "fresh")
-                        let stderr = new StringWriter()
-                        let saved = Console.Error
-                        Console.SetError stderr
-                        let code = try popo ([ "train"; "--out"; fresh ] @ flags) finally Console.SetError saved
+                        let code, stderr = popoStderr ([ "train"; "--out"; fresh ] @ flags)
                         Expect.notEqual code 0 "non-zero exit"
-                        Expect.stringContains (stderr.ToString()) fragment "error names the key or file"
+                        Expect.stringContains stderr fragment "error names the key or file"
                         Expect.isFalse (Directory.Exists fresh) "no output folder created"
                         let existing = Path.Combine(root, "existing")
                         Directory.CreateDirectory existing |> ignore
@@ -138,13 +143,35 @@ let tests =
             let root = tempRoot ()
             try
                 File.WriteAllText(Path.Combine(root, "config.json"), "{}")
-                let stderr = new StringWriter()
-                let saved = Console.Error
-                Console.SetError stderr
-                let code = try popo [ "train"; "--out"; root ] finally Console.SetError saved
+                let code, stderr = popoStderr [ "train"; "--out"; root ]
                 Expect.notEqual code 0 "non-zero exit"
-                Expect.stringContains (stderr.ToString()) "--resume" "hint"
+                Expect.stringContains stderr "--resume" "hint"
                 Expect.equal (File.ReadAllText(Path.Combine(root, "config.json"))) "{}" "untouched"
+            finally Directory.Delete(root, true)
+
+        testCase "sft, eval and compare write their results" <| fun () ->
+            let root = tempRoot ()
+            try
+                let flags out = tinyFlags out |> List.chunkBySize 2 |> List.filter (fun p -> p.[0] <> "--steps" && p.[0] <> "--out") |> List.concat |> fun f -> [ "--out"; out ] @ f
+                let warm = Path.Combine(root, "warm")
+                Expect.equal (popo ("sft" :: flags warm)) 0 "sft exit code"
+                let model = Path.Combine(warm, "checkpoints", "warmup", "model")
+                Expect.isTrue (File.Exists(Path.Combine(model, "model.safetensors"))) "warm-up model"
+                let evalOut = Path.Combine(root, "eval")
+                Expect.equal (popo [ "eval"; "--model"; model; "--difficulty"; "tiny"; "--samples"; "3"; "--eval-problems"; "4"; "--max-new-tokens"; "8"; "--out"; evalOut ]) 0 "eval exit code"
+                let result = JsonDocument.Parse(File.ReadAllText(Path.Combine(evalOut, "eval.json"))).RootElement
+                for key in [ "pass_at_1"; "pass_at_k"; "mean_at_k"; "greedy" ] do
+                    let v = result.GetProperty(key).GetDouble()
+                    Expect.isTrue (v >= 0.0 && v <= 1.0) key
+                Expect.isGreaterThanOrEqual (result.GetProperty("pass_at_k").GetDouble()) (result.GetProperty("pass_at_1").GetDouble()) "pass@k >= pass@1"
+                Expect.notEqual (popo [ "eval"; "--model"; model; "--difficulty"; "tiny"; "--out"; evalOut ]) 0 "an existing eval.json is not overwritten"
+                let cmp = Path.Combine(root, "cmp")
+                Expect.equal (popo ([ "compare"; "--algos"; "popo,grpo"; "--seeds"; "1"; "--steps"; "2" ] @ flags cmp)) 0 "compare exit code"
+                for file in [ "report.md"; "reward_vs_rollouts.png"; "reward_vs_time.png"; "pass1_vs_rollouts.png"; "pass1_vs_time.png" ] do
+                    Expect.isTrue (File.Exists(Path.Combine(cmp, file))) file
+                let report = File.ReadAllText(Path.Combine(cmp, "report.md"))
+                Expect.stringContains report "| popo | 1 |" "popo row"
+                Expect.stringContains report "| grpo | 1 |" "grpo row"
             finally Directory.Delete(root, true)
 
         testCase "a config file key that does not exist gets a did-you-mean" <| fun () ->
