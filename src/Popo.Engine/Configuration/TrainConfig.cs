@@ -16,7 +16,7 @@ public sealed record TrainConfig
     [ConfigKey("task", "built-in task: arithmetic | countdown (ignored with --dataset)", OneOf = ["arithmetic", "countdown"])]
     public string Task { get; init; } = "arithmetic";
 
-    [ConfigKey("difficulty", "built-in task difficulty preset (see `popo tasks`)")]
+    [ConfigKey("difficulty", "built-in task difficulty: a preset (arithmetic: tiny, add2, easy, medium, hard, mul, expert; countdown: tiny, easy, medium, hard, expert), key=value pairs such as digits=3,ops=+-, or default (the task's own default: add2 / medium)")]
     public string Difficulty { get; init; } = "default";
 
     [ConfigKey("dataset", "JSONL dataset (GSM8K, MATH/AIME/AMC or TRL prompt shape); empty = built-in task")]

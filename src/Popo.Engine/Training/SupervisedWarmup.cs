@@ -57,7 +57,7 @@ public static class SupervisedWarmup
     public static string Corrupt(string solution, Options options, string problemId)
     {
         if (options.Noise <= 0) return solution;
-        var rng = new Random(HashCode.Combine(options.Seed, StableHash(problemId)));
+        var rng = new Random(unchecked((int)options.Seed * 1_000_003 + StableHash(problemId)));   // HashCode.Combine is salted per process
         if (rng.NextDouble() >= options.Noise) return solution;
         var digits = Enumerable.Range(0, solution.Length).Where(i => char.IsAsciiDigit(solution[i])).ToArray();
         if (digits.Length == 0) return solution;

@@ -197,3 +197,19 @@ let tests =
                 Expect.equal c.GroupSize 12 "flag beats file"
             finally Directory.Delete(root, true)
     ]
+
+[<Tests>]
+let warmupTests =
+    testList "engine/training/warm-up" [
+        testCase "imperfect demonstrations are a pure function of seed and problem id, the same in every process" <| fun () ->
+            let options = SupervisedWarmup.Options(1, 1, 1e-3, 0.0, 1.0, 0.0, 1.0, 7L)
+            let corrupted = SupervisedWarmup.Corrupt("7+8=15 4+3+1=8\n#### 85", options, "arithmetic/train/12")
+            // pinned: a per-process salted hash would change it from run to run
+            Expect.equal corrupted (SupervisedWarmup.Corrupt("7+8=15 4+3+1=8\n#### 85", options, "arithmetic/train/12")) "stable within a process"
+            Expect.equal corrupted "6+8=15 4+3+1=8\n#### 85" "stable across processes"
+            Expect.equal (corrupted |> Seq.filter System.Char.IsDigit |> Seq.length) 10 "digits stay digits"
+            Expect.equal (Seq.zip corrupted "7+8=15 4+3+1=8\n#### 85" |> Seq.filter (fun (a, b) -> a <> b) |> Seq.length) 1 "exactly one digit changed"
+        testCase "without noise the demonstration is untouched" <| fun () ->
+            let options = SupervisedWarmup.Options(1, 1, 1e-3, 0.0, 1.0, 0.0, 0.0, 7L)
+            Expect.equal (SupervisedWarmup.Corrupt("12+3=15", options, "p")) "12+3=15" "unchanged"
+    ]
