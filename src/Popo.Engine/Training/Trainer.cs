@@ -148,7 +148,8 @@ public sealed class Trainer
                 metrics.Set("eval_passk", final.PassK);
                 metrics.Set("eval_greedy", final.Greedy);
             }
-            var row = Columns.ToDictionary(c => c, c => metrics.ToDictionary().GetValueOrDefault(c, double.NaN));
+            var values = metrics.ToDictionary();
+            var row = Columns.ToDictionary(c => c, c => values.GetValueOrDefault(c, double.NaN));
             metricsLog.Write(row);
             WriteSamples(samplesLog, step, texts, batch, prepared);
             observer.Step(step, row);
