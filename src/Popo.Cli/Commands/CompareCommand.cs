@@ -1,5 +1,7 @@
 using System.CommandLine;
+using System.Diagnostics;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Popo.Cli.Reports;
 using Popo.Engine.Configuration;
 using Popo.Engine.Training;
@@ -7,60 +9,118 @@ using Popo.Engine.Training;
 namespace Popo.Cli.Commands;
 
 /// <summary>
-/// `popo compare`: one warm-up, then every algorithm x seed from that same checkpoint with the same
-/// budget (steps x prompts x group size), then OUT/report.md with a table and plots.
+/// `popo compare`: one warm-up, then every arm (an algorithm, or a named variant: a preset plus key
+/// overrides) x seed from that same checkpoint, then a final pass@k evaluation of each run, then
+/// OUT/report.md (tables and plots) and OUT/compare.json (every number behind them).
 /// </summary>
-public static class CompareCommand
+public static partial class CompareCommand
 {
     public static Command Create()
     {
-        var command = new Command("compare", "Train several algorithms from one warm-up checkpoint with equal budgets and write report.md");
-        var algos = new Option<string>("--algos") { Description = "comma-separated algorithms", DefaultValueFactory = _ => "popo,grpo" };
-        var seeds = new Option<int>("--seeds") { Description = "seeds per algorithm (1..N)", DefaultValueFactory = _ => 3 };
+        var command = new Command("compare", "Train several algorithms or variants from one warm-up checkpoint with equal budgets and write report.md");
+        var algos = new Option<string>("--algos") { Description = "comma-separated algorithms (default popo,grpo when no --variant is given)" };
+        var variants = new Option<string[]>("--variant")
+        {
+            Description = "NAME:key=value,key=value (repeatable): an arm with its own keys over the shared ones, e.g. no_sim:algo=popo,alpha=0",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var seeds = new Option<int>("--seeds") { Description = "seeds per arm (1..N)", DefaultValueFactory = _ => 3 };
         var target = new Option<double?>("--target") { Description = "pass@1 to reach for the rollouts/time column (default: 90% of the best final mean)" };
+        var passk = new Option<int>("--passk") { Description = "samples per problem of the final pass@k evaluation (k = 1..N; 0 = none)", DefaultValueFactory = _ => 16 };
         command.Options.Add(algos);
+        command.Options.Add(variants);
         command.Options.Add(seeds);
         command.Options.Add(target);
+        command.Options.Add(passk);
         var config = new ConfigOptions(command, e => e.Key is not ("algo" or "seed"));
         command.SetAction(parse => CommandRunner.Run(() =>
         {
-            var names = parse.GetValue(algos)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-            foreach (var a in names)
-                if (!ConfigLoader.Presets.ContainsKey(a))
-                    throw new ConfigException($"--algos: unknown algorithm '{a}'; valid: {string.Join(", ", ConfigLoader.Presets.Keys)}");
+            var arms = Arms(parse.GetValue(algos), parse.GetValue(variants) ?? []);
             int n = parse.GetValue(seeds);
             if (n is < 1 or > 100) throw new ConfigException($"--seeds: expected an integer in [1, 100], got {n}");
+            int k = parse.GetValue(passk);
+            if (k is < 0 or > 1024) throw new ConfigException($"--passk: expected an integer in [0, 1024], got {k}");
             var flags = config.Given(parse);
             var baseConfig = config.Resolve(parse);
             var root = baseConfig.Out;
             if (Directory.Exists(root) && Directory.EnumerateFileSystemEntries(root).Any())
                 throw new ConfigException($"key 'out': {root} already holds files; choose another --out");
-            var runConfigs = names.SelectMany(a => Enumerable.Range(1, n).Select(s => (Algo: a, Seed: s))).Select(r =>
-                (r.Algo, r.Seed, Config: ConfigLoader.Resolve(parse.GetValue(config.ConfigFile), [.. flags,
-                    ("algo", r.Algo), ("seed", r.Seed.ToString()), ("sft_steps", "0"),
-                    ("model", Path.Combine(root, "warmup", "checkpoints", "warmup", "model")),
-                    ("out", Path.Combine(root, $"{r.Algo}-seed{r.Seed}"))]))).ToList();   // all checked before any work
+            var warmModel = Path.Combine(root, "warmup", "checkpoints", "warmup", "model");
+            var runConfigs = arms.SelectMany(a => Enumerable.Range(1, n).Select(s => (Arm: a, Seed: s))).Select(r =>
+                (r.Arm, r.Seed, Config: Resolve(parse.GetValue(config.ConfigFile), r.Arm, [.. flags, .. r.Arm.Overrides,
+                    ("seed", r.Seed.ToString()), ("sft_steps", "0"), ("model", warmModel),
+                    ("out", Path.Combine(root, $"{r.Arm.Name}-seed{r.Seed}"))]))).ToList();   // all checked before any work
 
+            var clock = Stopwatch.StartNew();
             using var observer = new ProgressObserver();
             observer.Log("warm-up (shared by every run)");
             var warm = Trainer.Start(baseConfig with { Steps = 0, Out = Path.Combine(root, "warmup") }, observer);
+            var warmCurve = k > 0 ? FolderEvaluation.Run(baseConfig with { Model = warmModel }, k).PassCurve : null;
             var results = new List<RunResult>();
-            foreach (var (algo, seed, runConfig) in runConfigs)
+            foreach (var (arm, seed, runConfig) in runConfigs)
             {
-                observer.Log($"{algo}, seed {seed}");
+                observer.Log($"{arm.Name}, seed {seed}");
                 var summary = Trainer.Start(runConfig, observer);
-                results.Add(new RunResult(algo, seed, ReadMetrics(Path.Combine(runConfig.Out, "metrics.jsonl")), summary.Final.Pass1, warm.Warmup.Pass1));
+                var curve = k > 0 ? FolderEvaluation.Run(runConfig with { Model = Path.Combine(summary.FinalCheckpoint, "model") }, k).PassCurve : null;
+                results.Add(new RunResult(arm.Name, seed, ReadMetrics(Path.Combine(runConfig.Out, "metrics.jsonl")),
+                    summary.Final.Pass1, summary.Final.Greedy, summary.Rollouts, curve));
             }
-            double goal = parse.GetValue(target) ?? 0.9 * results.GroupBy(r => r.Algo).Max(g => g.Average(r => r.FinalPass1));
-            CompareReport.Write(root, results, goal, "popo compare " + string.Join(' ', Environment.GetCommandLineArgs().Skip(2)));
-            Console.Error.WriteLine($"done: {Path.Combine(root, "report.md")}");
+            double goal = parse.GetValue(target) ?? 0.9 * results.GroupBy(r => r.Arm).Max(g => g.Average(r => r.FinalPass1));
+            var commandLine = "popo compare " + string.Join(' ', Environment.GetCommandLineArgs().Skip(2).Select(Quote));
+            CompareReport.Write(root, new Comparison(commandLine, arms, warm.Warmup.Pass1, warmCurve, results, goal, clock.Elapsed.TotalSeconds));
+            Console.Error.WriteLine($"done in {clock.Elapsed.TotalMinutes:F1} min: {Path.Combine(root, "report.md")}");
             return 0;
         }));
         return command;
     }
 
+    /// <summary>The arms: each --algos name is its preset; each --variant is NAME:key=value,...</summary>
+    private static List<Arm> Arms(string? algos, string[] variants)
+    {
+        var arms = new List<Arm>();
+        var names = algos ?? (variants.Length == 0 ? "popo,grpo" : "");
+        foreach (var a in names.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!ConfigLoader.Presets.ContainsKey(a))
+                throw new ConfigException($"--algos: unknown algorithm '{a}'; valid: {string.Join(", ", ConfigLoader.Presets.Keys)}");
+            arms.Add(new Arm(a, [("algo", a)]));
+        }
+        foreach (var v in variants)
+        {
+            var colon = v.IndexOf(':');
+            var name = colon < 0 ? v : v[..colon];
+            if (colon < 0 || !ArmName().IsMatch(name))
+                throw new ConfigException($"--variant '{v}': expected NAME:key=value,key=value with NAME of letters, digits, '_', '-' or '.'");
+            var overrides = v[(colon + 1)..].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(pair =>
+            {
+                var eq = pair.IndexOf('=');
+                if (eq <= 0) throw new ConfigException($"--variant '{v}': '{pair}' is not key=value");
+                var key = pair[..eq].Trim();
+                if (key is "seed" or "out" or "model" or "sft_steps")
+                    throw new ConfigException($"--variant '{v}': key '{key}' is set by compare itself");
+                return (key, pair[(eq + 1)..].Trim());
+            }).ToArray();
+            arms.Add(new Arm(name, overrides));
+        }
+        if (arms.Count == 0) throw new ConfigException("--algos/--variant: nothing to compare");
+        var twice = arms.GroupBy(a => a.Name).FirstOrDefault(g => g.Count() > 1);
+        if (twice is not null) throw new ConfigException($"--algos/--variant: arm '{twice.Key}' is named twice");
+        return arms;
+    }
+
+    private static TrainConfig Resolve(string? file, Arm arm, List<(string Key, string Value)> flags)
+    {
+        try { return ConfigLoader.Resolve(file, flags); }
+        catch (ConfigException e) { throw new ConfigException($"arm '{arm.Name}': {e.Message}"); }
+    }
+
+    private static string Quote(string arg) => arg.Length > 0 && arg.All(c => char.IsLetterOrDigit(c) || "-_.,:=/".Contains(c)) ? arg : $"'{arg}'";
+
     private static List<IReadOnlyDictionary<string, double>> ReadMetrics(string path) =>
         File.ReadAllLines(path).Where(l => l.Length > 0).Select(l =>
             (IReadOnlyDictionary<string, double>)JsonSerializer.Deserialize<Dictionary<string, double?>>(l)!
                 .ToDictionary(kv => kv.Key, kv => kv.Value ?? double.NaN)).ToList();
+
+    [GeneratedRegex("^[A-Za-z0-9_.-]+$")]
+    private static partial Regex ArmName();
 }

@@ -6,8 +6,11 @@ using static TorchSharp.torch;
 
 namespace Popo.Engine.Training;
 
-/// <summary>Held-out results: pass@1 (mean accuracy of sampled answers), pass@k (unbiased), mean@k, greedy accuracy.</summary>
-public sealed record EvalResult(int Problems, int Samples, double Pass1, double PassK, double MeanK, double Greedy);
+/// <summary>
+/// Held-out results: pass@1 (mean accuracy of sampled answers), pass@k (unbiased), mean@k, greedy accuracy,
+/// and the whole curve pass@1..pass@k (PassCurve[j] = pass@(j+1)).
+/// </summary>
+public sealed record EvalResult(int Problems, int Samples, double Pass1, double PassK, double MeanK, double Greedy, double[]? PassCurve = null);
 
 /// <summary>
 /// Evaluates on the held-out split with its own seeded generator, so evaluation never disturbs the
@@ -39,7 +42,8 @@ public static class Evaluator
         }
         var counts = correct.Select(c => (samples, c)).ToList();
         double meanK = PassAtK.MeanAtK(counts);
-        return new EvalResult(n, samples, meanK, PassAtK.Mean(counts, samples), meanK, (double)greedyCorrect / n);
+        var curve = Enumerable.Range(1, samples).Select(k => PassAtK.Mean(counts, k)).ToArray();
+        return new EvalResult(n, samples, meanK, curve[^1], meanK, (double)greedyCorrect / n, curve);
     }
 }
 

@@ -166,12 +166,23 @@ let tests =
                 Expect.isGreaterThanOrEqual (result.GetProperty("pass_at_k").GetDouble()) (result.GetProperty("pass_at_1").GetDouble()) "pass@k >= pass@1"
                 Expect.notEqual (popo [ "eval"; "--model"; model; "--difficulty"; "tiny"; "--out"; evalOut ]) 0 "an existing eval.json is not overwritten"
                 let cmp = Path.Combine(root, "cmp")
-                Expect.equal (popo ([ "compare"; "--algos"; "popo,grpo"; "--seeds"; "1"; "--steps"; "2" ] @ flags cmp)) 0 "compare exit code"
-                for file in [ "report.md"; "reward_vs_rollouts.png"; "reward_vs_time.png"; "pass1_vs_rollouts.png"; "pass1_vs_time.png" ] do
+                let arms = [ "--algos"; "popo,grpo"; "--variant"; "popo_uniform:algo=popo,weights=uniform"; "--passk"; "3" ]
+                Expect.equal (popo ([ "compare" ] @ arms @ [ "--seeds"; "1"; "--steps"; "2" ] @ flags cmp)) 0 "compare exit code"
+                for file in [ "report.md"; "compare.json"; "reward_vs_rollouts.png"; "reward_vs_time.png"; "pass1_vs_rollouts.png"; "pass1_vs_time.png"; "passk.png" ] do
                     Expect.isTrue (File.Exists(Path.Combine(cmp, file))) file
                 let report = File.ReadAllText(Path.Combine(cmp, "report.md"))
-                Expect.stringContains report "| popo | 1 |" "popo row"
-                Expect.stringContains report "| grpo | 1 |" "grpo row"
+                Expect.stringContains report "| popo | preset | 1 |" "popo row"
+                Expect.stringContains report "| grpo | preset | 1 |" "grpo row"
+                Expect.stringContains report "| popo_uniform | algo=popo, weights=uniform | 1 |" "variant row"
+                let arm = JsonDocument.Parse(File.ReadAllText(Path.Combine(cmp, "compare.json"))).RootElement.GetProperty("arms").[2]
+                let curve = arm.GetProperty("runs").[0].GetProperty("pass_curve").EnumerateArray() |> Seq.map (fun v -> v.GetDouble()) |> Array.ofSeq
+                Expect.equal curve.Length 3 "pass@1..pass@3"
+                Expect.isTrue (curve |> Array.pairwise |> Array.forall (fun (a, b) -> a <= b + 1e-12)) "pass@k never falls with k"
+                let uniform = JsonDocument.Parse(File.ReadAllText(Path.Combine(cmp, "popo_uniform-seed1", "config.json"))).RootElement
+                Expect.equal (uniform.GetProperty("weights").GetString()) "uniform" "the variant's key reached its run"
+                let badVariant = popo ([ "compare"; "--variant"; "oops:group_sise=4"; "--seeds"; "1" ] @ flags (Path.Combine(root, "bad")))
+                Expect.notEqual badVariant 0 "a misspelt variant key is refused"
+                Expect.isFalse (Directory.Exists(Path.Combine(root, "bad"))) "before anything is written"
             finally Directory.Delete(root, true)
 
         testCase "a config file key that does not exist gets a did-you-mean" <| fun () ->
