@@ -55,19 +55,20 @@ public static partial class CompareCommand
             using var observer = new ProgressObserver();
             observer.Log("warm-up (shared by every run)");
             var warm = Trainer.Start(baseConfig with { Steps = 0, Out = Path.Combine(root, "warmup") }, observer);
-            var warmCurve = k > 0 ? FolderEvaluation.Run(baseConfig with { Model = warmModel }, k).PassCurve : null;
+            var warmFinal = k > 0 ? FolderEvaluation.Run(baseConfig with { Model = warmModel }, k) : warm.Warmup;
             var results = new List<RunResult>();
             foreach (var (arm, seed, runConfig) in runConfigs)
             {
                 observer.Log($"{arm.Name}, seed {seed}");
                 var summary = Trainer.Start(runConfig, observer);
-                var curve = k > 0 ? FolderEvaluation.Run(runConfig with { Model = Path.Combine(summary.FinalCheckpoint, "model") }, k).PassCurve : null;
+                // The final evaluation with k samples per problem measures pass@1 more precisely than the trainer's.
+                var final = k > 0 ? FolderEvaluation.Run(runConfig with { Model = Path.Combine(summary.FinalCheckpoint, "model") }, k) : summary.Final;
                 results.Add(new RunResult(arm.Name, seed, ReadMetrics(Path.Combine(runConfig.Out, "metrics.jsonl")),
-                    summary.Final.Pass1, summary.Final.Greedy, summary.Rollouts, curve));
+                    final.Pass1, final.Greedy, summary.Rollouts, k > 0 ? final.PassCurve : null));
             }
             double goal = parse.GetValue(target) ?? 0.9 * results.GroupBy(r => r.Arm).Max(g => g.Average(r => r.FinalPass1));
             var commandLine = "popo compare " + string.Join(' ', Environment.GetCommandLineArgs().Skip(2).Select(Quote));
-            CompareReport.Write(root, new Comparison(commandLine, arms, warm.Warmup.Pass1, warmCurve, results, goal, clock.Elapsed.TotalSeconds));
+            CompareReport.Write(root, new Comparison(commandLine, arms, warmFinal.Pass1, k > 0 ? warmFinal.PassCurve : null, results, goal, clock.Elapsed.TotalSeconds));
             Console.Error.WriteLine($"done in {clock.Elapsed.TotalMinutes:F1} min: {Path.Combine(root, "report.md")}");
             return 0;
         }));

@@ -41,6 +41,9 @@ public static class CompareReport
         md.AppendLine($"Command: `{c.Command}`").AppendLine();
         md.AppendLine($"Wall time: {c.WallTime / 60:F1} min. Every arm starts from the same warm-up checkpoint (held-out pass@1 {F(c.WarmupPass1)}); " +
                       "mean ± sample standard deviation over seeds.").AppendLine();
+        if (c.WarmupCurve is { } curve)
+            md.AppendLine($"Final pass@1 and greedy come from the final evaluation with {curve.Length} samples per problem; the curves and " +
+                          "the rollouts-to-target column from the evaluations during training.").AppendLine();
         md.AppendLine($"| arm | keys | seeds | rollouts | final pass@1 | min | max | greedy | rollouts to pass@1 ≥ {F(c.TargetPass1)} | wall time to it (s) |");
         md.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         foreach (var arm in c.Arms)
