@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace Popo.Bench;
 
 /// <summary>
@@ -10,13 +12,21 @@ public static class ResidentMemory
 
     public static double PeakMiB() => Field("VmHWM:");
 
-    /// <summary>Resets VmHWM to the current RSS (writing 5 to /proc/self/clear_refs, Linux 4.0+), so the next peak is one configuration's.</summary>
+    /// <summary>
+    /// Returns freed heap to the system (glibc keeps freed blocks of earlier configurations resident otherwise), then
+    /// resets VmHWM to the current RSS (writing 5 to /proc/self/clear_refs, Linux 4.0+): the next peak is one configuration's.
+    /// </summary>
     public static void ResetPeak()
     {
         GC.Collect();
         GC.WaitForPendingFinalizers();
+        if (!OperatingSystem.IsLinux()) return;
+        MallocTrim(0);
         if (File.Exists("/proc/self/clear_refs")) File.WriteAllText("/proc/self/clear_refs", "5");
     }
+
+    [DllImport("libc", EntryPoint = "malloc_trim")]
+    private static extern int MallocTrim(nuint pad);
 
     private static double Field(string name)
     {
