@@ -5,7 +5,7 @@ namespace Popo.Bench;
 /// <summary>`popo bench`: runs the chosen sections, prints a table per section and writes bench.json.</summary>
 public static class BenchRunner
 {
-    public static readonly string[] SectionNames = ["peak", "update", "decode", "popo", "memory"];
+    public static readonly string[] SectionNames = ["peak", "update", "decode", "popo", "memory", "profile"];
 
     /// <param name="only">Sections to run (null = all); the peak is always measured, every ratio needs it.</param>
     public static int Run(int? threads, bool quick, IReadOnlyCollection<string>? only, string outPath, TextWriter output)
@@ -30,6 +30,8 @@ public static class BenchRunner
         if (Wants("update")) report.Add(UpdateBench.Run(quick ? UpdateBench.Quick : UpdateBench.Full, peak, quick ? 1 : 2));
         if (Wants("decode")) report.Add(DecodeBench.Run(quick ? DecodeBench.Quick : DecodeBench.Full, peak));
         if (Wants("popo")) report.Add(PopoSavingBench.Run(quick ? PopoSavingBench.Quick : PopoSavingBench.Full));
+        if (only is not null && only.Contains("profile"))   // diagnostics: only on request
+            report.Add(ProfileBench.Run(quick ? DecodeBench.Quick : DecodeBench.Full, quick ? PopoSavingBench.Quick : PopoSavingBench.Full));
         if (Wants("memory")) report.Add(MemoryBench.Run(quick ? MemoryBench.Quick : MemoryBench.Full));
         var end = Peak.Measure(matmulN, copyMiB);
         report.Meta("matmul_gflops_end", end.GflopsWall);

@@ -100,7 +100,7 @@ public static class Sampler
     {
         using var scope = torch.NewDisposeScope();
         var greedy = options.Temperature == 0;
-        var scaled = greedy ? logits : logits / options.Temperature;
+        var scaled = greedy || options.Temperature == 1.0 ? logits : logits / options.Temperature;   // x / 1 == x exactly
         var logp = scaled.log_softmax(-1);                                        // [B,V]
         Tensor next;
         if (greedy) next = scaled.argmax(-1);
