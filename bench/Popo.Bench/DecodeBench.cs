@@ -57,12 +57,13 @@ public static class DecodeBench
                 ["ms_per_step"] = 1000 * decode.Wall / steps,
                 ["bandwidth_bound_tok_s"] = boundTokS,
                 ["x_of_bound"] = boundTokS / (tokens / decode.Wall),
+                ["x_of_bound_cpu"] = b / (BenchModels.DecodeBytesPerStep(config, b, context) / peak.CopyBytesPerCpuSecond) / (tokens / decode.Cpu),
                 ["pct_peak_wall"] = 100 * gflop / decode.Wall / peak.GflopsWall,
                 ["pct_peak_cpu"] = 100 * gflop / decode.Cpu / peak.GflopsCpu,
                 ["peak_rss_mib"] = ResidentMemory.PeakMiB(),
             });
         }
-        s.Notes.Add("decode = the sampler's time minus a prefill of the same prompts; x_of_bound = bandwidth-bound tok/s over achieved (1 = at the bound);");
+        s.Notes.Add("decode = the sampler's time minus a prefill of the same prompts; x_of_bound = bandwidth-bound tok/s over achieved (1 = at the bound; _cpu: both per CPU-second);");
         s.Notes.Add("bound bytes per step = 4 x (matmul weights + B x mean context x 2 x layers x kv heads x head dim); pct_peak = decode GFLOP/s over the peak matmul rate.");
         return s;
     }
