@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Popo.Bench;
 
 namespace Popo.Cli.Commands;
 
@@ -7,10 +8,17 @@ public static class BenchCommand
 {
     public static Command Create()
     {
-        var threads = new Option<int?>("--threads") { Description = "torch intra-op threads (default: libtorch's choice)" };
-        var quick = new Option<bool>("--quick") { Description = "one small size and batch only (a smoke run)" };
-        var bench = new Command("bench", "Engine throughput: prefill and decode tokens/s against the measured float32 matmul rate") { threads, quick };
-        bench.SetAction(parse => Popo.Bench.ModelBench.Run(parse.GetValue(threads), parse.GetValue(quick), Console.Out));
+        var threads = new Option<int?>("--threads") { Description = "torch intra-op threads (default: libtorch's choice; 1 on a shared machine)" };
+        var quick = new Option<bool>("--quick") { Description = "tiny sizes, few rounds: a smoke run of every section (seconds)" };
+        var only = new Option<string?>("--only") { Description = $"comma-separated sections to run: {string.Join(",", BenchRunner.SectionNames)} (default: all; the peak is always measured)" };
+        var output = new Option<string>("--out") { Description = "where to write the JSON results", DefaultValueFactory = _ => "bench.json" };
+        var bench = new Command("bench", "Engine performance against this machine's measured limits: peak matmul and copy rate, update MFU, decode tok/s, POPO's saving over GRPO, memory")
+            { threads, quick, only, output };
+        bench.SetAction(parse =>
+        {
+            var sections = parse.GetValue(only)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            return BenchRunner.Run(parse.GetValue(threads), parse.GetValue(quick), sections, parse.GetValue(output)!, Console.Out);
+        });
         return bench;
     }
 }

@@ -25,8 +25,9 @@ public sealed class KvCache : IDisposable
         values = new Tensor[config.NumHiddenLayers];
         for (var l = 0; l < config.NumHiddenLayers; l++)
         {
-            keys[l] = torch.zeros([batchSize, config.NumKeyValueHeads, capacity, config.HeadDim], dtype: dtype, device: device).DetachFromDisposeScope();
-            values[l] = torch.zeros([batchSize, config.NumKeyValueHeads, capacity, config.HeadDim], dtype: dtype, device: device).DetachFromDisposeScope();
+            // Uninitialised: a slot is only ever read (through Append's view) after it has been written.
+            keys[l] = torch.empty([batchSize, config.NumKeyValueHeads, capacity, config.HeadDim], dtype: dtype, device: device).DetachFromDisposeScope();
+            values[l] = torch.empty([batchSize, config.NumKeyValueHeads, capacity, config.HeadDim], dtype: dtype, device: device).DetachFromDisposeScope();
         }
     }
 

@@ -33,7 +33,7 @@ public sealed class Qwen2Attention : nn.Module
     }
 
     /// <summary>
-    /// x [B,T,D]; cos/sin [B,1,T,d]; allowed [B,1,G*T,L] boolean (true = may attend), already expanded over the
+    /// x [B,T,D]; cos/signed sin [B,1,T,d] (<see cref="RotaryEmbedding.Tables"/>); allowed [B,1,G*T,L] boolean (true = may attend), already expanded over the
     /// G = H/H_kv query heads that share a key head; cache (if any) supplies and receives keys and values.
     /// </summary>
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor allowed, KvCache? cache, int layer)

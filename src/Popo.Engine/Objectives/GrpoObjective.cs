@@ -67,7 +67,8 @@ public sealed class GrpoObjective : IObjective
         var index = tensor(rows, device: batch.InputIds.device);
         var outputs = CompletionForward.Run(policy, batch, index);
         long n = outputs.Ids.shape[1];
-        var l = TokenStatistics.LogProbs(outputs.Logits, outputs.Ids, temperature);
+        var logp = TokenStatistics.LogSoftmax(outputs.Logits, temperature);            // [b,n,V], shared by l and the entropy metric
+        var l = TokenStatistics.Gather(logp, outputs.Ids);
         var old = batch.OldLogProbs.index_select(0, index)[.., ..(int)n].to(l.dtype);
         var reference = prepared.Reference?.index_select(0, index)[.., ..(int)n].to(l.dtype);
         using var terms = GrpoLoss.Compute(l, old, reference, outputs.Mask, prepared.PerRow.index_select(0, index),
@@ -77,7 +78,7 @@ public sealed class GrpoObjective : IObjective
         metrics.Add("clip_fraction", terms.ClipFraction.ToDouble());
         if (reference is not null) metrics.Add("kl_ref", terms.Kl.ToDouble());
         using (no_grad())
-            metrics.Add("entropy", ((TokenStatistics.Entropy(outputs.Logits.detach(), temperature) * outputs.Mask).sum()
+            metrics.Add("entropy", ((TokenStatistics.EntropyOf(logp.detach()) * outputs.Mask).sum()
                                     / outputs.Mask.sum().clamp_min(1)).ToDouble());
         return true;
     }

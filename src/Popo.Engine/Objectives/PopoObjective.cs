@@ -69,8 +69,9 @@ public sealed class PopoObjective : IObjective
         if (w.max().ToDouble() <= 0) return false;   // no positive: the loss is exactly 0
 
         var outputs = CompletionForward.Run(policy, batch, index);
-        var l = TokenStatistics.LogProbs(outputs.Logits, outputs.Ids, temperature);
-        var entropy = options.BetaEntropy != 0 ? TokenStatistics.Entropy(outputs.Logits, temperature) : null;
+        var logp = TokenStatistics.LogSoftmax(outputs.Logits, temperature);            // [b,n,V], shared by l and H
+        var l = TokenStatistics.Gather(logp, outputs.Ids);
+        var entropy = options.BetaEntropy != 0 ? TokenStatistics.EntropyOf(logp) : null;
         Tensor? u = null, z = null;
         if (options.UsesSimilarity)
         {

@@ -6,19 +6,36 @@ namespace Popo.Engine.Objectives;
 /// <summary>Per-token quantities every objective reads off the policy's logits (DESIGN.md §2.1, §2.6).</summary>
 public static class TokenStatistics
 {
+    /// <summary>
+    /// log softmax(logits / T) over the vocabulary, [B,N,V] -> [B,N,V]. The objectives take both the token
+    /// log-probs and the entropy from this one tensor, so the vocabulary-wide softmax runs (and back-propagates) once.
+    /// </summary>
+    public static Tensor LogSoftmax(Tensor logits, double temperature) =>
+        (temperature == 1.0 ? logits : logits / temperature).log_softmax(-1);   // x / 1 == x exactly: skip the pass
+
+    /// <summary>l_{i,t} = logp[y_{i,t}]: logp [B,N,V] from <see cref="LogSoftmax"/>, tokens [B,N] int64 -> [B,N].</summary>
+    public static Tensor Gather(Tensor logp, Tensor tokens) =>
+        logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1);                      // [B,N,1] -> [B,N]
+
+    /// <summary>H_{i,t} = -sum_v p_v log p_v with p = exp(logp): logp [B,N,V] from <see cref="LogSoftmax"/> -> [B,N].</summary>
+    public static Tensor EntropyOf(Tensor logp)
+    {
+        using var scope = NewDisposeScope();
+        return (-(logp.exp() * logp).sum(-1)).MoveToOuterDisposeScope();
+    }
+
     /// <summary>l_{i,t} = log softmax(logits / T)[y_{i,t}]. logits [B,N,V], tokens [B,N] int64 -> [B,N].</summary>
     public static Tensor LogProbs(Tensor logits, Tensor tokens, double temperature)
     {
-        using var logp = (logits / temperature).log_softmax(-1);
-        return logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1);   // [B,N,1] -> [B,N]
+        using var logp = LogSoftmax(logits, temperature);
+        return Gather(logp, tokens);
     }
 
     /// <summary>H_{i,t} = -sum_v p_v log p_v of softmax(logits / T) over the full vocabulary. [B,N,V] -> [B,N].</summary>
     public static Tensor Entropy(Tensor logits, double temperature)
     {
-        using var scope = NewDisposeScope();
-        var logp = (logits / temperature).log_softmax(-1);
-        return (-(logp.exp() * logp).sum(-1)).MoveToOuterDisposeScope();
+        using var logp = LogSoftmax(logits, temperature);
+        return EntropyOf(logp);
     }
 
     /// <summary>

@@ -12,8 +12,9 @@ public sealed record CompletionOutputs(Tensor Logits, Tensor Hidden, Tensor Ids,
 public static class CompletionForward
 {
     /// <summary>
-    /// Runs the policy over the selected rows and slices the completion part: the logits that predict
-    /// completion token t sit at position P + t - 1; the hidden state of completion token t at P + t.
+    /// Runs the policy over the selected rows and keeps the completion part: the logits that predict
+    /// completion token t sit at position P + t - 1 (only those n positions go through the head); the hidden
+    /// state of completion token t at P + t.
     /// Trailing columns where none of the rows has a completion token are cut off first.
     /// </summary>
     public static CompletionOutputs Run(IPolicy policy, GenerationBatch batch, Tensor rows)
@@ -27,9 +28,9 @@ public static class CompletionForward
         var ids = batch.InputIds.index_select(0, rows)[.., ..(int)(p + n)];             // [b,P+n]
         var attention = batch.AttentionMask.index_select(0, rows)[.., ..(int)(p + n)];
         var positions = batch.PositionIds.index_select(0, rows)[.., ..(int)(p + n)];
-        var (logits, hidden) = policy.Forward(ids, attention, positions);              // [b,P+n,V], [b,P+n,D]
+        var (logits, hidden) = policy.Forward(ids, attention, positions, p - 1, n);    // [b,n,V], [b,P+n,D]
         var outputs = new CompletionOutputs(
-            logits[.., (p - 1)..(int)(p + n - 1), ..],                                 // [b,n,V]
+            logits,                                                                    // [b,n,V]
             hidden[.., p..(int)(p + n), ..],                                           // [b,n,D]
             batch.CompletionIds.index_select(0, rows)[.., ..(int)n],                   // [b,n]
             mask[.., ..(int)n]);                                                       // [b,n]

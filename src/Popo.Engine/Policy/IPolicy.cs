@@ -7,10 +7,11 @@ namespace Popo.Engine.Policy;
 public interface IPolicy
 {
     /// <summary>
-    /// inputIds [B,T], attentionMask [B,T] (1 = real token), positionIds [B,T] ->
-    /// logits [B,T,V] and the final post-norm hidden state [B,T,D].
+    /// inputIds [B,T], attentionMask [B,T] (1 = real token), positionIds [B,T] -> the logits of positions
+    /// [logitsFrom, logitsFrom + logitsCount) only, [B,logitsCount,V] (the head's cost grows with V: positions whose
+    /// logits nobody reads are not projected), and the final post-norm hidden state of all positions, [B,T,D].
     /// </summary>
-    (Tensor Logits, Tensor Hidden) Forward(Tensor inputIds, Tensor attentionMask, Tensor positionIds);
+    (Tensor Logits, Tensor Hidden) Forward(Tensor inputIds, Tensor attentionMask, Tensor positionIds, long logitsFrom, long logitsCount);
 
     /// <summary>The trainable parameters.</summary>
     IEnumerable<TorchSharp.Modules.Parameter> Parameters { get; }

@@ -14,10 +14,10 @@ public sealed class Qwen2Policy(Qwen2ForCausalLM model) : IPolicy
 
     public IEnumerable<Parameter> Parameters => Model.parameters();
 
-    public (Tensor Logits, Tensor Hidden) Forward(Tensor inputIds, Tensor attentionMask, Tensor positionIds)
+    public (Tensor Logits, Tensor Hidden) Forward(Tensor inputIds, Tensor attentionMask, Tensor positionIds, long logitsFrom, long logitsCount)
     {
-        var output = Model.Forward(inputIds, attentionMask, positionIds);
-        return (output.Logits, output.Hidden);
+        var hidden = Model.ForwardHidden(inputIds, attentionMask, positionIds);                 // [B,T,D]
+        return (Model.LogitsOf(hidden.narrow(1, logitsFrom, logitsCount)), hidden);              // [B,count,V]
     }
 
     /// <summary>A same-architecture copy in float32 or wider (EMA target, GRPO reference).</summary>

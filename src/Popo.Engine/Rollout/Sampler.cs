@@ -100,7 +100,7 @@ public static class Sampler
     {
         using var scope = torch.NewDisposeScope();
         var greedy = options.Temperature == 0;
-        var scaled = greedy ? logits : logits / options.Temperature;
+        var scaled = greedy || options.Temperature == 1.0 ? logits : logits / options.Temperature;   // x / 1 == x exactly
         var logp = scaled.log_softmax(-1);                                        // [B,V]
         Tensor next;
         if (greedy) next = scaled.argmax(-1);
@@ -127,31 +127,31 @@ public static class Sampler
         return (next.MoveToOuterDisposeScope(), logProb.MoveToOuterDisposeScope());
     }
 
+    /// <summary>Left-padded prompt ids and their mask, [B,P] int64 each: block copies per row, widened to int64 in one tensor op.</summary>
     private static (Tensor Ids, Tensor Mask) LeftPad(IReadOnlyList<int[]> prompts, int length, int pad, Device device)
     {
-        var ids = new long[prompts.Count * length];
+        var ids = new int[prompts.Count * length];
         var mask = new long[prompts.Count * length];
         for (var r = 0; r < prompts.Count; r++)
         {
-            var offset = r * length + length - prompts[r].Length;
-            Array.Fill(ids, pad, r * length, length - prompts[r].Length);
-            for (var i = 0; i < prompts[r].Length; i++)
-            {
-                ids[offset + i] = prompts[r][i];
-                mask[offset + i] = 1;
-            }
+            var padding = length - prompts[r].Length;
+            Array.Fill(ids, pad, r * length, padding);
+            Array.Copy(prompts[r], 0, ids, r * length + padding, prompts[r].Length);
+            Array.Fill(mask, 1L, r * length + padding, prompts[r].Length);
         }
         long[] shape = [prompts.Count, length];
-        return (torch.tensor(ids, shape, device: device), torch.tensor(mask, shape, device: device));
+        using var narrowIds = torch.tensor(ids, shape);
+        return (narrowIds.to(ScalarType.Int64, device), torch.tensor(mask, shape, device: device));
     }
 
+    /// <summary>Each row's completion tokens (the first mask-count columns) as host arrays: one narrowing copy per row.</summary>
     private static int[][] Rows(Tensor tokens, Tensor mask)
     {
-        using var cpuTokens = tokens.cpu().contiguous();
+        using var cpuTokens = tokens.to(ScalarType.Int32).cpu().contiguous();
         using var lengths = mask.to(ScalarType.Int64).sum(1).cpu();
-        var flat = cpuTokens.data<long>().ToArray();
+        var flat = cpuTokens.data<int>().ToArray();
         var counts = lengths.data<long>().ToArray();
         var width = (int)tokens.shape[1];
-        return counts.Select((count, r) => flat.Skip(r * width).Take((int)count).Select(t => (int)t).ToArray()).ToArray();
+        return counts.Select((count, r) => flat.AsSpan(r * width, (int)count).ToArray()).ToArray();
     }
 }

@@ -1,0 +1,43 @@
+using TorchSharp;
+
+namespace Popo.Bench;
+
+/// <summary>`popo bench`: runs the chosen sections, prints a table per section and writes bench.json.</summary>
+public static class BenchRunner
+{
+    public static readonly string[] SectionNames = ["peak", "update", "decode", "popo", "memory", "profile"];
+
+    /// <param name="only">Sections to run (null = all); the peak is always measured, every ratio needs it.</param>
+    public static int Run(int? threads, bool quick, IReadOnlyCollection<string>? only, string outPath, TextWriter output)
+    {
+        var unknown = only?.Where(n => !SectionNames.Contains(n)).ToList() ?? [];
+        if (unknown.Count > 0)
+            throw new ArgumentException($"--only: unknown section(s) {string.Join(", ", unknown)}; valid: {string.Join(", ", SectionNames)}");
+        bool Wants(string name) => only is null || only.Contains(name);
+        if (threads is int t) torch.set_num_threads(t);
+        var report = new BenchReport(output);
+        report.Meta("torchsharp", typeof(torch).Assembly.GetName().Version?.ToString() ?? "?");
+        report.Meta("libtorch", torch.__version__);
+        report.Meta("threads", torch.get_num_threads());
+        report.Meta("logical_cpus", Environment.ProcessorCount);
+        report.Meta("quick", quick);
+        report.Meta("load_start", BenchClock.LoadAverage());
+        report.Meta("started_utc", DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ"));
+
+        int matmulN = quick ? 512 : 2048, copyMiB = quick ? 32 : 256;
+        var peak = Peak.Measure(matmulN, copyMiB);
+        report.Add(Peak.Section(peak));
+        if (Wants("update")) report.Add(UpdateBench.Run(quick ? UpdateBench.Quick : UpdateBench.Full, peak, quick ? 1 : 2));
+        if (Wants("decode")) report.Add(DecodeBench.Run(quick ? DecodeBench.Quick : DecodeBench.Full, peak));
+        if (Wants("popo")) report.Add(PopoSavingBench.Run(quick ? PopoSavingBench.Quick : PopoSavingBench.Full));
+        if (only is not null && only.Contains("profile"))   // diagnostics: only on request
+            report.Add(ProfileBench.Run(quick ? DecodeBench.Quick : DecodeBench.Full, quick ? PopoSavingBench.Quick : PopoSavingBench.Full));
+        if (Wants("memory")) report.Add(MemoryBench.Run(quick ? MemoryBench.Quick : MemoryBench.Full));
+        var end = Peak.Measure(matmulN, copyMiB);
+        report.Meta("matmul_gflops_end", end.GflopsWall);
+        report.Meta("copy_gb_s_end", end.CopyBytesPerSecond / 1e9);
+        report.Meta("load_end", BenchClock.LoadAverage());
+        report.Write(outPath);
+        return 0;
+    }
+}

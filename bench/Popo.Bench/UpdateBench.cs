@@ -1,0 +1,67 @@
+using Popo.Engine.Model;
+using Popo.Engine.Objectives;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Popo.Bench;
+
+/// <summary>
+/// Model FLOPs utilisation of one training update: forward over B x T tokens, the mean next-token NLL, backward,
+/// grad-norm clip and an AdamW step, as the trainer does per micro-batch. MFU = (6 x matmul weights x tokens +
+/// causal attention FLOPs) / step time / the peak matmul rate measured in the same run.
+/// </summary>
+public static class UpdateBench
+{
+    public sealed record Case(BenchModels.Size Size, int Batch, int SequenceLength);
+
+    public static readonly Case[] Full =
+    [
+        new(BenchModels.Small, 32, 128),
+        new(BenchModels.Medium, 16, 128),
+        new(BenchModels.Large, 8, 128),
+    ];
+
+    public static readonly Case[] Quick = [new(BenchModels.Tiny, 8, 32), new(BenchModels.Small, 4, 32), new(BenchModels.Small, 8, 32)];
+
+    public static BenchSection Run(IEnumerable<Case> cases, PeakResult peak, int rounds)
+    {
+        var s = new BenchSection("update", "Update: forward + backward + AdamW, model FLOPs utilisation");
+        foreach (var c in cases)
+        {
+            ResidentMemory.ResetPeak();
+            torch.manual_seed(0);
+            using var model = new Qwen2ForCausalLM(c.Size.Config, torch.CPU, ScalarType.Float32);
+            model.train();
+            var parameters = model.parameters().ToList();
+            using var optimizer = optim.AdamW(parameters, lr: 1e-4, weight_decay: 0.01);
+            using var ids = torch.randint(c.Size.Config.VocabSize, [c.Batch, c.SequenceLength]);
+            var step = BenchClock.Best(rounds, () =>
+            {
+                using var scope = torch.NewDisposeScope();
+                optimizer.zero_grad();
+                var logits = model.Forward(ids).Logits;                                         // [B,T,V]
+                var nll = -TokenStatistics.LogProbs(logits.narrow(1, 0, c.SequenceLength - 1), ids.narrow(1, 1, c.SequenceLength - 1), 1.0).mean();
+                nll.backward();
+                nn.utils.clip_grad_norm_(parameters, 1.0);
+                optimizer.step();
+            });
+            double tokens = (double)c.Batch * c.SequenceLength;
+            var flops = BenchModels.TrainFlopsPerToken(c.Size.Config, (c.SequenceLength + 1) / 2.0) * tokens;
+            s.Rows.Add(new()
+            {
+                ["model"] = c.Size.Name,
+                ["params_M"] = model.parameters().Sum(p => p.numel()) / 1e6,
+                ["batch x seq"] = $"{c.Batch}x{c.SequenceLength}",
+                ["tokens"] = (int)tokens,
+                ["step_s"] = step.Wall,
+                ["tok_s"] = tokens / step.Wall,
+                ["gflops"] = flops / step.Wall / 1e9,
+                ["mfu_wall"] = flops / step.Wall / 1e9 / peak.GflopsWall,
+                ["mfu_cpu"] = flops / step.Cpu / 1e9 / peak.GflopsCpu,
+                ["peak_rss_mib"] = ResidentMemory.PeakMiB(),
+            });
+        }
+        s.Notes.Add("FLOPs per token = 6 x matmul weights + 12 x layers x hidden x mean causal context ((T+1)/2); mfu_cpu uses GFLOP per CPU-second on both sides.");
+        return s;
+    }
+}
