@@ -89,7 +89,7 @@ let tables () =
         let keys = if a.Keys = "" then "defaults" else a.Keys
         line $"| {a.Name} | {keys} | {meanStd finals} | {f3 (mean [ for r in a.Runs -> r.Greedy ])} | {f3 (pass16 a)} | {reach a} |"
     line ""
-    line ("Wall time on this machine (2 CPUs, one torch thread per run): " +
+    line ("Wall time on the 2-CPU machine (one torch thread per run; two or three comparisons ran at once beside other work): " +
           String.Join(", ", (main @ [ ablations ]) |> List.map (fun s -> $"{s.Name} {s.Minutes:F0} min")) + ".")
     md.ToString()
 
