@@ -123,10 +123,26 @@ public sealed class Trainer
             using var batchScope = batch;
             double rolloutTime = stepClock.Elapsed.TotalSeconds;
 
-            using var prepared = objective.Prepare(batch, metrics);
             double lr = config.Lr * LrSchedule.Factor(step - 1, config.Steps, config.WarmupRatio);
-            bool updated = Update(objective, prepared, optimizer, parameters, lr, metrics, ref progress);
+            bool updated = false, bad;
+            PreparedBatch? prepared = null;
+            // Non-finite logits show as non-finite sampled log-probs: nothing to learn from this batch.
+            if (!FiniteRollout(batch)) bad = true;
+            else
+            {
+                prepared = objective.Prepare(batch, metrics);
+                (updated, bad) = Update(objective, prepared, optimizer, parameters, lr, metrics);
+            }
+            using var preparedScope = prepared;
             double stepTime = stepClock.Elapsed.TotalSeconds;
+            if (bad)
+            {
+                progress = progress with { BadSteps = progress.BadSteps + 1 };
+                var loss = metrics.ToDictionary().GetValueOrDefault("loss", double.NaN);
+                observer.Log(prepared is null
+                    ? $"step {step}: non-finite logits during rollout; update skipped ({progress.BadSteps} bad steps, max_bad_steps = {config.MaxBadSteps})"
+                    : $"step {step}: non-finite loss or gradient (loss {loss}); update skipped ({progress.BadSteps} bad steps, max_bad_steps = {config.MaxBadSteps})");
+            }
 
             progress = progress with { Step = step, Rollouts = progress.Rollouts + batch.Rows, WallTime = clock.Elapsed.TotalSeconds + wallOffset };
             RolloutMetrics(batch, metrics);
@@ -151,8 +167,12 @@ public sealed class Trainer
             var values = metrics.ToDictionary();
             var row = Columns.ToDictionary(c => c, c => values.GetValueOrDefault(c, double.NaN));
             metricsLog.Write(row);
-            WriteSamples(samplesLog, step, texts, batch, prepared);
+            if (prepared is not null) WriteSamples(samplesLog, step, texts, batch, prepared);
             observer.Step(step, row);
+            if (progress.BadSteps > config.MaxBadSteps)
+                throw new TrainingDivergedException(
+                    $"step {step}: {progress.BadSteps} steps had non-finite logits, loss or gradient (max_bad_steps = {config.MaxBadSteps}); stopping. " +
+                    $"The last checkpoint before it is in {Path.Combine(config.Out, "checkpoints")}");
 
             if (last || (config.SaveEvery > 0 && step % config.SaveEvery == 0))
                 TrainingCheckpoint.Save(config.Out, progress, model, tokenizer, tokenizerSource, optimizer, objective, generator);
@@ -198,15 +218,18 @@ public sealed class Trainer
     private EvalResult Evaluate(Qwen2ForCausalLM model, PromptFormat format, ITask task, SamplerOptions sampling) =>
         Evaluator.Evaluate(model, format, task, config.EvalProblems, samples: 4, sampling, seed: config.Seed + 7);
 
-    /// <summary>mu passes of micro-batch backward + one optimizer step each; false when nothing was trained.</summary>
-    private bool Update(IObjective objective, PreparedBatch prepared, AdamW optimizer, IReadOnlyList<Parameter> parameters,
-                        double lr, StepMetrics metrics, ref TrainerProgress progress)
+    /// <summary>
+    /// mu passes of micro-batch backward + one optimizer step each. Updated: some step was taken; Bad: some
+    /// pass had a non-finite loss or gradient norm, and its step was skipped.
+    /// </summary>
+    private (bool Updated, bool Bad) Update(IObjective objective, PreparedBatch prepared, AdamW optimizer, IReadOnlyList<Parameter> parameters,
+                                            double lr, StepMetrics metrics)
     {
         var rows = prepared.TrainRows;
-        if (rows.Length == 0) return false;
+        if (rows.Length == 0) return (false, false);
         var microBatches = rows.Chunk(config.MicroBatchSize).ToList();
         foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
-        bool any = false;
+        bool any = false, bad = false;
         for (int iteration = 0; iteration < objective.Iterations; iteration++)
         {
             ZeroGrad(optimizer);
@@ -218,10 +241,7 @@ public sealed class Trainer
             if (!double.IsFinite(norm) || !double.IsFinite(loss))
             {
                 ZeroGrad(optimizer);
-                progress = progress with { BadSteps = progress.BadSteps + 1 };
-                observer.Log($"step {progress.Step + 1}: non-finite loss or gradient (loss {loss}, grad norm {norm}); update skipped");
-                if (progress.BadSteps > config.MaxBadSteps)
-                    throw new TrainingDivergedException($"{progress.BadSteps} steps had a non-finite loss or gradient (max_bad_steps = {config.MaxBadSteps}); stopping");
+                bad = true;
                 continue;
             }
             metrics.Add("grad_norm", norm);
@@ -229,7 +249,14 @@ public sealed class Trainer
             objective.AfterOptimizerStep();
             any = true;
         }
-        return any;
+        return (any, bad);
+    }
+
+    /// <summary>True when every sampled token's log-prob is finite (padding holds 0).</summary>
+    private static bool FiniteRollout(GenerationBatch batch)
+    {
+        using var finite = batch.OldLogProbs.isfinite().all();
+        return finite.item<bool>();
     }
 
     /// <summary>AdamW.zero_grad leaves one tensor handle per parameter outside any scope (TorchSharp 0.107).</summary>

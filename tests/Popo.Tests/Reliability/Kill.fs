@@ -1,0 +1,104 @@
+/// SIGKILL at random moments of a real `popo train` process (issue 10): the output folder always holds a
+/// complete, loadable last checkpoint equal to the uninterrupted run's at that step, and `--resume`
+/// ends with the same final model (bitwise), metrics, samples and evaluation as the uninterrupted run.
+/// scripts/soak.sh repeats the same trial many more times.
+module Popo.Tests.Reliability.Kill
+
+open System
+open System.Diagnostics
+open System.IO
+open System.Text.Json
+open System.Threading
+open Expecto
+open Popo.Engine.Training
+open Popo.Tests.Reliability.Harness
+
+/// Small enough for CI (about 3 s per run on one thread), long enough that kills land in the warm-up,
+/// the RL steps and the checkpoint writes; a checkpoint after every step.
+let killFlags (out: string) =
+    [ "train"; "--out"; out; "--hidden-size"; "48"; "--layers"; "1"; "--heads"; "2"; "--kv-heads"; "1"
+      "--intermediate-size"; "96"; "--sft-steps"; "150"; "--sft-batch-size"; "16"; "--sft-lr"; "0.005"; "--steps"; "12"
+      "--prompts-per-step"; "2"; "--group-size"; "4"; "--max-new-tokens"; "10"; "--eval-problems"; "4"; "--eval-every"; "4"
+      "--save-every"; "1"; "--predictor-hidden"; "16"; "--threads"; "1"; "--difficulty"; "tiny"; "--seed"; "3" ]
+
+let private timeoutMs = 120_000
+
+/// The uninterrupted run and how long it ran after writing config.json (the window kills are drawn from).
+let runReference (out: string) =
+    let clock = Stopwatch.StartNew()
+    let p, stderr = startPopo (killFlags out)
+    use _ = p
+    let configFile = Path.Combine(out, RunFolder.ConfigFile)
+    let mutable started = TimeSpan.Zero
+    while not p.HasExited && not (File.Exists configFile) do Thread.Sleep 2
+    started <- clock.Elapsed
+    if not (p.WaitForExit timeoutMs) then p.Kill true; failtest "reference run timed out"
+    p.WaitForExit()
+    Expect.equal p.ExitCode 0 $"reference run: {stderr.Result}"
+    clock.Elapsed - started
+
+/// What a kill left behind must be usable: the newest step-N checkpoint loads completely, its counters
+/// say step N, and its weights are the uninterrupted run's at step N, bit for bit.
+let checkLeftovers (killed: string) (reference: string) =
+    let latest = TrainingCheckpoint.Latest killed
+    if latest.HasValue then
+        let struct (folder, step) = latest.Value
+        let progress = loadTrainingCheckpoint killed folder
+        Expect.equal progress.Step step "trainer_state.json names the folder's step"
+        let model f = Path.Combine(f, "model", "model.safetensors")
+        Expect.isTrue (tensorBytes (model folder) = tensorBytes (model (TrainingCheckpoint.FolderFor(reference, step))))
+            $"step-{step} weights equal the uninterrupted run's"
+        Some step
+    else
+        let warmup = Path.Combine(killed, "checkpoints", "warmup")
+        if Directory.Exists warmup then
+            let struct (model, _) = ModelFactory.Load(Path.Combine(warmup, "model"), TorchSharp.torch.CPU, Nullable())
+            model.Dispose()
+            Expect.isTrue (File.Exists(Path.Combine(warmup, "eval.json"))) "warm-up folder complete"
+        None
+
+/// The resumed run's results equal the uninterrupted run's: metrics (JSONL and CSV, timing columns
+/// aside), samples, summary (wall time aside) and every final weight, bitwise.
+let checkSameResults (resumed: string) (reference: string) =
+    Expect.sequenceEqual (metricsRows resumed) (metricsRows reference) "metrics.jsonl rows"
+    Expect.sequenceEqual (csvRows resumed) (csvRows reference) "metrics.csv rows"
+    Expect.sequenceEqual (File.ReadAllLines(Path.Combine(resumed, "samples.jsonl"))) (File.ReadAllLines(Path.Combine(reference, "samples.jsonl"))) "samples.jsonl"
+    let summary run =
+        let s = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "summary.json"))).RootElement
+        [ s.GetProperty("Steps").GetInt32() |> string; s.GetProperty("Rollouts").GetInt64() |> string
+          s.GetProperty("Warmup").GetRawText(); s.GetProperty("Final").GetRawText() ]
+    Expect.sequenceEqual (summary resumed) (summary reference) "summary.json (wall time aside)"
+    let last run = Path.Combine(TrainingCheckpoint.FolderFor(run, 12), "model", "model.safetensors")
+    Expect.isTrue (tensorBytes (last resumed) = tensorBytes (last reference)) "final model weights, bitwise"
+    let objective run = Path.Combine(TrainingCheckpoint.FolderFor(run, 12), "objective.safetensors")
+    Expect.isTrue (tensorBytes (objective resumed) = tensorBytes (objective reference)) "final predictor and EMA target, bitwise"
+    Expect.isEmpty (Directory.GetDirectories(Path.Combine(resumed, "checkpoints"), AtomicFolder.TempPrefix + "*")) "no half-written checkpoint left"
+
+/// One trial: start, SIGKILL after a delay drawn from [0, window) once config.json exists, check what is
+/// left, resume, compare. Returns (killed before finishing?, last checkpoint step at the kill).
+let trial (root: string) (reference: string) (window: TimeSpan) (seed: int) =
+    let out = Path.Combine(root, $"killed-{seed}")
+    let delay = TimeSpan.FromMilliseconds(Random(seed).NextDouble() * window.TotalMilliseconds)
+    let p, _ = startPopo (killFlags out)
+    use _ = p
+    let configFile = Path.Combine(out, RunFolder.ConfigFile)
+    while not p.HasExited && not (File.Exists configFile) do Thread.Sleep 2
+    let killed = not (p.WaitForExit(int delay.TotalMilliseconds))
+    if killed then p.Kill()
+    p.WaitForExit()
+    let atKill = checkLeftovers out reference
+    let code, stderr = runPopo timeoutMs [ "train"; "--resume"; out ]
+    Expect.equal code 0 $"resume after a kill at {delay.TotalMilliseconds:F0} ms: {stderr}"
+    checkSameResults out reference
+    killed, atKill
+
+[<Tests>]
+let tests =
+    testSequenced <| testList "reliability/kill" [
+        testCase "three SIGKILLs at seeded random moments: a loadable last checkpoint, and resume equals the uninterrupted run" <| fun () ->
+            withTemp (fun root ->
+                let reference = Path.Combine(root, "reference")
+                let window = runReference reference
+                let outcomes = [ for seed in 1 .. 3 -> trial root reference window (20261124 + seed) ]
+                Expect.isTrue (outcomes |> List.exists fst) "at least one trial was killed before the run finished")
+    ]
