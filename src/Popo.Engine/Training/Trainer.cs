@@ -58,7 +58,9 @@ public sealed class Trainer
     {
         var config = RunFolder.ReadConfig(folder);
         var task = Preflight(config);
-        AtomicFolder.CleanLeftovers(Path.Combine(folder, "checkpoints"));   // a checkpoint half-written when the run died
+        // a checkpoint or file half-written when the run died
+        AtomicFolder.CleanLeftovers(folder);
+        AtomicFolder.CleanLeftovers(Path.Combine(folder, "checkpoints"));
         return new Trainer(config, observer).Run(task);
     }
 

@@ -16,7 +16,7 @@ open Popo.Tests.Reliability.Harness
 /// Small enough for CI (about 3 s per run on one thread), long enough that kills land in the warm-up,
 /// the RL steps and the checkpoint writes; a checkpoint after every step.
 let killFlags (out: string) =
-    [ "train"; "--out"; out; "--hidden-size"; "48"; "--layers"; "1"; "--heads"; "2"; "--kv-heads"; "1"
+    [ "--out"; out; "--hidden-size"; "48"; "--layers"; "1"; "--heads"; "2"; "--kv-heads"; "1"
       "--intermediate-size"; "96"; "--sft-steps"; "150"; "--sft-batch-size"; "16"; "--sft-lr"; "0.005"; "--steps"; "12"
       "--prompts-per-step"; "2"; "--group-size"; "4"; "--max-new-tokens"; "10"; "--eval-problems"; "4"; "--eval-every"; "4"
       "--save-every"; "1"; "--predictor-hidden"; "16"; "--threads"; "1"; "--difficulty"; "tiny"; "--seed"; "3" ]
@@ -26,7 +26,7 @@ let private timeoutMs = 120_000
 /// The uninterrupted run and how long it ran after writing config.json (the window kills are drawn from).
 let runReference (out: string) =
     let clock = Stopwatch.StartNew()
-    let p, stderr = startPopo (killFlags out)
+    let p, stderr = startPopo ("train" :: killFlags out)
     use _ = p
     let configFile = Path.Combine(out, RunFolder.ConfigFile)
     let mutable started = TimeSpan.Zero
@@ -59,7 +59,7 @@ let checkLeftovers (killed: string) (reference: string) =
 
 /// The resumed run's results equal the uninterrupted run's: metrics (JSONL and CSV, timing columns
 /// aside), samples, summary (wall time aside) and every final weight, bitwise.
-let checkSameResults (resumed: string) (reference: string) =
+let checkSameResults (steps: int) (resumed: string) (reference: string) =
     Expect.sequenceEqual (metricsRows resumed) (metricsRows reference) "metrics.jsonl rows"
     Expect.sequenceEqual (csvRows resumed) (csvRows reference) "metrics.csv rows"
     Expect.sequenceEqual (File.ReadAllLines(Path.Combine(resumed, "samples.jsonl"))) (File.ReadAllLines(Path.Combine(reference, "samples.jsonl"))) "samples.jsonl"
@@ -68,18 +68,19 @@ let checkSameResults (resumed: string) (reference: string) =
         [ s.GetProperty("Steps").GetInt32() |> string; s.GetProperty("Rollouts").GetInt64() |> string
           s.GetProperty("Warmup").GetRawText(); s.GetProperty("Final").GetRawText() ]
     Expect.sequenceEqual (summary resumed) (summary reference) "summary.json (wall time aside)"
-    let last run = Path.Combine(TrainingCheckpoint.FolderFor(run, 12), "model", "model.safetensors")
+    let last run = Path.Combine(TrainingCheckpoint.FolderFor(run, steps), "model", "model.safetensors")
     Expect.isTrue (tensorBytes (last resumed) = tensorBytes (last reference)) "final model weights, bitwise"
-    let objective run = Path.Combine(TrainingCheckpoint.FolderFor(run, 12), "objective.safetensors")
+    let objective run = Path.Combine(TrainingCheckpoint.FolderFor(run, steps), "objective.safetensors")
     Expect.isTrue (tensorBytes (objective resumed) = tensorBytes (objective reference)) "final predictor and EMA target, bitwise"
     Expect.isEmpty (Directory.GetDirectories(Path.Combine(resumed, "checkpoints"), AtomicFolder.TempPrefix + "*")) "no half-written checkpoint left"
+    Expect.isEmpty (Directory.GetFiles resumed |> Array.filter Popo.Engine.Checkpoints.AtomicFile.IsTemp) "no half-written file left"
 
 /// One trial: start, SIGKILL after a delay drawn from [0, window) once config.json exists, check what is
 /// left, resume, compare. Returns (killed before finishing?, last checkpoint step at the kill).
 let trial (root: string) (reference: string) (window: TimeSpan) (seed: int) =
     let out = Path.Combine(root, $"killed-{seed}")
     let delay = TimeSpan.FromMilliseconds(Random(seed).NextDouble() * window.TotalMilliseconds)
-    let p, _ = startPopo (killFlags out)
+    let p, _ = startPopo ("train" :: killFlags out)
     use _ = p
     let configFile = Path.Combine(out, RunFolder.ConfigFile)
     while not p.HasExited && not (File.Exists configFile) do Thread.Sleep 2
@@ -89,16 +90,29 @@ let trial (root: string) (reference: string) (window: TimeSpan) (seed: int) =
     let atKill = checkLeftovers out reference
     let code, stderr = runPopo timeoutMs [ "train"; "--resume"; out ]
     Expect.equal code 0 $"resume after a kill at {delay.TotalMilliseconds:F0} ms: {stderr}"
-    checkSameResults out reference
+    checkSameResults 12 out reference
     killed, atKill
+
+/// 3 trials in CI; scripts/soak.sh sets POPO_KILL_TRIALS (20 or more) and gets one line per trial.
+let private trials, private soak =
+    match Environment.GetEnvironmentVariable "POPO_KILL_TRIALS" with
+    | null | "" -> 3, false
+    | n -> int n, true
 
 [<Tests>]
 let tests =
     testSequenced <| testList "reliability/kill" [
-        testCase "three SIGKILLs at seeded random moments: a loadable last checkpoint, and resume equals the uninterrupted run" <| fun () ->
+        testCase $"{trials} SIGKILLs at seeded random moments: a loadable last checkpoint, and resume equals the uninterrupted run" <| fun () ->
             withTemp (fun root ->
                 let reference = Path.Combine(root, "reference")
                 let window = runReference reference
-                let outcomes = [ for seed in 1 .. 3 -> trial root reference window (20261124 + seed) ]
-                Expect.isTrue (outcomes |> List.exists fst) "at least one trial was killed before the run finished")
+                let outcomes =
+                    [ for i in 1 .. trials ->
+                        let seed = 20261124 + i
+                        let killed, atKill = trial root reference window seed
+                        if soak then
+                            let where = match atKill with Some s -> $"last checkpoint step-{s}" | None -> "no step checkpoint yet"
+                            printfn "trial %d (seed %d): %s; %s; resume equal" i seed (if killed then "killed" else "finished before the kill") where
+                        killed ]
+                Expect.isTrue (List.contains true outcomes) "at least one trial was killed before the run finished")
     ]
