@@ -49,6 +49,10 @@ public sealed class SafeTensorsFile
         var dataStart = 8 + (long)headerLength;
         var dataLength = fileLength - dataStart;
 
+        // JsonDocument accepts invalid UTF-8 inside strings and throws InvalidOperationException only when
+        // a name is read; reject it here, without allocating.
+        if (!System.Text.Unicode.Utf8.IsValid(headerBytes))
+            throw new CheckpointFormatException($"{path}: header is not valid UTF-8 (corrupt file)");
         JsonElement root;
         try
         {
