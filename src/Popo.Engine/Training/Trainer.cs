@@ -33,7 +33,7 @@ public sealed class Trainer
         "step", "rollouts", "wall_time", "lr", "reward_mean", "reward_std", "pass_rate", "zero_positive_groups",
         "positive_tokens", "loss", "loss_nll", "loss_sim", "loss_ent", "weight_entropy", "clip_fraction", "kl_target",
         "kl_ref", "entropy", "completion_len_mean", "completion_len_max", "grad_norm", "tokens_per_s", "step_time",
-        "rollout_time", "update_time", "skipped_update", "eval_pass1", "eval_passk", "eval_greedy",
+        "rollout_time", "update_time", "skipped_update", "non_finite", "eval_pass1", "eval_passk", "eval_greedy",
     ];
 
     private readonly TrainConfig config;
@@ -153,6 +153,7 @@ public sealed class Trainer
             metrics.Set("wall_time", progress.WallTime);
             metrics.Set("lr", lr);
             metrics.Set("skipped_update", updated ? 0 : 1);
+            metrics.Set("non_finite", bad ? 1 : 0);
             metrics.Set("rollout_time", rolloutTime);
             metrics.Set("update_time", stepTime - rolloutTime);
             metrics.Set("step_time", stepTime);

@@ -9,7 +9,6 @@ open System
 open System.Diagnostics
 open System.IO
 open Expecto
-open Popo.Engine.Configuration
 open Popo.Engine.Training
 open Popo.Tests.Reliability.Harness
 open Popo.Tests.Reliability.Kill
@@ -23,26 +22,11 @@ let private flags (out: string) =
         | [ "--steps"; _ ] -> [ "--steps"; "6" ]
         | pair -> pair)
 
-/// Stops the run (as a crash would) when RL step `step` is logged, after the checkpoint of step - 1.
-type private CrashAt(step: int) =
-    let mutable phase = ""
-    interface ITrainingObserver with
-        member _.Phase(name, _, _) = phase <- name
-        member _.Log _ = ()
-        member _.Step(s, _) = if phase = "rl" && s = step then failwith "simulated crash"
-
-type private Quiet() =
-    interface ITrainingObserver with
-        member _.Phase(_, _, _) = ()
-        member _.Log _ = ()
-        member _.Step(_, _) = ()
-
-let private config (out: string) =
-    ConfigLoader.Resolve(null, flags out |> List.map (fun p -> struct (p.[0].TrimStart('-').Replace('-', '_'), p.[1])) |> ResizeArray)
+let private config (out: string) = flagConfig (flags out)
 
 /// A run stopped after its step-2 checkpoint (with step 3's metrics row logged past it).
 let private stoppedAfterStep2 (out: string) =
-    Expect.throws (fun () -> Trainer.Start(config out, CrashAt 3) |> ignore) "crash at step 3"
+    Expect.throws (fun () -> Trainer.Start(config out, Recorder(crashAt = 3)) |> ignore) "crash at step 3"
     Expect.isTrue (Directory.Exists(TrainingCheckpoint.FolderFor(out, 2))) "step-2 checkpoint written"
 
 /// Every file of a folder with its bytes, by relative path.
@@ -83,7 +67,7 @@ let private checkRecovery (root: string) (run: string) =
     let code, stderr = runPopo 120_000 [ "train"; "--resume"; run ]
     Expect.equal code 0 $"resume after the fault: {stderr}"
     let reference = Path.Combine(root, "reference")
-    Trainer.Start(config reference, Quiet()) |> ignore
+    Trainer.Start(config reference, Recorder()) |> ignore
     checkSameResults 6 run reference
 
 [<Tests>]

@@ -9,6 +9,7 @@ open System.Text.Json
 open Expecto
 open TorchSharp
 open Popo.Engine.Checkpoints
+open Popo.Engine.Configuration
 open Popo.Engine.Objectives
 open Popo.Engine.Policy
 open Popo.Engine.Training
@@ -98,3 +99,17 @@ let loadTrainingCheckpoint (run: string) (folder: string) =
     let struct (saved, _) = ModelFactory.Load(Path.Combine(folder, "model"), torch.CPU, Nullable())
     saved.Dispose()
     TrainingCheckpoint.Load(folder, model, optimizer, objective, generator)
+
+/// Flags as `--key value` pairs resolved to a configuration, as the CLI does.
+let flagConfig (flags: string list list) =
+    ConfigLoader.Resolve(null, flags |> List.map (fun p -> struct (p.[0].TrimStart('-').Replace('-', '_'), p.[1])) |> ResizeArray)
+
+/// Records the trainer's log lines; with crashAt, stops the run (as a crash would) when that RL step is
+/// logged, after the checkpoint of the step before.
+type Recorder(?crashAt: int) =
+    let mutable phase = ""
+    member val Lines = ResizeArray<string>()
+    interface ITrainingObserver with
+        member _.Phase(name, _, _) = phase <- name
+        member this.Log line = this.Lines.Add line
+        member _.Step(s, _) = if phase = "rl" && Some s = crashAt then failwith "simulated crash"
