@@ -64,13 +64,34 @@ public sealed class Trainer
         return new Trainer(config, observer).Run(task);
     }
 
-    /// <summary>Everything that can be checked before the output folder is touched: device, task/dataset, model folder.</summary>
+    /// <summary>
+    /// Everything that can be checked before the output folder is touched: device, model folder (config.json,
+    /// every weight file's header, tokenizer), task/dataset, and every prompt against the model's context.
+    /// </summary>
     private static ITask Preflight(TrainConfig config)
     {
         TorchRuntime.ResolveDevice(config.Device);
-        if (!string.IsNullOrEmpty(config.Model) && !File.Exists(Path.Combine(config.Model, Checkpoints.HfCheckpoint.ConfigFile)))
-            throw new Checkpoints.CheckpointFormatException($"{config.Model}: not a model folder (no {Checkpoints.HfCheckpoint.ConfigFile})");
-        return TaskFactory.Create(config);
+        ITokenizer tokenizer;
+        int context;
+        string contextSource;
+        if (!string.IsNullOrEmpty(config.Model))
+        {
+            var configFile = Path.Combine(config.Model, Checkpoints.HfCheckpoint.ConfigFile);
+            if (!File.Exists(configFile))
+                throw new Checkpoints.CheckpointFormatException($"{config.Model}: not a model folder (no {Checkpoints.HfCheckpoint.ConfigFile})");
+            context = Checkpoints.HfCheckpoint.Check(config.Model).MaxPositionEmbeddings;
+            contextSource = $"max_position_embeddings in {configFile}";
+            tokenizer = TokenizerFolder.Load(config.Model);
+        }
+        else
+        {
+            tokenizer = new CharTokenizer();
+            context = ModelFactory.BuiltInContext;
+            contextSource = "the built-in model";
+        }
+        var task = TaskFactory.Create(config);
+        ContextCheck.Task(task, new PromptFormat(tokenizer), config.MaxNewTokens, context, contextSource);
+        return task;
     }
 
     private RunSummary Run(ITask task)
