@@ -195,8 +195,8 @@ public sealed class Trainer
             observer.Step(step, row);
             if (progress.BadSteps > config.MaxBadSteps)
                 throw new TrainingDivergedException(
-                    $"step {step}: {progress.BadSteps} steps had non-finite logits, loss or gradient (max_bad_steps = {config.MaxBadSteps}); stopping. " +
-                    $"The last checkpoint before it is in {Path.Combine(config.Out, "checkpoints")}");
+                    $"step {step}: {progress.BadSteps} steps had non-finite logits, loss or gradient (max_bad_steps = {config.MaxBadSteps}); stopping" +
+                    (TrainingCheckpoint.Latest(config.Out) is var (latest, _) ? $"; the last checkpoint is {latest}" : ""));
 
             if (last || (config.SaveEvery > 0 && step % config.SaveEvery == 0))
                 TrainingCheckpoint.Save(config.Out, progress, model, tokenizer, tokenizerSource, optimizer, objective, generator);
@@ -225,9 +225,9 @@ public sealed class Trainer
         if (config.SftSteps > 0)
         {
             observer.Phase("warm-up", config.SftSteps, 0);
-            var options = new SupervisedWarmup.Options(config.SftSteps, config.SftBatchSize, config.SftLr, config.WeightDecay, config.GradClip, config.WarmupRatio, config.SftNoise, config.Seed);
+            var options = new SupervisedWarmup.Options(config.SftSteps, config.SftBatchSize, config.SftLr, config.WeightDecay, config.GradClip, config.WarmupRatio, config.SftNoise, config.Seed, config.MaxBadSteps);
             SupervisedWarmup.Run(model, format, task, options,
-                (step, loss) => observer.Step(step + 1, new Dictionary<string, double> { ["step"] = step + 1, ["loss"] = loss }));
+                (step, loss) => observer.Step(step + 1, new Dictionary<string, double> { ["step"] = step + 1, ["loss"] = loss }), observer.Log);
         }
         var result = Evaluate(model, format, task, sampling);
         observer.Log($"starting policy: held-out pass@1 {result.Pass1:F3} (greedy {result.Greedy:F3})");

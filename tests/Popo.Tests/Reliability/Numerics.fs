@@ -135,6 +135,21 @@ let tests =
         testCase "an Inf weight: every step is detected, skipped, logged and marked; after max_bad_steps popo exits 1" <| fun () ->
             nonFiniteStart Single.PositiveInfinity
 
+        testCase "a NaN weight during the supervised warm-up: each step is skipped and logged; after max_bad_steps popo exits 1" <| fun () ->
+            withTemp (fun root ->
+                let modelFolder = Path.Combine(root, "model")
+                let struct (model, tokenizer) = ModelFactory.Create(flagConfig (smallFlags root), torch.CPU)
+                do use _ = model in ModelFactory.Save(model, tokenizer, modelFolder, null)
+                poison modelFolder Single.NaN
+                let run = Path.Combine(root, "run")
+                let flags = smallFlags run |> List.map (function [ "--sft-steps"; _ ] -> [ "--sft-steps"; "5" ] | p -> p) |> List.concat
+                let code, stderr = runPopo 120_000 ("train" :: "--model" :: modelFolder :: flags)
+                Expect.equal code 1 $"exit code 1: {stderr}"
+                for step in 1 .. 3 do
+                    Expect.stringContains stderr $"warm-up step {step}: non-finite loss or gradient (loss NaN); update skipped" "each bad step is logged"
+                Expect.stringContains stderr "warm-up step 3: 3 steps had a non-finite loss or gradient (max_bad_steps = 2); stopping" "a clear final error"
+                Expect.isFalse (stderr.Contains "warm-up step 4") "stopped at the third bad step")
+
         testCase "NaN weights appearing mid-run are detected at the step they appear, and training stops after max_bad_steps" <| fun () ->
             withTemp (fun root ->
                 let run = Path.Combine(root, "run")
