@@ -115,4 +115,14 @@ let tests =
                             printfn "trial %d (seed %d): %s; %s; resume equal" i seed (if killed then "killed" else "finished before the kill") where
                         killed ]
                 Expect.isTrue (List.contains true outcomes) "at least one trial was killed before the run finished")
+
+        testCase "a run killed while writing config.json, before it holds anything, starts again in the same folder" <| fun () ->
+            withTemp (fun root ->
+                let out = Path.Combine(root, "run")
+                Directory.CreateDirectory out |> ignore
+                let leftover = Path.Combine(out, $".config.json.{Guid.NewGuid():N}.tmp")
+                File.WriteAllText(leftover, "{\"algo\": ")
+                Expect.equal (Popo.Tests.Cli.TrainCli.popo ("train" :: Popo.Tests.Cli.TrainCli.tinyFlags out)) 0 "exit code"
+                Expect.isFalse (File.Exists leftover) "the temp file is gone"
+                Expect.isTrue (File.Exists(Path.Combine(out, "summary.json"))) "the run completed")
     ]
