@@ -49,8 +49,9 @@ long_part() {
     summarise "$run" "$rss"
 }
 
-# RSS growth from the first sample at or after WARMUP_FRACTION of the RL phase (warm-up = the supervised
-# phase plus that share of RL) to the end; step time of the first and last 10% of RL steps after it.
+# Warm-up = the supervised phase plus WARMUP_FRACTION of the RL phase. After it: RSS (median, min, max)
+# per tenth of the time, growth of the last tenth's median over the first's, the least-squares RSS slope,
+# and median step times per tenth of the steps (wall clock: other processes on the machine show here).
 summarise() {
     local run="$1" rss="$2"
     python3 - "$run/metrics.jsonl" "$rss" "$WARMUP_FRACTION" <<'PY'
@@ -63,20 +64,26 @@ if not rows or not rl:
     sys.exit("no RL steps recorded")
 t0, t1 = rl[0][0], rl[-1][0]
 warm = [s for s in rl if s[0] >= t0 + frac * (t1 - t0)]
-base, end, peak = warm[0][1], warm[-1][1], max(s[1] for s in warm)
-print(f"RL steps: {len(rows)}; RSS samples in RL: {len(rl)} over {t1 - t0:.0f} s")
-print(f"RSS after warm-up (t={warm[0][0]:.0f} s, step {warm[0][2]:.0f}): {base/1024:.1f} MiB; "
-      f"end (t={warm[-1][0]:.0f} s, step {warm[-1][2]:.0f}): {end/1024:.1f} MiB; peak after warm-up {peak/1024:.1f} MiB")
-print(f"RSS growth after warm-up: {100*(end-base)/base:+.2f} % (end), {100*(peak-base)/base:+.2f} % (peak)")
+print(f"RL steps: {len(rows)}; RSS samples: {len(rl)} in RL over {t1 - t0:.0f} s, {len(warm)} after warm-up (from t={warm[0][0]:.0f} s, step {warm[0][2]:.0f})")
+k = max(1, len(warm) // 10)
+tenths = [warm[i * k:(i + 1) * k] for i in range(len(warm) // k)]
+print("RSS MiB per tenth after warm-up (median / min / max):")
+for i, w in enumerate(tenths):
+    print(f"  {i}: t {w[0][0]:.0f}-{w[-1][0]:.0f} s, steps {w[0][2]:.0f}-{w[-1][2]:.0f}: "
+          f"{st.median(s[1] for s in w)/1024:.1f} / {min(s[1] for s in w)/1024:.1f} / {max(s[1] for s in w)/1024:.1f}")
+first, last = st.median(s[1] for s in tenths[0]), st.median(s[1] for s in tenths[-1])
+n = len(warm); mt = sum(s[0] for s in warm) / n; mr = sum(s[1] for s in warm) / n
+slope = sum((s[0] - mt) * (s[1] - mr) for s in warm) / sum((s[0] - mt) ** 2 for s in warm)
+print(f"RSS growth after warm-up (last tenth's median over the first's): {100 * (last - first) / first:+.2f} %; "
+      f"least-squares slope {slope * 3600 / 1024:+.1f} MiB/h ({100 * slope * 3600 / mr:+.2f} % of the mean per hour)")
 after = [r for r in rows if r["step"] >= warm[0][2]]
 k = max(1, len(after) // 10)
-def times(rs, key): return [r[key] for r in rs if r.get(key) is not None]
-for key in ("step_time", "rollout_time", "update_time"):
-    a, b = times(after[:k], key), times(after[-k:], key)
-    print(f"{key}: first {k} steps after warm-up median {st.median(a)*1000:.1f} ms, last {k} median {st.median(b)*1000:.1f} ms "
-          f"({100*(st.median(b)-st.median(a))/st.median(a):+.1f} %)")
-lens = times(after[:k], "completion_len_mean"), times(after[-k:], "completion_len_mean")
-print(f"completion_len_mean: {st.mean(lens[0]):.2f} -> {st.mean(lens[1]):.2f} (step time follows completion length)")
+print("median step time per tenth of the steps after warm-up (ms; rollout + update), mean completion length:")
+for i in range(len(after) // k):
+    w = after[i * k:(i + 1) * k]
+    print(f"  {i}: steps {w[0]['step']}-{w[-1]['step']}: {st.median(r['step_time'] for r in w)*1000:.0f} "
+          f"({st.median(r['rollout_time'] for r in w)*1000:.0f} + {st.median(r['update_time'] for r in w)*1000:.0f}), "
+          f"length {st.mean(r['completion_len_mean'] for r in w):.1f}")
 PY
 }
 

@@ -279,8 +279,8 @@ public sealed class Trainer
     /// <summary>True when every sampled token's log-prob is finite (padding holds 0).</summary>
     private static bool FiniteRollout(GenerationBatch batch)
     {
-        using var finite = batch.OldLogProbs.isfinite().all();
-        return finite.item<bool>();
+        using var scope = NewDisposeScope();
+        return batch.OldLogProbs.isfinite().all().item<bool>();
     }
 
     /// <summary>AdamW.zero_grad leaves one tensor handle per parameter outside any scope (TorchSharp 0.107).</summary>
@@ -304,7 +304,8 @@ public sealed class Trainer
     private void WriteSamples(JsonlLog log, int step, RolloutTexts texts, GenerationBatch batch, PreparedBatch prepared)
     {
         if (config.SamplesPerLog == 0) return;
-        var perRow = prepared.PerRow.cpu().data<double>().ToArray();
+        using var perRowOnHost = prepared.PerRow.cpu();   // a new handle even when already on the CPU
+        var perRow = perRowOnHost.data<double>().ToArray();
         for (int i = 0; i < Math.Min(config.SamplesPerLog, batch.Rows); i++)
             log.Write(new
             {

@@ -53,7 +53,8 @@ public static class TrainingCheckpoint
             using (var stream = File.Create(Path.Combine(temp, "optimizer.bin")))
             using (var writer = new BinaryWriter(stream))
                 optimizer.save_state_dict(writer);
-            SafeTensorsFile.Write(Path.Combine(temp, "objective.safetensors"), objective.State().Select(kv => (kv.Key, kv.Value)));
+            using (var scope = NewDisposeScope())   // State() makes new tensors (RNG states) beside the live parameters
+                SafeTensorsFile.Write(Path.Combine(temp, "objective.safetensors"), objective.State().Select(kv => (kv.Key, kv.Value)));
             using (var state = sampler.get_state())
                 SafeTensorsFile.Write(Path.Combine(temp, "rng.safetensors"), [("sampler", state)]);
             File.WriteAllText(Path.Combine(temp, "trainer_state.json"), JsonSerializer.Serialize(progress));

@@ -13,29 +13,34 @@ open Expecto
 open Popo.Engine.Training
 open Popo.Tests.Reliability.Harness
 
+/// RL steps of the kill runs.
+let killSteps = 16
+
 /// Small enough for CI (about 3 s per run on one thread), long enough that kills land in the warm-up,
 /// the RL steps and the checkpoint writes; a checkpoint after every step.
 let killFlags (out: string) =
     [ "--out"; out; "--hidden-size"; "48"; "--layers"; "1"; "--heads"; "2"; "--kv-heads"; "1"
-      "--intermediate-size"; "96"; "--sft-steps"; "150"; "--sft-batch-size"; "16"; "--sft-lr"; "0.005"; "--steps"; "12"
+      "--intermediate-size"; "96"; "--sft-steps"; "60"; "--sft-batch-size"; "16"; "--sft-lr"; "0.01"; "--steps"; string killSteps
       "--prompts-per-step"; "2"; "--group-size"; "4"; "--max-new-tokens"; "10"; "--eval-problems"; "4"; "--eval-every"; "4"
       "--save-every"; "1"; "--predictor-hidden"; "16"; "--threads"; "1"; "--difficulty"; "tiny"; "--seed"; "3" ]
 
 let private timeoutMs = 120_000
 
-/// The uninterrupted run and how long it ran after writing config.json (the window kills are drawn from).
+/// The uninterrupted run; returns when, counted from config.json's appearance, its RL phase began (the
+/// warm-up checkpoint appeared) and when it ended: the windows kills are drawn from.
 let runReference (out: string) =
-    let clock = Stopwatch.StartNew()
     let p, stderr = startPopo ("train" :: killFlags out)
     use _ = p
     let configFile = Path.Combine(out, RunFolder.ConfigFile)
-    let mutable started = TimeSpan.Zero
+    let warmup = Path.Combine(out, "checkpoints", "warmup")
     while not p.HasExited && not (File.Exists configFile) do Thread.Sleep 2
-    started <- clock.Elapsed
+    let clock = Stopwatch.StartNew()
+    while not p.HasExited && not (Directory.Exists warmup) do Thread.Sleep 2
+    let rl = clock.Elapsed
     if not (p.WaitForExit timeoutMs) then p.Kill true; failtest "reference run timed out"
     p.WaitForExit()
     Expect.equal p.ExitCode 0 $"reference run: {stderr.Result}"
-    clock.Elapsed - started
+    rl, clock.Elapsed
 
 /// What a kill left behind must be usable: the newest step-N checkpoint loads completely, its counters
 /// say step N, and its weights are the uninterrupted run's at step N, bit for bit.
@@ -75,11 +80,11 @@ let checkSameResults (steps: int) (resumed: string) (reference: string) =
     Expect.isEmpty (Directory.GetDirectories(Path.Combine(resumed, "checkpoints"), AtomicFolder.TempPrefix + "*")) "no half-written checkpoint left"
     Expect.isEmpty (Directory.GetFiles resumed |> Array.filter Popo.Engine.Checkpoints.AtomicFile.IsTemp) "no half-written file left"
 
-/// One trial: start, SIGKILL after a delay drawn from [0, window) once config.json exists, check what is
-/// left, resume, compare. Returns (killed before finishing?, last checkpoint step at the kill).
-let trial (root: string) (reference: string) (window: TimeSpan) (seed: int) =
+/// One trial: start, SIGKILL after a delay drawn uniformly from [from, until) once config.json exists,
+/// check what is left, resume, compare. Returns (killed before finishing?, last checkpoint step at the kill).
+let trial (root: string) (reference: string) (from: TimeSpan) (until: TimeSpan) (seed: int) =
     let out = Path.Combine(root, $"killed-{seed}")
-    let delay = TimeSpan.FromMilliseconds(Random(seed).NextDouble() * window.TotalMilliseconds)
+    let delay = from + (until - from) * Random(seed).NextDouble()
     let p, _ = startPopo ("train" :: killFlags out)
     use _ = p
     let configFile = Path.Combine(out, RunFolder.ConfigFile)
@@ -90,7 +95,7 @@ let trial (root: string) (reference: string) (window: TimeSpan) (seed: int) =
     let atKill = checkLeftovers out reference
     let code, stderr = runPopo timeoutMs [ "train"; "--resume"; out ]
     Expect.equal code 0 $"resume after a kill at {delay.TotalMilliseconds:F0} ms: {stderr}"
-    checkSameResults 12 out reference
+    checkSameResults killSteps out reference
     killed, atKill
 
 /// 3 trials in CI; scripts/soak.sh sets POPO_KILL_TRIALS (20 or more) and gets one line per trial.
@@ -105,11 +110,14 @@ let tests =
         testCase $"{trials} SIGKILLs at seeded random moments: a loadable last checkpoint, and resume equals the uninterrupted run" <| fun () ->
             withTemp (fun root ->
                 let reference = Path.Combine(root, "reference")
-                let window = runReference reference
+                let rl, finish = runReference reference
+                // Odd trials draw the moment from the whole run, even ones from its RL phase (most of the
+                // checkpoint writes); 5% is left at the end for run-to-run variation.
                 let outcomes =
                     [ for i in 1 .. trials ->
                         let seed = 20261124 + i
-                        let killed, atKill = trial root reference window seed
+                        let from = if i % 2 = 0 then rl else TimeSpan.Zero
+                        let killed, atKill = trial root reference from (finish * 0.95) seed
                         if soak then
                             let where = match atKill with Some s -> $"last checkpoint step-{s}" | None -> "no step checkpoint yet"
                             printfn "trial %d (seed %d): %s; %s; resume equal" i seed (if killed then "killed" else "finished before the kill") where
