@@ -22,6 +22,11 @@ public static class AtomicFile
         }
     }
 
+    /// <summary>True for a temp file name this class makes: .NAME.GUID.tmp (GUID as 32 hex digits).</summary>
+    public static bool IsTemp(string path) => TempName.IsMatch(Path.GetFileName(path));
+
+    private static readonly System.Text.RegularExpressions.Regex TempName = new(@"^\..+\.[0-9a-f]{32}\.tmp$");
+
     public static void WriteAllText(string path, string text) =>
         Write(path, s => { using var w = new StreamWriter(s, leaveOpen: true); w.Write(text); });
 }

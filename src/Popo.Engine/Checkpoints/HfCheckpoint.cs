@@ -98,6 +98,25 @@ public static class HfCheckpoint
     }
 
     /// <summary>
+    /// Validates a model folder without loading a weight: config.json and the header of every weight file
+    /// (ranges, float dtypes, the index). Throws as <see cref="Load"/> would; returns the config.
+    /// </summary>
+    public static ModelConfig Check(string folder)
+    {
+        var config = ModelConfig.Load(Path.Combine(folder, ConfigFile));
+        foreach (var (file, _) in WeightSources(folder))
+            foreach (var entry in SafeTensorsFile.Open(file).Tensors.Values)
+                NeedFloat(file, entry);
+        return config;
+    }
+
+    private static void NeedFloat(string file, SafeTensorEntry entry)
+    {
+        if (!SafeTensorsDtypes.IsFloat(entry.Dtype))
+            throw new CheckpointFormatException($"{file}: tensor '{entry.Name}' has dtype {SafeTensorsDtypes.Code(entry.Dtype)}; model weights must be F64, F32, F16 or BF16");
+    }
+
+    /// <summary>
     /// Copies the weights of a model folder into <paramref name="model"/>. Throws <see cref="CheckpointFormatException"/>
     /// naming the file and tensor for unknown or missing tensors, shape mismatches, non-float dtypes and any
     /// malformed file.
@@ -128,8 +147,7 @@ public static class HfCheckpoint
                     if (!parameters.TryGetValue(entry.Name, out var target) && !isTiedHead)
                         throw new CheckpointFormatException(
                             $"{file}: unknown tensor '{entry.Name}' (a Qwen2 model with this config.json has no such parameter)");
-                    if (!SafeTensorsDtypes.IsFloat(entry.Dtype))
-                        throw new CheckpointFormatException($"{file}: tensor '{entry.Name}' has dtype {SafeTensorsDtypes.Code(entry.Dtype)}; model weights must be F64, F32, F16 or BF16");
+                    NeedFloat(file, entry);
                     var expectedShape = isTiedHead ? parameters["model.embed_tokens.weight"].shape : target!.shape;
                     if (!entry.Shape.SequenceEqual(expectedShape))
                         throw new CheckpointFormatException(

@@ -49,6 +49,10 @@ public sealed class SafeTensorsFile
         var dataStart = 8 + (long)headerLength;
         var dataLength = fileLength - dataStart;
 
+        // JsonDocument accepts invalid UTF-8 inside strings and throws InvalidOperationException only when
+        // a name is read; reject it here, without allocating.
+        if (!System.Text.Unicode.Utf8.IsValid(headerBytes))
+            throw new CheckpointFormatException($"{path}: header is not valid UTF-8 (corrupt file)");
         JsonElement root;
         try
         {
@@ -106,7 +110,9 @@ public sealed class SafeTensorsFile
         var shape = shapeElement.EnumerateArray().Select(d =>
             d.ValueKind == JsonValueKind.Number && d.TryGetInt64(out var n) && n >= 0 ? n
                 : throw new CheckpointFormatException($"{Where()}: shape entries must be non-negative integers, got {d}")).ToArray();
+        // TryGetInt64 throws on a non-number, so the kind is checked first.
         if (!value.TryGetProperty("data_offsets", out var offsets) || offsets.ValueKind != JsonValueKind.Array || offsets.GetArrayLength() != 2
+            || offsets[0].ValueKind != JsonValueKind.Number || offsets[1].ValueKind != JsonValueKind.Number
             || !offsets[0].TryGetInt64(out var begin) || !offsets[1].TryGetInt64(out var end))
             throw new CheckpointFormatException($"{Where()}: 'data_offsets' must be [begin, end] integers");
         if (begin < 0 || end < begin)

@@ -121,7 +121,9 @@ public static class Sampler
                 var drop = (probs.cumsum(-1) - probs) >= options.TopP;
                 filtered = filtered.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), double.NegativeInfinity);
             }
-            next = torch.multinomial(filtered.softmax(-1), 1, generator: generator).squeeze(1);
+            // multinomial throws on NaN/Inf probabilities; such a row draws uniformly and keeps its non-finite
+            // log-prob, which the trainer detects as a bad step.
+            next = torch.multinomial(filtered.softmax(-1).nan_to_num(1.0, 1.0, 0.0), 1, generator: generator).squeeze(1);
         }
         var logProb = logp.gather(1, next.unsqueeze(1)).squeeze(1);
         return (next.MoveToOuterDisposeScope(), logProb.MoveToOuterDisposeScope());

@@ -24,15 +24,17 @@ public static class AtomicFolder
         }
         catch
         {
-            try { if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true); } catch (IOException) { }
+            try { if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }   // the first error is the one to report
             throw;
         }
     }
 
-    /// <summary>Removes temp folders and files left by a killed writer.</summary>
+    /// <summary>Removes temp folders (this class) and temp files (<see cref="Checkpoints.AtomicFile"/>) left by a killed writer.</summary>
     public static void CleanLeftovers(string folder)
     {
         if (!Directory.Exists(folder)) return;
         foreach (var d in Directory.GetDirectories(folder, TempPrefix + "*")) Directory.Delete(d, recursive: true);
+        foreach (var f in Directory.GetFiles(folder, ".*.tmp").Where(Checkpoints.AtomicFile.IsTemp)) File.Delete(f);
     }
 }

@@ -14,7 +14,7 @@ public sealed class JsonlLog : IDisposable
     public JsonlLog(string path, int keepThroughStep)
     {
         if (File.Exists(path))
-            File.WriteAllLines(path, File.ReadAllLines(path).Where(l => StepOf(l) is int s && s <= keepThroughStep));
+            Lines.Rewrite(path, File.ReadAllLines(path).Where(l => StepOf(l) is int s && s <= keepThroughStep));
         writer = new StreamWriter(path, append: true);
     }
 

@@ -54,7 +54,7 @@ public sealed class MetricsLog : IDisposable
             return stepColumn >= 0 && cells.Length == header.Length
                 && double.TryParse(cells[stepColumn], NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && s <= keepThroughStep;
         });
-        File.WriteAllLines(CsvPath, new[] { lines[0] }.Concat(kept));
+        Lines.Rewrite(CsvPath, new[] { lines[0] }.Concat(kept));
         return header;
     }
 

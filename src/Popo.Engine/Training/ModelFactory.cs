@@ -9,6 +9,9 @@ namespace Popo.Engine.Training;
 /// <summary>Builds the policy and its tokenizer: the built-in small model, or a Hugging Face folder.</summary>
 public static class ModelFactory
 {
+    /// <summary>max_position_embeddings of the built-in model.</summary>
+    public const int BuiltInContext = 1024;
+
     public static ScalarType Dtype(TrainConfig c) => ModelConfig.DtypeOf(c.Dtype, "key 'dtype'");
 
     public static (Qwen2ForCausalLM Model, ITokenizer Tokenizer) Create(TrainConfig c, Device device)
@@ -23,7 +26,7 @@ public static class ModelFactory
             NumHiddenLayers = c.Layers,
             NumAttentionHeads = c.Heads,
             NumKeyValueHeads = c.KvHeads,
-            MaxPositionEmbeddings = 1024,
+            MaxPositionEmbeddings = BuiltInContext,
             TieWordEmbeddings = true,
             BosTokenId = CharTokenizer.Bos,
             EosTokenId = CharTokenizer.Eos,

@@ -22,6 +22,7 @@ public sealed class RolloutCollector(Qwen2ForCausalLM model, PromptFormat format
         for (int p = 0; p < problems.Count; p++)
         {
             var ids = format.Prompt(problems[p]);
+            ContextCheck.Prompt(task, problems[p], ids.Length, sampling.MaxNewTokens, model.Config.MaxPositionEmbeddings, "max_position_embeddings");
             for (int g = 0; g < groupSize; g++) { prompts.Add(ids); perRow[p * groupSize + g] = problems[p]; }
         }
         model.eval();

@@ -14,9 +14,11 @@ public static class RunFolder
     {
         var folder = config.Out;
         if (File.Exists(folder)) throw new ConfigException($"key 'out': {folder} is a file, not a folder");
-        if (Directory.Exists(folder) && Directory.EnumerateFileSystemEntries(folder).Any())
+        // A run killed while writing config.json leaves only a temp file: the folder holds no run yet.
+        if (Directory.Exists(folder) && Directory.EnumerateFileSystemEntries(folder).Any(e => !Checkpoints.AtomicFile.IsTemp(e)))
             throw new ConfigException($"key 'out': {folder} already holds files; use --resume {folder} to continue that run, or choose another --out");
         Directory.CreateDirectory(folder);
+        AtomicFolder.CleanLeftovers(folder);
         Checkpoints.AtomicFile.WriteAllText(Path.Combine(folder, ConfigFile), ConfigLoader.ToJson(config));
     }
 

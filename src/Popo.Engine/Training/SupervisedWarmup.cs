@@ -13,11 +13,15 @@ namespace Popo.Engine.Training;
 /// </summary>
 public static class SupervisedWarmup
 {
-    public sealed record Options(int Steps, int BatchSize, double Lr, double WeightDecay, double GradClip, double WarmupRatio, double Noise = 0, long Seed = 0);
+    public sealed record Options(int Steps, int BatchSize, double Lr, double WeightDecay, double GradClip, double WarmupRatio, double Noise = 0, long Seed = 0,
+                                 int MaxBadSteps = 3);
 
-    /// <param name="onStep">called with (step, loss) after each optimizer step.</param>
-    public static void Run(Qwen2ForCausalLM model, PromptFormat format, ITask task, Options options, Action<int, double> onStep)
+    /// <param name="onStep">called with (step, loss) after each step.</param>
+    /// <param name="log">told of each step skipped for a non-finite loss or gradient; more than MaxBadSteps
+    /// of them throw <see cref="TrainingDivergedException"/>.</param>
+    public static void Run(Qwen2ForCausalLM model, PromptFormat format, ITask task, Options options, Action<int, double> onStep, Action<string>? log = null)
     {
+        int bad = 0;
         using var optimizer = optim.AdamW(model.parameters(), lr: options.Lr, weight_decay: options.WeightDecay);
         model.train();
         for (int step = 0; step < options.Steps; step++)
@@ -41,10 +45,23 @@ public static class SupervisedWarmup
             foreach (var group in optimizer.ParamGroups)
                 group.LearningRate = options.Lr * LrSchedule.Factor(step, options.Steps, options.WarmupRatio);
             optimizer.zero_grad();
-            loss.backward();
-            if (options.GradClip > 0) nn.utils.clip_grad_norm_(model.parameters(), options.GradClip);
-            optimizer.step();
-            onStep(step, loss.ToDouble());
+            double lossValue = loss.ToDouble();
+            double norm = double.NaN;
+            if (double.IsFinite(lossValue))
+            {
+                loss.backward();
+                norm = nn.utils.clip_grad_norm_(model.parameters(), options.GradClip > 0 ? options.GradClip : double.MaxValue);
+            }
+            if (double.IsFinite(norm)) optimizer.step();
+            else
+            {
+                bad++;
+                log?.Invoke($"warm-up step {step + 1}: non-finite loss or gradient (loss {lossValue}); update skipped ({bad} bad steps, max_bad_steps = {options.MaxBadSteps})");
+            }
+            onStep(step, lossValue);
+            if (bad > options.MaxBadSteps)
+                throw new TrainingDivergedException(
+                    $"warm-up step {step + 1}: {bad} steps had a non-finite loss or gradient (max_bad_steps = {options.MaxBadSteps}); stopping");
         }
         model.eval();
     }

@@ -33,7 +33,7 @@ public sealed class Trainer
         "step", "rollouts", "wall_time", "lr", "reward_mean", "reward_std", "pass_rate", "zero_positive_groups",
         "positive_tokens", "loss", "loss_nll", "loss_sim", "loss_ent", "weight_entropy", "clip_fraction", "kl_target",
         "kl_ref", "entropy", "completion_len_mean", "completion_len_max", "grad_norm", "tokens_per_s", "step_time",
-        "rollout_time", "update_time", "skipped_update", "eval_pass1", "eval_passk", "eval_greedy",
+        "rollout_time", "update_time", "skipped_update", "non_finite", "eval_pass1", "eval_passk", "eval_greedy",
     ];
 
     private readonly TrainConfig config;
@@ -58,17 +58,40 @@ public sealed class Trainer
     {
         var config = RunFolder.ReadConfig(folder);
         var task = Preflight(config);
-        AtomicFolder.CleanLeftovers(Path.Combine(folder, "checkpoints"));   // a checkpoint half-written when the run died
+        // a checkpoint or file half-written when the run died
+        AtomicFolder.CleanLeftovers(folder);
+        AtomicFolder.CleanLeftovers(Path.Combine(folder, "checkpoints"));
         return new Trainer(config, observer).Run(task);
     }
 
-    /// <summary>Everything that can be checked before the output folder is touched: device, task/dataset, model folder.</summary>
+    /// <summary>
+    /// Everything that can be checked before the output folder is touched: device, model folder (config.json,
+    /// every weight file's header, tokenizer), task/dataset, and every prompt against the model's context.
+    /// </summary>
     private static ITask Preflight(TrainConfig config)
     {
         TorchRuntime.ResolveDevice(config.Device);
-        if (!string.IsNullOrEmpty(config.Model) && !File.Exists(Path.Combine(config.Model, Checkpoints.HfCheckpoint.ConfigFile)))
-            throw new Checkpoints.CheckpointFormatException($"{config.Model}: not a model folder (no {Checkpoints.HfCheckpoint.ConfigFile})");
-        return TaskFactory.Create(config);
+        ITokenizer tokenizer;
+        int context;
+        string contextSource;
+        if (!string.IsNullOrEmpty(config.Model))
+        {
+            var configFile = Path.Combine(config.Model, Checkpoints.HfCheckpoint.ConfigFile);
+            if (!File.Exists(configFile))
+                throw new Checkpoints.CheckpointFormatException($"{config.Model}: not a model folder (no {Checkpoints.HfCheckpoint.ConfigFile})");
+            context = Checkpoints.HfCheckpoint.Check(config.Model).MaxPositionEmbeddings;
+            contextSource = $"max_position_embeddings in {configFile}";
+            tokenizer = TokenizerFolder.Load(config.Model);
+        }
+        else
+        {
+            tokenizer = new CharTokenizer();
+            context = ModelFactory.BuiltInContext;
+            contextSource = "the built-in model";
+        }
+        var task = TaskFactory.Create(config);
+        ContextCheck.Task(task, new PromptFormat(tokenizer), config.MaxNewTokens, context, contextSource);
+        return task;
     }
 
     private RunSummary Run(ITask task)
@@ -123,10 +146,26 @@ public sealed class Trainer
             using var batchScope = batch;
             double rolloutTime = stepClock.Elapsed.TotalSeconds;
 
-            using var prepared = objective.Prepare(batch, metrics);
             double lr = config.Lr * LrSchedule.Factor(step - 1, config.Steps, config.WarmupRatio);
-            bool updated = Update(objective, prepared, optimizer, parameters, lr, metrics, ref progress);
+            bool updated = false, bad;
+            PreparedBatch? prepared = null;
+            // Non-finite logits show as non-finite sampled log-probs: nothing to learn from this batch.
+            if (!FiniteRollout(batch)) bad = true;
+            else
+            {
+                prepared = objective.Prepare(batch, metrics);
+                (updated, bad) = Update(objective, prepared, optimizer, parameters, lr, metrics);
+            }
+            using var preparedScope = prepared;
             double stepTime = stepClock.Elapsed.TotalSeconds;
+            if (bad)
+            {
+                progress = progress with { BadSteps = progress.BadSteps + 1 };
+                var loss = metrics.ToDictionary().GetValueOrDefault("loss", double.NaN);
+                observer.Log(prepared is null
+                    ? $"step {step}: non-finite logits during rollout; update skipped ({progress.BadSteps} bad steps, max_bad_steps = {config.MaxBadSteps})"
+                    : $"step {step}: non-finite loss or gradient (loss {loss}); update skipped ({progress.BadSteps} bad steps, max_bad_steps = {config.MaxBadSteps})");
+            }
 
             progress = progress with { Step = step, Rollouts = progress.Rollouts + batch.Rows, WallTime = clock.Elapsed.TotalSeconds + wallOffset };
             RolloutMetrics(batch, metrics);
@@ -135,6 +174,7 @@ public sealed class Trainer
             metrics.Set("wall_time", progress.WallTime);
             metrics.Set("lr", lr);
             metrics.Set("skipped_update", updated ? 0 : 1);
+            metrics.Set("non_finite", bad ? 1 : 0);
             metrics.Set("rollout_time", rolloutTime);
             metrics.Set("update_time", stepTime - rolloutTime);
             metrics.Set("step_time", stepTime);
@@ -151,8 +191,12 @@ public sealed class Trainer
             var values = metrics.ToDictionary();
             var row = Columns.ToDictionary(c => c, c => values.GetValueOrDefault(c, double.NaN));
             metricsLog.Write(row);
-            WriteSamples(samplesLog, step, texts, batch, prepared);
+            if (prepared is not null) WriteSamples(samplesLog, step, texts, batch, prepared);
             observer.Step(step, row);
+            if (progress.BadSteps > config.MaxBadSteps)
+                throw new TrainingDivergedException(
+                    $"step {step}: {progress.BadSteps} steps had non-finite logits, loss or gradient (max_bad_steps = {config.MaxBadSteps}); stopping" +
+                    (TrainingCheckpoint.Latest(config.Out) is var (latest, _) ? $"; the last checkpoint is {latest}" : ""));
 
             if (last || (config.SaveEvery > 0 && step % config.SaveEvery == 0))
                 TrainingCheckpoint.Save(config.Out, progress, model, tokenizer, tokenizerSource, optimizer, objective, generator);
@@ -181,9 +225,9 @@ public sealed class Trainer
         if (config.SftSteps > 0)
         {
             observer.Phase("warm-up", config.SftSteps, 0);
-            var options = new SupervisedWarmup.Options(config.SftSteps, config.SftBatchSize, config.SftLr, config.WeightDecay, config.GradClip, config.WarmupRatio, config.SftNoise, config.Seed);
+            var options = new SupervisedWarmup.Options(config.SftSteps, config.SftBatchSize, config.SftLr, config.WeightDecay, config.GradClip, config.WarmupRatio, config.SftNoise, config.Seed, config.MaxBadSteps);
             SupervisedWarmup.Run(model, format, task, options,
-                (step, loss) => observer.Step(step + 1, new Dictionary<string, double> { ["step"] = step + 1, ["loss"] = loss }));
+                (step, loss) => observer.Step(step + 1, new Dictionary<string, double> { ["step"] = step + 1, ["loss"] = loss }), observer.Log);
         }
         var result = Evaluate(model, format, task, sampling);
         observer.Log($"starting policy: held-out pass@1 {result.Pass1:F3} (greedy {result.Greedy:F3})");
@@ -198,15 +242,18 @@ public sealed class Trainer
     private EvalResult Evaluate(Qwen2ForCausalLM model, PromptFormat format, ITask task, SamplerOptions sampling) =>
         Evaluator.Evaluate(model, format, task, config.EvalProblems, samples: 4, sampling, seed: config.Seed + 7);
 
-    /// <summary>mu passes of micro-batch backward + one optimizer step each; false when nothing was trained.</summary>
-    private bool Update(IObjective objective, PreparedBatch prepared, AdamW optimizer, IReadOnlyList<Parameter> parameters,
-                        double lr, StepMetrics metrics, ref TrainerProgress progress)
+    /// <summary>
+    /// mu passes of micro-batch backward + one optimizer step each. Updated: some step was taken; Bad: some
+    /// pass had a non-finite loss or gradient norm, and its step was skipped.
+    /// </summary>
+    private (bool Updated, bool Bad) Update(IObjective objective, PreparedBatch prepared, AdamW optimizer, IReadOnlyList<Parameter> parameters,
+                                            double lr, StepMetrics metrics)
     {
         var rows = prepared.TrainRows;
-        if (rows.Length == 0) return false;
+        if (rows.Length == 0) return (false, false);
         var microBatches = rows.Chunk(config.MicroBatchSize).ToList();
         foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
-        bool any = false;
+        bool any = false, bad = false;
         for (int iteration = 0; iteration < objective.Iterations; iteration++)
         {
             ZeroGrad(optimizer);
@@ -218,10 +265,7 @@ public sealed class Trainer
             if (!double.IsFinite(norm) || !double.IsFinite(loss))
             {
                 ZeroGrad(optimizer);
-                progress = progress with { BadSteps = progress.BadSteps + 1 };
-                observer.Log($"step {progress.Step + 1}: non-finite loss or gradient (loss {loss}, grad norm {norm}); update skipped");
-                if (progress.BadSteps > config.MaxBadSteps)
-                    throw new TrainingDivergedException($"{progress.BadSteps} steps had a non-finite loss or gradient (max_bad_steps = {config.MaxBadSteps}); stopping");
+                bad = true;
                 continue;
             }
             metrics.Add("grad_norm", norm);
@@ -229,7 +273,14 @@ public sealed class Trainer
             objective.AfterOptimizerStep();
             any = true;
         }
-        return any;
+        return (any, bad);
+    }
+
+    /// <summary>True when every sampled token's log-prob is finite (padding holds 0).</summary>
+    private static bool FiniteRollout(GenerationBatch batch)
+    {
+        using var scope = NewDisposeScope();
+        return batch.OldLogProbs.isfinite().all().item<bool>();
     }
 
     /// <summary>AdamW.zero_grad leaves one tensor handle per parameter outside any scope (TorchSharp 0.107).</summary>
@@ -253,7 +304,8 @@ public sealed class Trainer
     private void WriteSamples(JsonlLog log, int step, RolloutTexts texts, GenerationBatch batch, PreparedBatch prepared)
     {
         if (config.SamplesPerLog == 0) return;
-        var perRow = prepared.PerRow.cpu().data<double>().ToArray();
+        using var perRowOnHost = prepared.PerRow.cpu();   // a new handle even when already on the CPU
+        var perRow = perRowOnHost.data<double>().ToArray();
         for (int i = 0; i < Math.Min(config.SamplesPerLog, batch.Rows); i++)
             log.Write(new
             {

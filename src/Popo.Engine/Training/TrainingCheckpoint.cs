@@ -23,16 +23,38 @@ public static class TrainingCheckpoint
 
     public static string FolderFor(string runFolder, int step) => Path.Combine(runFolder, "checkpoints", $"{Prefix}{step}");
 
+    /// <summary>
+    /// Writes checkpoints/step-N atomically. A write that fails (disk full, folder unwritable) leaves no
+    /// trace and throws an <see cref="IOException"/> naming the folder, the cause and the intact previous checkpoint.
+    /// </summary>
     public static void Save(string runFolder, TrainerProgress progress, Qwen2ForCausalLM model, ITokenizer tokenizer, string? tokenizerSource,
                             AdamW optimizer, IObjective objective, Generator sampler)
     {
-        AtomicFolder.Write(FolderFor(runFolder, progress.Step), temp =>
+        var folder = FolderFor(runFolder, progress.Step);
+        var previous = Latest(runFolder);
+        try
+        {
+            Write(folder, progress, model, tokenizer, tokenizerSource, optimizer, objective, sampler);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            var intact = previous is var (p, _) ? $"the previous checkpoint {p} is intact" : "no earlier checkpoint exists";
+            throw new IOException($"{folder}: cannot write the checkpoint ({e.Message}); nothing was overwritten and {intact}. " +
+                                  $"Free space or fix permissions, then continue with `popo train --resume {runFolder}`", e);
+        }
+    }
+
+    private static void Write(string folder, TrainerProgress progress, Qwen2ForCausalLM model, ITokenizer tokenizer, string? tokenizerSource,
+                              AdamW optimizer, IObjective objective, Generator sampler)
+    {
+        AtomicFolder.Write(folder, temp =>
         {
             ModelFactory.Save(model, tokenizer, Path.Combine(temp, "model"), tokenizerSource);
             using (var stream = File.Create(Path.Combine(temp, "optimizer.bin")))
             using (var writer = new BinaryWriter(stream))
                 optimizer.save_state_dict(writer);
-            SafeTensorsFile.Write(Path.Combine(temp, "objective.safetensors"), objective.State().Select(kv => (kv.Key, kv.Value)));
+            using (var scope = NewDisposeScope())   // State() makes new tensors (RNG states) beside the live parameters
+                SafeTensorsFile.Write(Path.Combine(temp, "objective.safetensors"), objective.State().Select(kv => (kv.Key, kv.Value)));
             using (var state = sampler.get_state())
                 SafeTensorsFile.Write(Path.Combine(temp, "rng.safetensors"), [("sampler", state)]);
             File.WriteAllText(Path.Combine(temp, "trainer_state.json"), JsonSerializer.Serialize(progress));

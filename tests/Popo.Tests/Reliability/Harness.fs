@@ -1,0 +1,115 @@
+/// Shared pieces of the reliability tests: temp folders, the real `popo` executable as a child process,
+/// a fully loaded training checkpoint, and run outputs with the wall-clock columns stripped.
+module Popo.Tests.Reliability.Harness
+
+open System
+open System.Diagnostics
+open System.IO
+open System.Text.Json
+open Expecto
+open TorchSharp
+open Popo.Engine.Checkpoints
+open Popo.Engine.Configuration
+open Popo.Engine.Objectives
+open Popo.Engine.Policy
+open Popo.Engine.Training
+
+let tempRoot () =
+    let dir = Path.Combine(Path.GetTempPath(), "popo-rel-" + Guid.NewGuid().ToString("N"))
+    Directory.CreateDirectory dir |> ignore
+    dir
+
+let withTemp (f: string -> unit) =
+    let root = tempRoot ()
+    try f root
+    finally
+        // a test may have made parts of it read-only
+        for d in Directory.GetDirectories(root, "*", SearchOption.AllDirectories) do File.SetUnixFileMode(d, enum 0o755)
+        Directory.Delete(root, true)
+
+/// The `popo` executable built beside this test assembly (the test project references Popo.Cli).
+let popoDll = Path.Combine(AppContext.BaseDirectory, "popo.dll")
+
+/// Starts `dotnet popo.dll args` with stdout and stderr drained in the background; Kill() is a SIGKILL.
+let startPopo (args: string list) =
+    let info = ProcessStartInfo("dotnet", RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false)
+    info.ArgumentList.Add popoDll
+    for a in args do info.ArgumentList.Add a
+    let p = Process.Start info
+    let stderr = p.StandardError.ReadToEndAsync()
+    p.StandardOutput.ReadToEndAsync() |> ignore
+    p, stderr
+
+/// Runs popo to completion (at most timeoutMs); returns its exit code and stderr.
+let runPopo (timeoutMs: int) (args: string list) =
+    let p, stderr = startPopo args
+    use _ = p
+    if not (p.WaitForExit timeoutMs) then
+        p.Kill true
+        failtestf "popo %s did not finish within %d ms" (String.Join(" ", args)) timeoutMs
+    p.WaitForExit()
+    p.ExitCode, stderr.Result
+
+/// Metrics that measure the clock, not the computation.
+let timing = set [ "wall_time"; "tokens_per_s"; "step_time"; "rollout_time"; "update_time" ]
+
+/// metrics.jsonl rows without the timing columns, each as (column, value) pairs in file order.
+let metricsRows (run: string) =
+    File.ReadAllLines(Path.Combine(run, "metrics.jsonl"))
+    |> Array.filter (fun l -> l.Length > 0)
+    |> Array.map (fun l ->
+        JsonSerializer.Deserialize<Collections.Generic.Dictionary<string, Nullable<float>>>(l)
+        |> Seq.filter (fun kv -> not (timing.Contains kv.Key))
+        |> Seq.map (fun kv -> kv.Key, kv.Value)
+        |> List.ofSeq)
+
+/// metrics.csv without the timing columns: header and rows as cell lists.
+let csvRows (run: string) =
+    let lines = File.ReadAllLines(Path.Combine(run, "metrics.csv"))
+    let header = lines.[0].Split ','
+    let keep = [ for i in 0 .. header.Length - 1 do if not (timing.Contains header.[i]) then yield i ]
+    lines |> Array.map (fun l -> let cells = l.Split ',' in keep |> List.map (fun i -> cells.[i]))
+
+/// Every tensor of a safetensors file as raw bytes, by name: equality is bitwise.
+let tensorBytes (file: string) =
+    let st = SafeTensorsFile.Open file
+    st.Tensors.Keys
+    |> Seq.sort
+    |> Seq.map (fun k ->
+        use t = st.Read k
+        let bytes = Array.zeroCreate<byte> (int (t.numel() * t.element_size()))
+        use stream = new MemoryStream(bytes)
+        t.WriteBytesToStream(stream)
+        k, bytes)
+    |> List.ofSeq
+
+/// Loads everything a resume would from a training checkpoint (weights, tokenizer, optimizer, objective
+/// state, sampler RNG, counters); throws if any piece is missing or malformed. Returns the counters.
+let loadTrainingCheckpoint (run: string) (folder: string) =
+    let config = RunFolder.ReadConfig run
+    let struct (model, _) = ModelFactory.Create(config, torch.CPU)
+    use _ = model
+    let policy = Qwen2Policy(model)
+    use objective =
+        ObjectiveRegistry.Create(config.Algo, ObjectiveContext(policy, Func<IPolicy>(fun () -> policy.FrozenClone() :> IPolicy),
+                                                               model.Config.HiddenSize, config, torch.CPU, model.Dtype))
+    let parameters = Seq.append policy.Parameters objective.ExtraParameters |> Array.ofSeq
+    use optimizer = torch.optim.AdamW(parameters, lr = config.Lr)
+    use generator = new torch.Generator(1UL, torch.CPU)
+    let struct (saved, _) = ModelFactory.Load(Path.Combine(folder, "model"), torch.CPU, Nullable())
+    saved.Dispose()
+    TrainingCheckpoint.Load(folder, model, optimizer, objective, generator)
+
+/// Flags as `--key value` pairs resolved to a configuration, as the CLI does.
+let flagConfig (flags: string list list) =
+    ConfigLoader.Resolve(null, flags |> List.map (fun p -> struct (p.[0].TrimStart('-').Replace('-', '_'), p.[1])) |> ResizeArray)
+
+/// Records the trainer's log lines; with crashAt, stops the run (as a crash would) when that RL step is
+/// logged, after the checkpoint of the step before.
+type Recorder(?crashAt: int) =
+    let mutable phase = ""
+    member val Lines = ResizeArray<string>()
+    interface ITrainingObserver with
+        member _.Phase(name, _, _) = phase <- name
+        member this.Log line = this.Lines.Add line
+        member _.Step(s, _) = if phase = "rl" && Some s = crashAt then failwith "simulated crash"
