@@ -30,10 +30,7 @@ public static class PopoSavingBench
         torch.manual_seed(0);
         using var model = new Qwen2ForCausalLM(setup.Size.Config, torch.CPU, ScalarType.Float32);
         var policy = new Qwen2Policy(model);
-        var random = new Random(0);
-        var prompts = Enumerable.Range(0, setup.Prompts)
-            .Select(_ => Enumerable.Range(0, setup.PromptLength).Select(_ => random.Next(setup.Size.Config.VocabSize)).ToArray())
-            .SelectMany(p => Enumerable.Repeat(p, setup.GroupSize)).ToList();
+        var prompts = GroupedPrompts(setup);
         var sampling = new SamplerOptions { MaxNewTokens = setup.NewTokens, Seed = 1 };
         model.eval();
         var rollout = BenchClock.Best(setup.Rounds, () => Sampler.Generate(model, prompts, sampling).Dispose());
@@ -76,24 +73,21 @@ public static class PopoSavingBench
         return s;
     }
 
+    /// <summary>setup.Prompts random prompts (seeded), each repeated GroupSize times.</summary>
+    internal static List<int[]> GroupedPrompts(Setup setup)
+    {
+        var random = new Random(0);
+        return Enumerable.Range(0, setup.Prompts)
+            .Select(_ => Enumerable.Range(0, setup.PromptLength).Select(_ => random.Next(setup.Size.Config.VocabSize)).ToArray())
+            .SelectMany(p => Enumerable.Repeat(p, setup.GroupSize)).ToList();
+    }
+
     /// <summary>Samples the rollouts and sets rewards: row i passes iff floor((i+1) k / B) > floor(i k / B), k = pass rate x B (exactly k positives, spread evenly).</summary>
     internal static GenerationBatch Batch(Qwen2ForCausalLM model, List<int[]> prompts, SamplerOptions sampling, int groupSize, double passRate)
     {
         var sample = Sampler.Generate(model, prompts, sampling);
         int b = prompts.Count, k = (int)Math.Round(passRate * b);
-        return new GenerationBatch
-        {
-            InputIds = sample.Sequences,
-            AttentionMask = sample.AttentionMask,
-            PositionIds = Qwen2ForCausalLM.DefaultPositions(sample.AttentionMask, sample.AttentionMask.shape[1]),
-            PromptLength = sample.PromptLength,
-            CompletionIds = sample.Tokens,
-            CompletionMask = sample.CompletionMask,
-            OldLogProbs = sample.LogProbs,
-            Rewards = Enumerable.Range(0, b).Select(i => (i + 1) * k / b > i * k / b ? 1.0 : 0.0).ToArray(),
-            CompletionLengths = sample.Completions.Select(c => c.Length).ToArray(),
-            GroupSize = groupSize,
-        };
+        return GenerationBatch.FromSample(sample, Enumerable.Range(0, b).Select(i => (i + 1) * k / b > i * k / b ? 1.0 : 0.0).ToArray(), groupSize);
     }
 
     /// <summary>An objective with its own AdamW over the policy's and the objective's parameters.</summary>

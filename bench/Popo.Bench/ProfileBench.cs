@@ -107,10 +107,7 @@ public static class ProfileBench
         torch.manual_seed(0);
         using var model = new Qwen2ForCausalLM(setup.Size.Config, torch.CPU, ScalarType.Float32);
         var policy = new Qwen2Policy(model);
-        var random = new Random(0);
-        var prompts = Enumerable.Range(0, setup.Prompts)
-            .Select(_ => Enumerable.Range(0, setup.PromptLength).Select(_ => random.Next(setup.Size.Config.VocabSize)).ToArray())
-            .SelectMany(p => Enumerable.Repeat(p, setup.GroupSize)).ToList();
+        var prompts = PopoSavingBench.GroupedPrompts(setup);
         model.eval();
         using var batch = PopoSavingBench.Batch(model, prompts, new SamplerOptions { MaxNewTokens = setup.NewTokens, Seed = 1 }, setup.GroupSize, 0.5);
         using var positives = torch.tensor(Enumerable.Range(0, batch.Rows).Where(i => batch.Rewards[i] > 0).Select(i => (long)i).ToArray());

@@ -1,3 +1,5 @@
+using Popo.Engine.Model;
+using Popo.Engine.Rollout;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -30,6 +32,21 @@ public sealed class GenerationBatch : IDisposable
     public required int[] CompletionLengths { get; init; }
     /// <summary>G.</summary>
     public required int GroupSize { get; init; }
+
+    /// <summary>Takes ownership of a sampler result's tensors, with one reward per row.</summary>
+    public static GenerationBatch FromSample(SampleResult sample, double[] rewards, int groupSize) => new()
+    {
+        InputIds = sample.Sequences,
+        AttentionMask = sample.AttentionMask,
+        PositionIds = Qwen2ForCausalLM.DefaultPositions(sample.AttentionMask, sample.AttentionMask.shape[1]),
+        PromptLength = sample.PromptLength,
+        CompletionIds = sample.Tokens,
+        CompletionMask = sample.CompletionMask,
+        OldLogProbs = sample.LogProbs,
+        Rewards = rewards,
+        CompletionLengths = sample.Completions.Select(c => c.Length).ToArray(),
+        GroupSize = groupSize,
+    };
 
     public int Rows => Rewards.Length;
     public int CompletionColumns => (int)CompletionIds.shape[1];

@@ -29,19 +29,7 @@ public sealed class RolloutCollector(Qwen2ForCausalLM model, PromptFormat format
         var sample = Sampler.Generate(model, prompts, sampling with { Generator = generator, StopTokenIds = format.StopTokens });
         var completions = sample.Completions.Select(format.Decode).ToArray();
         var rewards = completions.Select((c, i) => task.Reward(perRow[i], c)).ToArray();
-        var batch = new GenerationBatch
-        {
-            InputIds = sample.Sequences,
-            AttentionMask = sample.AttentionMask,
-            PositionIds = Qwen2ForCausalLM.DefaultPositions(sample.AttentionMask, sample.AttentionMask.shape[1]),
-            PromptLength = sample.PromptLength,
-            CompletionIds = sample.Tokens,
-            CompletionMask = sample.CompletionMask,
-            OldLogProbs = sample.LogProbs,
-            Rewards = rewards,
-            CompletionLengths = sample.Completions.Select(c => c.Length).ToArray(),
-            GroupSize = groupSize,
-        };
+        var batch = GenerationBatch.FromSample(sample, rewards, groupSize);
         return (batch, new RolloutTexts(perRow, completions));
     }
 }
