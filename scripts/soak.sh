@@ -80,9 +80,10 @@ if len(warm[0]) > 3:
     tick = 100.0   # USER_HZ
     print("CPU ms per RL step per tenth (process user + system time, unaffected by waiting for the CPU):")
     for i, w in enumerate(tenths):
-        steps = w[-1][2] - w[0][2]
+        end = tenths[i + 1][0] if i + 1 < len(tenths) else w[-1]
+        steps = end[2] - w[0][2]
         if steps > 0:
-            print(f"  {i}: {1000 * (w[-1][3] - w[0][3]) / tick / steps:.0f}")
+            print(f"  {i}: steps {w[0][2]:.0f}-{end[2]:.0f}: {1000 * (end[3] - w[0][3]) / tick / steps:.0f}")
 n = len(warm); mt = sum(s[0] for s in warm) / n; mr = sum(s[1] for s in warm) / n
 slope = sum((s[0] - mt) * (s[1] - mr) for s in warm) / sum((s[0] - mt) ** 2 for s in warm)
 print(f"RSS growth after warm-up (last tenth's median over the first's): {100 * (last - first) / first:+.2f} %; "
