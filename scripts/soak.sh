@@ -35,12 +35,14 @@ long_part() {
     echo "== long: ${cmd[*]} for $DURATION s (RSS every $INTERVAL s -> $rss)"
     "${cmd[@]}" 2>"$OUT/long.stderr" &
     local pid=$! start=$SECONDS
-    printf 't_s\trss_kib\tlast_step\n' >"$rss"
+    # cpu_ticks: user + system CPU time of the process (clock ticks), which other processes do not inflate
+    printf 't_s\trss_kib\tlast_step\tcpu_ticks\n' >"$rss"
     while (( SECONDS - start < DURATION )) && kill -0 "$pid" 2>/dev/null; do
-        local kib step
+        local kib step ticks
         kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo "")
+        ticks=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
         step=$(tail -n 1 "$run/metrics.jsonl" 2>/dev/null | jq -r '.step // 0' 2>/dev/null || echo 0)
-        [[ -n "$kib" ]] && printf '%d\t%s\t%s\n' $((SECONDS - start)) "$kib" "${step:-0}" >>"$rss"
+        [[ -n "$kib" ]] && printf '%d\t%s\t%s\t%s\n' $((SECONDS - start)) "$kib" "${step:-0}" "${ticks:-0}" >>"$rss"
         sleep "$INTERVAL"
     done
     if kill -0 "$pid" 2>/dev/null; then kill "$pid"; wait "$pid" 2>/dev/null || true
@@ -72,6 +74,16 @@ for i, w in enumerate(tenths):
     print(f"  {i}: t {w[0][0]:.0f}-{w[-1][0]:.0f} s, steps {w[0][2]:.0f}-{w[-1][2]:.0f}: "
           f"{st.median(s[1] for s in w)/1024:.1f} / {min(s[1] for s in w)/1024:.1f} / {max(s[1] for s in w)/1024:.1f}")
 first, last = st.median(s[1] for s in tenths[0]), st.median(s[1] for s in tenths[-1])
+floor0, floor1 = min(s[1] for s in tenths[0]), min(s[1] for s in tenths[-1])
+print(f"RSS floor (minimum) growth after warm-up, last tenth over first: {100 * (floor1 - floor0) / floor0:+.2f} %")
+if len(warm[0]) > 3:
+    tick = 100.0   # USER_HZ
+    print("CPU ms per RL step per tenth (process user + system time, unaffected by waiting for the CPU):")
+    for i, w in enumerate(tenths):
+        end = tenths[i + 1][0] if i + 1 < len(tenths) else w[-1]
+        steps = end[2] - w[0][2]
+        if steps > 0:
+            print(f"  {i}: steps {w[0][2]:.0f}-{end[2]:.0f}: {1000 * (end[3] - w[0][3]) / tick / steps:.0f}")
 n = len(warm); mt = sum(s[0] for s in warm) / n; mr = sum(s[1] for s in warm) / n
 slope = sum((s[0] - mt) * (s[1] - mr) for s in warm) / sum((s[0] - mt) ** 2 for s in warm)
 print(f"RSS growth after warm-up (last tenth's median over the first's): {100 * (last - first) / first:+.2f} %; "
