@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Reproduces the tables of RESULTS.md, one `popo compare` per table:
 #   scripts/results.sh [NAME ...]     NAME: arithmetic-mid arithmetic-sparse countdown-mid countdown-sparse ablations
-# (no NAME = all five). Each writes results/NAME/report.md, compare.json and the plots.
-# SEEDS (default 5) and OUT (default results) can be set in the environment.
+# (no NAME = all five). Each writes OUT/NAME/report.md, compare.json and the plots.
+# SEEDS (default 5) and OUT (default runs/results) can be set in the environment; the committed
+# results/ were made with OUT=results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dotnet tool restore >/dev/null
@@ -10,7 +11,7 @@ dotnet build -c Release src/Popo.Cli -v quiet -nologo >/dev/null
 popo() { dotnet src/Popo.Cli/bin/Release/net10.0/popo.dll "$@"; }
 
 seeds=${SEEDS:-5}
-out=${OUT:-results}
+out=${OUT:-runs/results}
 algorithms=popo,grpo,dr_grpo,dapo,rft
 
 table() {
