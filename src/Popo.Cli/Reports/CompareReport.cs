@@ -66,7 +66,10 @@ public static class CompareReport
             md.AppendLine("| --- |" + string.Concat(ks.Select(_ => " --- |")));
             md.AppendLine("| warm-up | " + string.Join(" | ", ks.Select(k => F(warmCurve[k - 1]))) + " |");
             foreach (var arm in c.Arms)
-                md.AppendLine($"| {arm.Name} | " + string.Join(" | ", ks.Select(k => F(MeanCurve(runs, arm.Name)[k - 1]))) + " |");
+            {
+                var armCurve = MeanCurve(runs, arm.Name);
+                md.AppendLine($"| {arm.Name} | " + string.Join(" | ", ks.Select(k => F(armCurve[k - 1]))) + " |");
+            }
             md.AppendLine();
         }
         foreach (var p in plots) md.AppendLine($"![{p}]({p})");
