@@ -17,6 +17,7 @@ public sealed class HfBpeTokenizer : ITokenizer
     public const string Gpt2Pattern = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
 
     private readonly BpeTokenizer bpe;
+    /// <summary>Ids of the added tokens marked special; decoding with skipSpecialTokens drops these and keeps the other added tokens (&lt;think&gt;, &lt;tool_call&gt;), as Hugging Face does.</summary>
     private readonly HashSet<int> specialIds;
 
     public int VocabSize { get; }
@@ -25,13 +26,14 @@ public sealed class HfBpeTokenizer : ITokenizer
     public int? BosId { get; }
     /// <summary>The Jinja chat template of tokenizer_config.json, if any (informative; prompts use <see cref="ChatTemplate"/>).</summary>
     public string? ChatTemplateSource { get; }
+    /// <summary>Every added token (special or not), matched whole in text before pre-tokenisation.</summary>
     public IReadOnlyDictionary<string, int> SpecialTokens { get; }
 
-    private HfBpeTokenizer(BpeTokenizer bpe, Dictionary<string, int> special, int vocabSize, int padId, int eosId, int? bosId, string? chatTemplate)
+    private HfBpeTokenizer(BpeTokenizer bpe, Dictionary<string, int> special, HashSet<int> skippable, int vocabSize, int padId, int eosId, int? bosId, string? chatTemplate)
     {
         this.bpe = bpe;
         SpecialTokens = special;
-        specialIds = special.Values.ToHashSet();
+        specialIds = skippable;
         VocabSize = vocabSize;
         PadId = padId;
         EosId = eosId;
@@ -53,6 +55,7 @@ public sealed class HfBpeTokenizer : ITokenizer
         Dictionary<string, int> vocab;
         List<string> merges;
         var special = new Dictionary<string, int>(StringComparer.Ordinal);
+        var skippable = new HashSet<int>();
         string pattern = Gpt2Pattern;
         var nfc = false;
         if (File.Exists(json))
@@ -75,6 +78,7 @@ public sealed class HfBpeTokenizer : ITokenizer
                         || !token.TryGetProperty("id", out var id) || !id.TryGetInt32(out var idValue))
                         throw new TokenizerFormatException($"{json}: every added_tokens entry needs a string 'content' and an integer 'id'");
                     special[content.GetString()!] = idValue;
+                    if (!token.TryGetProperty("special", out var isSpecial) || isSpecial.ValueKind != JsonValueKind.False) skippable.Add(idValue);
                 }
             }
         }
@@ -102,7 +106,8 @@ public sealed class HfBpeTokenizer : ITokenizer
                 {
                     if (!int.TryParse(entry.Name, out var id) || !entry.Value.TryGetProperty("content", out var content) || content.ValueKind != JsonValueKind.String)
                         throw new TokenizerFormatException($"{configFile}: added_tokens_decoder entry '{entry.Name}' needs an integer key and a string 'content'");
-                    special.TryAdd(content.GetString()!, id);
+                    if (special.TryAdd(content.GetString()!, id)
+                        && (!entry.Value.TryGetProperty("special", out var isSpecial) || isSpecial.ValueKind != JsonValueKind.False)) skippable.Add(id);
                 }
             }
             eosName = TokenName(config, "eos_token", configFile);
@@ -128,7 +133,7 @@ public sealed class HfBpeTokenizer : ITokenizer
             Merges = merges,
             ByteLevel = true,
             SpecialTokens = special,
-            PreTokenizer = new RegexPreTokenizer(new Regex(pattern, RegexOptions.Compiled), special),
+            PreTokenizer = new CodePointRegexPreTokenizer(new Regex(pattern, RegexOptions.Compiled), special.Keys),
             Normalizer = nfc ? new NfcNormalizer() : null,
         };
         BpeTokenizer bpe;
@@ -141,7 +146,7 @@ public sealed class HfBpeTokenizer : ITokenizer
             throw new TokenizerFormatException($"{(File.Exists(json) ? json : mergesFile)}: {e.Message}");
         }
         var vocabSize = vocab.Values.Max() + 1;
-        return new HfBpeTokenizer(bpe, special, vocabSize, padId, eosId, bosId, chatTemplate);
+        return new HfBpeTokenizer(bpe, special, skippable, vocabSize, padId, eosId, bosId, chatTemplate);
     }
 
     /// <summary>The one splitting regex a tokenizer.json pre_tokenizer declares (Split, ByteLevel with use_regex, or a Sequence of them).</summary>
