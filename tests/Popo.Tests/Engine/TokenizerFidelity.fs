@@ -47,20 +47,21 @@ let private pieces =
 let private textGen =
     Gen.oneof pieces |> Gen.listOf |> Gen.map (String.concat "")
 
-/// Strings that split differently from Hugging Face before the code-point pre-tokenizer (pinned regressions).
+/// Strings whose ids differed from Hugging Face's before the code-point pre-tokenizer (the first two from the
+/// issue, the rest failing fuzz cases of the old .NET-regex pre-tokenizer): pinned regressions.
 let private pinned =
-    [ "𝑥's value"
-      "Let 𝑥 = 3"
-      "𝑥𝑦 and 𝟏𝟐3"
-      "🧮abc"
-      "a😀b"
-      "👩‍👩‍👧 family"
-      "𝑥\n\n𝑦"
-      "x² + 𝑦² = 𝑧²"
-      "  🇫🇷  "
-      "'𝑠 'S 'll"
-      "<think>\n𝑥\n</think>\n\n𝑥"
-      "😀😀😀123" ]
+    [ "\uD835\uDC65's value"
+      "\uD835\uDC65\uD835\uDC66 and \uD835\uDFCF\uD835\uDFD03"
+      "\u0301\uD835\uDF5A_id\r\n"
+      "\u041F\u0440\u0438\u0432\u0435\u0442\uD83D\uDE7D\u6570\u5B66\n  "
+      "\u1ED9\uD83C\uDFF3\uFE0F\u200D\uD83C\uDF08\uD835\uDC13   \uD835\uDFE3_id"
+      "    \uD83E\uDDD0=.\uD835\uDF57_id\u6704\uD835\uDDE9\u9C0C\uD83D\uDC4D\uD83C\uDFFD"
+      "\uD835\uDF80's\u3053\u3093\u306B\u3061\u306F23646\u2028<|im_end|>\u0301\uD83D\uDDDB"
+      "\uD835\uDFCF\uD835\uDFD0\uD83D\uDC69\u200D\uD83D\uDC69\u200D\uD83D\uDC67\u5310\uD835\uDC65_id}"
+      "<|im_end|>HTTPfoo.bar\uD83C\uDF37\uD835\uDE4E\uD835\uDF66,\uD835\uDDF9\uD835\uDC31's"
+      "\uD835\uDE05\uD835\uDC65xI'MValue\u3000\n  \uD835\uDFCF\uD835\uDFD0foo.bar"
+      "I'M\uD835\uDC66's\uD83D\uDC4D\uD83C\uDFFD\uD835\uDD2F40055+\uD835\uDFE9"
+      "\u041F\u0440\u0438\u0432\u0435\u0442\u3000\uD835\uDD1A_id\u9358" ]
 
 let private sameAsHf (text: string) =
     let hf = hfEncode text
@@ -75,7 +76,7 @@ let tests =
         test "Hugging Face's reference tokenizer loads and encodes the real Qwen tokenizer" {
             Expect.equal (hfEncode "Hello world") [| 9707; 1879 |] "the reference encodes a known pair"
         }
-        test "pinned strings that split differently before encode to Hugging Face's ids" {
+        test "pinned strings that split differently before the fix encode to Hugging Face's ids" {
             for s in pinned do
                 Expect.equal (ours.Value.Encode s) (hfEncode s) (sprintf "ids of %A" s)
                 Expect.equal (ourDecode (ours.Value.Encode s)) (hfDecode (hfEncode s)) (sprintf "decode of %A" s)
@@ -96,3 +97,4 @@ let tests =
             Prop.forAll (Arb.fromGen (Gen.choose (0, 151668) |> Gen.arrayOf)) (fun ids ->
                 ourDecode ids = hfDecode ids)
     ]
+
