@@ -37,6 +37,12 @@ public sealed record TrainConfig
     [ConfigKey("model", "Hugging Face model folder (config.json + safetensors + tokenizer); empty = built-in small model")]
     public string Model { get; init; } = "";
 
+    [ConfigKey("system_prompt", "system message put before every prompt that has none (empty = none); rendered by the model's chat template")]
+    public string SystemPrompt { get; init; } = "";
+
+    [ConfigKey("enable_thinking", "passed to the model's chat template as enable_thinking (Qwen3: false opens the reply with an empty <think></think>)")]
+    public bool EnableThinking { get; init; } = true;
+
     // ---- built-in model (used when `model` is empty) -------------------------------------------
     [ConfigKey("hidden_size", "built-in model width", Min = 8, Max = 4096)]
     public int HiddenSize { get; init; } = 64;

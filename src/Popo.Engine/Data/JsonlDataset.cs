@@ -96,9 +96,13 @@ public static partial class JsonlDataset
             }
             case DatasetShape.Prompt:
             {
-                var prompt = PromptText(path, line, root);
+                var (prompt, messages) = PromptText(path, line, root);
                 var gold = Scalar(path, line, root, answerField);
-                return new Problem(id, Template(prompt, options, shape), gold, null);
+                var text = Template(prompt, options, shape);
+                // The conversation keeps every message; the last user turn carries the (templated) prompt.
+                var lastUser = messages?.FindLastIndex(m => m.Role == "user") ?? -1;
+                if (lastUser >= 0) messages![lastUser] = messages[lastUser] with { Content = text };
+                return new Problem(id, text, gold, null, messages);
             }
             default:
                 throw new ArgumentOutOfRangeException(nameof(shape), shape, "unknown dataset shape");
@@ -151,11 +155,12 @@ public static partial class JsonlDataset
         };
     }
 
-    /// <summary>TRL prompt: a string, or a list of {role, content} messages whose last user message is the prompt.</summary>
-    private static string PromptText(string path, int line, JsonElement root)
+    /// <summary>TRL prompt: a string, or a list of {role, content} messages (kept) whose last user message is the prompt.</summary>
+    private static (string Prompt, List<Tokenizers.ChatMessage>? Messages) PromptText(string path, int line, JsonElement root)
     {
         if (!root.TryGetProperty("prompt", out var v)) throw new DatasetFormatException(path, line, "prompt", "missing");
-        if (v.ValueKind == JsonValueKind.String) return Text(path, line, root, "prompt");
+        if (v.ValueKind == JsonValueKind.String) return (Text(path, line, root, "prompt"), null);
+        var messages = new List<Tokenizers.ChatMessage>();
         if (v.ValueKind != JsonValueKind.Array)
             throw new DatasetFormatException(path, line, "prompt", $"expected a string or a list of messages, got {Kind(v)}");
         string? last = null;
@@ -164,10 +169,11 @@ public static partial class JsonlDataset
             if (m.ValueKind != JsonValueKind.Object || !m.TryGetProperty("role", out var role) || role.ValueKind != JsonValueKind.String ||
                 !m.TryGetProperty("content", out var content) || content.ValueKind != JsonValueKind.String)
                 throw new DatasetFormatException(path, line, "prompt", "each message must be an object with string \"role\" and \"content\"");
+            messages.Add(new Tokenizers.ChatMessage(role.GetString()!, content.GetString()!));
             if (role.GetString() == "user") last = content.GetString();
         }
         if (string.IsNullOrWhiteSpace(last)) throw new DatasetFormatException(path, line, "prompt", "no non-empty user message");
-        return last;
+        return (last, messages);
     }
 
     private static string Kind(JsonElement v) => v.ValueKind.ToString().ToLowerInvariant();

@@ -24,8 +24,12 @@ public sealed class HfBpeTokenizer : ITokenizer
     public int PadId { get; }
     public int EosId { get; }
     public int? BosId { get; }
-    /// <summary>The Jinja chat template of tokenizer_config.json, if any (informative; prompts use <see cref="ChatTemplate"/>).</summary>
+    /// <summary>The Jinja chat template of tokenizer_config.json, if any (rendered by <see cref="Training.PromptFormat"/>).</summary>
     public string? ChatTemplateSource { get; }
+    /// <summary>The file the chat template came from, for error messages.</summary>
+    public string ConfigFile { get; private init; } = "";
+    /// <summary>bos_token, eos_token, pad_token, unk_token of tokenizer_config.json as text: variables of the chat template, as transformers passes them.</summary>
+    public IReadOnlyDictionary<string, string> TemplateTokens { get; private init; } = new Dictionary<string, string>();
     /// <summary>Every added token (special or not), matched whole in text before pre-tokenisation.</summary>
     public IReadOnlyDictionary<string, int> SpecialTokens { get; }
 
@@ -96,7 +100,7 @@ public sealed class HfBpeTokenizer : ITokenizer
         }
 
         var configFile = Path.Combine(folder, "tokenizer_config.json");
-        string? eosName = null, padName = null, bosName = null, chatTemplate = null;
+        string? eosName = null, padName = null, bosName = null, unkName = null, chatTemplate = null;
         if (File.Exists(configFile))
         {
             var config = ParseJson(configFile);
@@ -113,6 +117,7 @@ public sealed class HfBpeTokenizer : ITokenizer
             eosName = TokenName(config, "eos_token", configFile);
             padName = TokenName(config, "pad_token", configFile);
             bosName = TokenName(config, "bos_token", configFile);
+            unkName = TokenName(config, "unk_token", configFile);
             chatTemplate = config.TryGetProperty("chat_template", out var ct) && ct.ValueKind == JsonValueKind.String ? ct.GetString() : null;
         }
 
@@ -122,6 +127,7 @@ public sealed class HfBpeTokenizer : ITokenizer
             vocab.TryGetValue(name, out var id) ? id
                 : throw new TokenizerFormatException($"{configFile}: {field} '{name}' is not in the vocabulary");
         var fallbackEos = special.Keys.FirstOrDefault(k => k is "<|endoftext|>" or "</s>" or "<|im_end|>");
+        var configEosName = eosName;
         eosName ??= fallbackEos ?? throw new TokenizerFormatException(
             $"{folder}: no eos_token in tokenizer_config.json and no <|endoftext|>, </s> or <|im_end|> added token");
         var eosId = Resolve(eosName, "eos_token");
@@ -146,7 +152,14 @@ public sealed class HfBpeTokenizer : ITokenizer
             throw new TokenizerFormatException($"{(File.Exists(json) ? json : mergesFile)}: {e.Message}");
         }
         var vocabSize = vocab.Values.Max() + 1;
-        return new HfBpeTokenizer(bpe, special, skippable, vocabSize, padId, eosId, bosId, chatTemplate);
+        var templateTokens = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (key, value) in new[] { ("bos_token", bosName), ("eos_token", configEosName), ("pad_token", padName), ("unk_token", unkName) })
+            if (value is not null) templateTokens[key] = value;
+        return new HfBpeTokenizer(bpe, special, skippable, vocabSize, padId, eosId, bosId, chatTemplate)
+        {
+            ConfigFile = configFile,
+            TemplateTokens = templateTokens,
+        };
     }
 
     /// <summary>The one splitting regex a tokenizer.json pre_tokenizer declares (Split, ByteLevel with use_regex, or a Sequence of them).</summary>

@@ -60,7 +60,7 @@ public static class FolderEvaluation
         using (model)
         {
             var sampling = new SamplerOptions { Temperature = c.Temperature, TopP = c.TopP, TopK = c.TopK, MaxNewTokens = c.MaxNewTokens, PadId = tokenizer.PadId };
-            return Evaluator.Evaluate(model, new PromptFormat(tokenizer), task, c.EvalProblems, samples, sampling, c.Seed + 7);
+            return Evaluator.Evaluate(model, new PromptFormat(tokenizer, c.SystemPrompt, c.EnableThinking), task, c.EvalProblems, samples, sampling, c.Seed + 7);
         }
     }
 }

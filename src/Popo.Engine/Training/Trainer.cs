@@ -90,7 +90,7 @@ public sealed class Trainer
             contextSource = "the built-in model";
         }
         var task = TaskFactory.Create(config);
-        ContextCheck.Task(task, new PromptFormat(tokenizer), config.MaxNewTokens, context, contextSource);
+        ContextCheck.Task(task, new PromptFormat(tokenizer, config.SystemPrompt, config.EnableThinking), config.MaxNewTokens, context, contextSource);
         return task;
     }
 
@@ -103,7 +103,7 @@ public sealed class Trainer
 
         var (model, tokenizer) = ModelFactory.Create(config, device);
         using var modelScope = model;
-        var format = new PromptFormat(tokenizer);
+        var format = new PromptFormat(tokenizer, config.SystemPrompt, config.EnableThinking);
         var sampling = new SamplerOptions
         {
             Temperature = config.Temperature, TopP = config.TopP, TopK = config.TopK,

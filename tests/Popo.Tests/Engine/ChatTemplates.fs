@@ -115,10 +115,54 @@ let private errorTests =
           Expect.stringContains e.Detail "has no item 0" "names the missing item"
       } ]
 
+let private expectedQwen (caseName: string) =
+    (readJson "expected.json").GetProperty("templates").GetProperty("qwen3").GetProperty("cases").GetProperty(caseName).GetProperty("output").GetString()
+
+let private userText = "What is 2 + 3? Show your steps.  "
+
+let private promptFormatTests =
+    [ test "PromptFormat renders a conversation with the model folder's own template and enable_thinking" {
+          let tokenizer = Popo.Engine.Tokenizers.HfBpeTokenizer.Load(TokenizerCache.qwen3 ())
+          let format = Popo.Engine.Training.PromptFormat(tokenizer, "", false)
+          let problem = Popo.Engine.Tasks.Problem("p", userText, "5", null, [| Popo.Engine.Tokenizers.ChatMessage("user", userText) |])
+          Expect.isTrue format.UsesModelTemplate "the folder has a chat_template"
+          Expect.equal (format.Render problem) (expectedQwen "enable-thinking-false") "jinja2's rendering of the same conversation"
+          Expect.equal (format.Prompt problem) (tokenizer.Encode(expectedQwen "enable-thinking-false")) "the ids of that text"
+      }
+      test "PromptFormat puts system_prompt before a prompt that has no system message" {
+          let tokenizer = Popo.Engine.Tokenizers.HfBpeTokenizer.Load(TokenizerCache.qwen3 ())
+          let system = "You are a careful mathematician. Answer with \\boxed{}."
+          let format = Popo.Engine.Training.PromptFormat(tokenizer, system, true)
+          Expect.equal (format.Render(Popo.Engine.Tasks.Problem("p", userText, "5", null))) (expectedQwen "system-user") "as jinja2 renders system + user"
+          let own = Popo.Engine.Tasks.Problem("p", userText, "5", null, [| Popo.Engine.Tokenizers.ChatMessage("system", "Own."); Popo.Engine.Tokenizers.ChatMessage("user", userText) |])
+          Expect.stringStarts (format.Render own) "<|im_start|>system\nOwn.<|im_end|>" "a dataset's own system message is kept and wins"
+      }
+      test "a tokenizer folder without chat_template falls back to ChatML" {
+          let dir = Path.Combine(Path.GetTempPath(), "popo-notemplate-" + Guid.NewGuid().ToString("N"))
+          Directory.CreateDirectory dir |> ignore
+          try
+              File.Copy(Path.Combine(TokenizerCache.qwen3 (), "tokenizer.json"), Path.Combine(dir, "tokenizer.json"))
+              File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"), """{"eos_token": "<|im_end|>"}""")
+              let format = Popo.Engine.Training.PromptFormat(Popo.Engine.Tokenizers.HfBpeTokenizer.Load dir)
+              Expect.isFalse format.UsesModelTemplate "no template"
+              Expect.equal (format.Render(Popo.Engine.Tasks.Problem("p", "Hi", "5", null))) "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n" "ChatML"
+          finally Directory.Delete(dir, true)
+      }
+      test "a TRL conversational prompt keeps its system message in the problem's messages" {
+          let file = Path.GetTempFileName()
+          try
+              File.WriteAllText(file, """{"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+3?"}], "answer": "5"}""" + "\n")
+              let p = (Popo.Engine.Data.JsonlDataset.Load file).Problems.[0]
+              Expect.equal p.Prompt "2+3?" "the last user message is the prompt"
+              Expect.equal (p.Messages |> Seq.map (fun m -> m.Role, m.Content) |> List.ofSeq) [ "system", "Be brief."; "user", "2+3?" ] "all messages kept"
+          finally File.Delete file
+      } ]
+
 [<Tests>]
 let tests =
     testList "Engine.ChatTemplates" [
         testList "real templates" realTemplateTests
         testList "features" featureTests
         testList "errors" errorTests
+        testList "prompt format" promptFormatTests
     ]
