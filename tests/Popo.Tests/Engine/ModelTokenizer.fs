@@ -112,6 +112,10 @@ let private textGen =
     let single = Gen.oneof [ Gen.elements fragments; Gen.choose (32, 126) |> Gen.map (fun c -> string (char c)) ]
     Gen.listOf single |> Gen.map (String.concat "")
 
+/// textGen without letters outside the BMP: Tiktoken's .NET regex sees 𝔘 as two surrogates, not a letter, so it
+/// splits such text unlike Hugging Face (which HfBpeTokenizer follows; Engine/TokenizerFidelity.fs checks that).
+let private tiktokenTextGen = textGen |> Gen.map (fun s -> s.Replace("𝔘𝔫𝔦", "Uni"))
+
 let private tiktokenIds (text: string) = reference.Value.EncodeToIds text |> Array.ofSeq
 
 [<Tests>]
@@ -140,9 +144,9 @@ let tests =
         }
 
         testProperty "GPT-2 tokenizer.json gives the same ids as the package's Tiktoken GPT-2 tokenizer" <|
-            Prop.forAll (Arb.fromGen textGen) (fun text -> gpt2Json.Value.Encode text = tiktokenIds text)
+            Prop.forAll (Arb.fromGen tiktokenTextGen) (fun text -> gpt2Json.Value.Encode text = tiktokenIds text)
         testProperty "a Split regex followed by ByteLevel without regex gives the same GPT-2 ids" <|
-            Prop.forAll (Arb.fromGen (textGen |> Gen.map (fun s -> s.Normalize NormalizationForm.FormC))) (fun text ->
+            Prop.forAll (Arb.fromGen (tiktokenTextGen |> Gen.map (fun s -> s.Normalize NormalizationForm.FormC))) (fun text ->
                 qwenStyle.Value.Encode text = tiktokenIds text)
         testProperty "byte-level BPE decodes its own ids back to the text" <|
             Prop.forAll (Arb.fromGen textGen) (fun text -> gpt2Json.Value.Decode(gpt2Json.Value.Encode text) = text)
