@@ -61,6 +61,23 @@ public static class TrainingCheckpoint
         });
     }
 
+    /// <summary>
+    /// save_total_limit (TRL's name): keeps the newest <paramref name="limit"/> complete step checkpoints and deletes
+    /// the older ones (0 = keep all). Called after a save has completed, so the newest is never at risk.
+    /// </summary>
+    public static void Prune(string runFolder, int limit)
+    {
+        if (limit <= 0) return;
+        var root = Path.Combine(runFolder, "checkpoints");
+        if (!Directory.Exists(root)) return;
+        var old = Directory.GetDirectories(root, Prefix + "*")
+            .Select(d => (Folder: d, Ok: int.TryParse(Path.GetFileName(d)[Prefix.Length..], out var s), Step: s))
+            .Where(x => x.Ok)
+            .OrderByDescending(x => x.Step)
+            .Skip(limit);
+        foreach (var (folder, _, _) in old) Directory.Delete(folder, recursive: true);
+    }
+
     /// <summary>The newest complete checkpoint folder of a run, or null.</summary>
     public static (string Folder, int Step)? Latest(string runFolder)
     {
