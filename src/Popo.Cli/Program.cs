@@ -13,6 +13,7 @@ public static class Program
         root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(CompareCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
+        root.Subcommands.Add(InitCommand.Create());
         return root.Parse(args).Invoke();
     }
 }

@@ -31,6 +31,8 @@ public static class TrainCommand
     }
 
     public static void Report(RunSummary s) =>
-        Console.Error.WriteLine($"done: {s.Algo}, {s.Steps} steps, {s.Rollouts} rollouts, {s.WallTime:F0} s; held-out pass@1 " +
-                                $"{s.Warmup.Pass1:F3} -> {s.Final.Pass1:F3} (greedy {s.Warmup.Greedy:F3} -> {s.Final.Greedy:F3}); final model: {s.FinalCheckpoint}/model");
+        Console.Error.WriteLine($"done: {s.Algo}, {s.Steps} steps, {s.Rollouts} rollouts, {s.WallTime:F0} s; " +
+                                (s.Final.Problems == 0 ? "no held-out evaluation (eval_problems = 0; score it with `popo eval`)"
+                                    : $"held-out pass@1 {s.Warmup.Pass1:F3} -> {s.Final.Pass1:F3} (greedy {s.Warmup.Greedy:F3} -> {s.Final.Greedy:F3})") +
+                                $"; final model: {s.FinalCheckpoint}/model");
 }

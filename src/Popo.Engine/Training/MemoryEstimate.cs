@@ -90,6 +90,7 @@ public sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyList
             long h = x.PredictorHidden, pred = d * h + 3 * h + (long)Math.Max(0, x.PredictorDepth - 1) * (h * h + 3 * h) + h * d + d;
             persistent.Add(("predictor (weights, gradient, AdamW)", 4 * pred * Math.Max(w, 4)));
         }
+        // TorchSharp's AdamW allocates its moments when it is built; gradients exist from the first backward on.
         var training = new List<(string, long)>
         {
             ("gradients", p * w),
@@ -111,18 +112,18 @@ public sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyList
         long saved = x.GradientCheckpointing ? layers * b * t * d * act + perLayer : layers * perLayer;
         long positions = x.LogitChunkSize > 0 ? Math.Min(b * n, x.LogitChunkSize) : b * n;
         long live = 2 + (x.Entropy ? 1 : 0) + (x.ScaledLogits ? 1 : 0);   // logits, log-softmax, exp(log-softmax), logits / T
-        long backward = x.Entropy ? 4 : 3;                               // gradient temporaries of the same shape
+        long backward = x.Entropy ? 4 : 2;                               // gradient temporaries of the same shape
         var update = new List<(string, long)>
         {
             (x.GradientCheckpointing ? "activations (checkpointed per layer)" : "activations saved for backward", saved + 3 * b * t * d * act),
             ($"head: [{positions} positions, V] x {live + backward} (logits, log-softmax{(x.Entropy ? ", entropy" : "")}, backward)", (live + backward) * positions * v * head),
-            ("AdamW step temporaries", 2 * LargestParameter(m) * w),
         };
 
         var phases = new List<(string Name, List<(string, long)> Items)>
         {
             ("rollout", [.. persistent, .. training, .. rollout]),
             ("update", [.. persistent, .. training, .. update]),
+            ("optimizer step", [.. persistent, .. training, ("AdamW step temporaries", 2 * LargestParameter(m) * w)]),
         };
         if (x.EvalRows > 0)
             phases.Add(("evaluation", [.. persistent, .. training,
@@ -135,8 +136,7 @@ public sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyList
             long sftLayer = sb * t * (16 * d + 4 * inter + 4 * kvDim) * act + 2 * sb * heads * t * t * act;
             phases.Add(("warm-up", [.. persistent, .. training,
                 ("activations saved for backward (warm-up)", layers * sftLayer + 3 * sb * t * d * act),
-                ("head: [warm-up batch x tokens, V] x 5", 5 * sb * t * v * head),
-                ("AdamW step temporaries", 2 * LargestParameter(m) * w)]));
+                ("head: [warm-up batch x tokens, V] x 4", 4 * sb * t * v * head)]));
         }
         var peak = phases.Select(ph => (ph.Name, ph.Items, Total: ph.Items.Sum(i => i.Item2))).MaxBy(ph => ph.Total);
         return new MemoryEstimate(peak.Name, peak.Total, peak.Items.Where(i => i.Item2 > 0).OrderByDescending(i => i.Item2).ToList());

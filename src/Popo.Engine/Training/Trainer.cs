@@ -36,6 +36,9 @@ public sealed class Trainer
         "rollout_time", "update_time", "skipped_update", "non_finite", "eval_pass1", "eval_passk", "eval_greedy",
     ];
 
+    /// <summary>A run without held-out evaluation (eval_problems = 0) records its results as NaN.</summary>
+    internal static readonly JsonSerializerOptions Json = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+
     private readonly TrainConfig config;
     private readonly ITrainingObserver observer;
 
@@ -225,7 +228,7 @@ public sealed class Trainer
         var finalFolder = config.Steps == 0 ? Path.Combine(config.Out, "checkpoints", "warmup") : TrainingCheckpoint.FolderFor(config.Out, config.Steps);
         var summary = new RunSummary(config.Algo, config.Steps, progress.Rollouts, progress.WallTime, warmup, final, finalFolder);
         Checkpoints.AtomicFile.WriteAllText(Path.Combine(config.Out, "summary.json"),
-            JsonSerializer.Serialize(summary, new JsonSerializerOptions { WriteIndented = true }));
+            JsonSerializer.Serialize(summary, new JsonSerializerOptions(Json) { WriteIndented = true }));
         return summary;
     }
 
@@ -241,7 +244,7 @@ public sealed class Trainer
                 Checkpoints.HfCheckpoint.LoadWeights(model, Path.Combine(folder, "model"));
                 observer.Log($"warm-up loaded from {folder}");
             }
-            return JsonSerializer.Deserialize<EvalResult>(File.ReadAllText(evalFile))!;
+            return JsonSerializer.Deserialize<EvalResult>(File.ReadAllText(evalFile), Json)!;
         }
         if (config.SftSteps > 0)
         {
@@ -259,7 +262,7 @@ public sealed class Trainer
         AtomicFolder.Write(folder, temp =>
         {
             if (config.SftSteps > 0 || string.IsNullOrEmpty(config.Model)) ModelFactory.Save(model, tokenizer, Path.Combine(temp, "model"), tokenizerSource);
-            File.WriteAllText(Path.Combine(temp, "eval.json"), JsonSerializer.Serialize(result));
+            File.WriteAllText(Path.Combine(temp, "eval.json"), JsonSerializer.Serialize(result, Json));
         });
         return result;
     }

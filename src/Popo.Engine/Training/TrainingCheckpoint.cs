@@ -57,7 +57,7 @@ public static class TrainingCheckpoint
                 SafeTensorsFile.Write(Path.Combine(temp, "objective.safetensors"), objective.State().Select(kv => (kv.Key, kv.Value)));
             using (var state = sampler.get_state())
                 SafeTensorsFile.Write(Path.Combine(temp, "rng.safetensors"), [("sampler", state)]);
-            File.WriteAllText(Path.Combine(temp, "trainer_state.json"), JsonSerializer.Serialize(progress));
+            File.WriteAllText(Path.Combine(temp, "trainer_state.json"), JsonSerializer.Serialize(progress, Trainer.Json));
         });
     }
 
@@ -116,7 +116,7 @@ public static class TrainingCheckpoint
         var stateFile = Path.Combine(folder, "trainer_state.json");
         try
         {
-            return JsonSerializer.Deserialize<TrainerProgress>(File.ReadAllText(stateFile))
+            return JsonSerializer.Deserialize<TrainerProgress>(File.ReadAllText(stateFile), Trainer.Json)
                    ?? throw new CheckpointFormatException($"{stateFile}: empty trainer state");
         }
         catch (JsonException e) { throw new CheckpointFormatException($"{stateFile}: not a valid trainer state: {e.Message}"); }
