@@ -230,8 +230,8 @@ public sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyList
 
     /// <summary>
     /// Keys that lower the estimate, each with the saving it alone would give: the batch keys halved (to 1),
-    /// max_new_tokens halved, bfloat16 weights, no similarity term (no EMA target), and the precision keys where
-    /// the schema has them.
+    /// max_new_tokens halved, no similarity term (no EMA target), and the precision keys (bf16,
+    /// gradient_checkpointing, logit_chunk_size) where the schema has them.
     /// </summary>
     public static List<(string Change, long Saving)> Reductions(TrainConfig c, ModelConfig model, int promptTokens)
     {
@@ -248,9 +248,8 @@ public sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyList
         if (c.MaxNewTokens > 1) options.Add(($"--max-new-tokens {c.MaxNewTokens / 2}", c with { MaxNewTokens = c.MaxNewTokens / 2 }));
         if (c.EvalProblems > 8) options.Add(("--eval-problems 8", c with { EvalProblems = 8 }));
         if (c.SftSteps > 0 && c.SftBatchSize > 1) options.Add(($"--sft-batch-size {c.SftBatchSize / 2}", c with { SftBatchSize = c.SftBatchSize / 2 }));
-        if (c.Dtype is "float32" or "float64") options.Add(("--dtype bfloat16", c with { Dtype = "bfloat16" }));
         if (ConfigLoader.IsPopoFamily(c.Algo) && c.Alpha != 0) options.Add(("--alpha 0 (no similarity term: no EMA target)", c with { Alpha = 0 }));
-        foreach (var (key, flag, value) in new (string, string, object)[] { ("gradient_checkpointing", "--gradient-checkpointing", true), ("logit_chunk_size", "--logit-chunk-size 1024", 1024) })
+        foreach (var (key, flag, value) in new (string, string, object)[] { ("bf16", "--bf16", true), ("gradient_checkpointing", "--gradient-checkpointing", true), ("logit_chunk_size", "--logit-chunk-size 1024", 1024) })
             if (ConfigSchema.Entries.FirstOrDefault(e => e.Key == key) is { } entry && !Equals(entry.Property.GetValue(c), value))
             {
                 var copy = c with { };
