@@ -168,19 +168,20 @@ let tests =
             try
                 let data = Path.Combine(root, "data.jsonl")
                 let long = String.replicate 40 "1+1 "
-                writeLines data [ """{"question": "2+3?", "answer": "#### 5"}"""; $$"""{"question": "{{long}}?", "answer": "#### 2"}"""
-                                  """{"question": "4+4?", "answer": "#### 8"}"""; "not json" ]
+                writeLines data ([ for i in 1 .. 6 -> $$"""{"question": "{{i}}+3?", "answer": "#### {{i + 3}}"}""" ]
+                            @ [ $$"""{"question": "{{long}}?", "answer": "#### 2"}"""; "not json" ])
                 let flags out = [ "train"; "--dataset"; data; "--out"; out; "--skip-bad-lines"; "--max-prompt-length"; "100"; "--train-fraction"; "0.5" ] @ (tinyFlags out |> List.skip 2)
                 let code, err = popoStderr (flags (Path.Combine(root, "e")))
                 Expect.notEqual code 0 "error by default"
                 Expect.stringContains err "beyond the limit of 100" "the limit"
                 Expect.stringContains err "--overlong-prompts" "the key"
                 Expect.isFalse (Directory.Exists(Path.Combine(root, "e"))) "nothing written"
-                let code, err = popoStderr (flags (Path.Combine(root, "d")) @ [ "--overlong-prompts"; "drop" ])
+                let flat (code, err: string) = code, Regex.Replace(err, @"\s+", " ")   // progress lines wrap at the terminal width
+                let code, err = popoStderr (flags (Path.Combine(root, "d")) @ [ "--overlong-prompts"; "drop" ]) |> flat
                 Expect.equal code 0 err
                 Expect.stringContains err "dropped 1 problem" "drop count"
                 Expect.stringContains err "skipped 1 malformed line" "skip_bad_lines count"
-                let code, err = popoStderr (flags (Path.Combine(root, "t")) @ [ "--overlong-prompts"; "truncate" ])
+                let code, err = popoStderr (flags (Path.Combine(root, "t")) @ [ "--overlong-prompts"; "truncate" ]) |> flat
                 Expect.equal code 0 err
                 Expect.stringContains err "truncated 1 prompt to their last 100 tokens" "truncate count"
             finally Directory.Delete(root, true)
