@@ -13,6 +13,8 @@ public static class Program
         root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(CompareCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
-        return root.Parse(args).Invoke();
+        root.Subcommands.Add(InitCommand.Create());
+        var parse = root.Parse(args);
+        return parse.Errors.Count > 0 ? UsageErrors.Report(parse) : parse.Invoke();
     }
 }

@@ -17,7 +17,7 @@ public static class CommandRunner
         try { return body(); }
         catch (ConfigException e) { return Fail(e.Message, Usage); }
         catch (Exception e) when (e is CheckpointFormatException or DatasetFormatException or TokenizerFormatException
-                                      or ModelConfigException or TrainingDivergedException or ContextLengthException or ArgumentException
+                                      or ModelConfigException or TrainingDivergedException or MemoryPreflightException or ContextLengthException or ArgumentException
                                       or IOException or UnauthorizedAccessException or InvalidOperationException)
         {
             return Fail(e.Message, Failure);

@@ -19,12 +19,31 @@ public sealed class ConfigOptions
         foreach (var entry in ConfigSchema.Entries.Where(include ?? (_ => true)))
         {
             Option option = entry.Type == typeof(bool)
-                ? new Option<bool>(entry.Flag) { Description = entry.Help }
-                : new Option<string>(entry.Flag) { Description = $"{entry.Help} ({entry.Describe()})", HelpName = entry.Key };
+                ? new Option<bool>(entry.Flag) { Description = $"{entry.Help} ({Defaults(entry)})" }
+                : new Option<string>(entry.Flag) { Description = $"{entry.Help} ({entry.Describe()}; {Defaults(entry)})", HelpName = entry.Key };
             command.Options.Add(option);
             options.Add((entry, option));
         }
     }
+
+    private static readonly TrainConfig BuiltIn = new();
+
+    /// <summary>"default X" for the built-in run, plus "with --model: Y (source)" where a pretrained run differs or follows TRL.</summary>
+    public static string Defaults(ConfigEntry entry)
+    {
+        var text = "default " + Show(entry.Property.GetValue(BuiltIn));
+        if (RunKindDefaults.PretrainedDefault(entry.Key) is { } d)
+            text += $"; with --model: {Show(d.Value)} ({d.Source})";
+        return text;
+    }
+
+    private static string Show(object? value) => value switch
+    {
+        string { Length: 0 } => "''",
+        bool b => b ? "true" : "false",
+        IFormattable f => f.ToString(null, System.Globalization.CultureInfo.InvariantCulture),
+        _ => value?.ToString() ?? "",
+    };
 
     /// <summary>The flags the user gave, as (key, raw value); values are checked by <see cref="ConfigLoader"/>.</summary>
     public List<(string Key, string Value)> Given(ParseResult parse)

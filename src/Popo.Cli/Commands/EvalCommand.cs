@@ -1,11 +1,18 @@
 using System.CommandLine;
+using System.Globalization;
 using System.Text.Json;
 using Popo.Engine.Configuration;
 using Popo.Engine.Training;
+using Popo.Engine.Verification;
 
 namespace Popo.Cli.Commands;
 
-/// <summary>`popo eval`: pass@1, pass@k and mean@k of a model folder on a held-out split, written to OUT/eval.json.</summary>
+/// <summary>
+/// `popo eval`: pass@1, pass@k, mean@k and greedy accuracy of a model folder. With --dataset every problem of
+/// the file is scored (train_fraction 0, all problems) unless those keys are given. Writes OUT/eval.json and
+/// OUT/samples.jsonl (prompt, completion, extracted answer, gold, verdict per sample) into its own folder
+/// (default runs/eval-TIMESTAMP; never a training run's folder) and prints the summary on stdout.
+/// </summary>
 public static class EvalCommand
 {
     private static readonly HashSet<string> Keys =
@@ -16,7 +23,7 @@ public static class EvalCommand
 
     public static Command Create()
     {
-        var command = new Command("eval", "Evaluate a model folder on a task's held-out split (pass@1, pass@k, mean@k)");
+        var command = new Command("eval", "Evaluate a model folder: every problem of --dataset FILE, or a built-in task's held-out split (pass@1, pass@k, mean@k, greedy)");
         var samples = new Option<int>("--samples") { Description = "k: samples per problem", DefaultValueFactory = _ => 4 };
         command.Options.Add(samples);
         var config = new ConfigOptions(command, e => Keys.Contains(e.Key));
@@ -24,17 +31,40 @@ public static class EvalCommand
         {
             int k = parse.GetValue(samples);
             if (k < 1 || k > 1024) throw new ConfigException($"--samples: expected an integer in [1, 1024], got {k}");
-            var c = config.Resolve(parse);
+            var given = config.Given(parse);
+            var forced = new List<(string, string)>();
+            bool has(string key) => given.Any(g => g.Key == key);
+            if (given.Any(g => g.Key == "dataset" && g.Value != ""))
+            {
+                if (!has("train_fraction")) forced.Add(("train_fraction", "0"));
+                if (!has("eval_problems")) forced.Add(("eval_problems", "1000000"));
+            }
+            else if (!has("eval_problems") && has("model")) forced.Add(("eval_problems", "256"));   // a --model run's default is no evaluation
+            if (!has("out")) forced.Add(("out", Path.Combine("runs", "eval-" + DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture))));
+            var c = config.Resolve(parse, [.. forced]);
+            if (File.Exists(Path.Combine(c.Out, RunFolder.ConfigFile)) || Directory.Exists(Path.Combine(c.Out, "checkpoints")))
+                throw new ConfigException($"key 'out': {c.Out} is a training run's folder; popo eval writes into its own folder (omit --out for runs/eval-TIMESTAMP)");
             var outFile = Path.Combine(c.Out, "eval.json");
-            if (File.Exists(outFile)) throw new ConfigException($"key 'out': {outFile} already exists; choose another --out");
-            var result = FolderEvaluation.Run(c, k);
+            var samplesFile = Path.Combine(c.Out, "samples.jsonl");
+            if (File.Exists(outFile) || File.Exists(samplesFile)) throw new ConfigException($"key 'out': {c.Out} already holds an evaluation; choose another --out");
+
+            var records = new List<object>();
+            var result = FolderEvaluation.Run(c, k, s => records.Add(new
+            {
+                problem = s.Problem.Id, sample = s.K < 0 ? "greedy" : s.K.ToString(CultureInfo.InvariantCulture), prompt = s.Problem.Prompt,
+                completion = s.Completion, extracted = AnswerExtractor.Extract(s.Completion), gold = s.Problem.Answer, correct = s.Reward > 0,
+            }));
             Directory.CreateDirectory(c.Out);
-            Popo.Engine.Checkpoints.AtomicFile.WriteAllText(outFile, JsonSerializer.Serialize(new
+            Popo.Engine.Checkpoints.AtomicFile.WriteAllText(samplesFile, string.Concat(records.Select(r => JsonSerializer.Serialize(r) + "\n")));
+            var summary = JsonSerializer.Serialize(new
             {
                 model = c.Model, task = string.IsNullOrEmpty(c.Dataset) ? c.Task : c.Dataset, problems = result.Problems, k = result.Samples,
                 pass_at_1 = result.Pass1, pass_at_k = result.PassK, mean_at_k = result.MeanK, greedy = result.Greedy,
-            }, new JsonSerializerOptions { WriteIndented = true }));
-            Console.Error.WriteLine($"pass@1 {result.Pass1:F3}  pass@{k} {result.PassK:F3}  mean@{k} {result.MeanK:F3}  greedy {result.Greedy:F3}  ({result.Problems} problems) -> {outFile}");
+                max_new_tokens = c.MaxNewTokens, temperature = c.Temperature, seed = c.Seed,
+            }, new JsonSerializerOptions { WriteIndented = true });
+            Popo.Engine.Checkpoints.AtomicFile.WriteAllText(outFile, summary);
+            Console.Out.WriteLine(summary);
+            Console.Error.WriteLine($"pass@1 {result.Pass1:F3}  pass@{k} {result.PassK:F3}  mean@{k} {result.MeanK:F3}  greedy {result.Greedy:F3}  ({result.Problems} problems) -> {outFile}, {samplesFile}");
             return 0;
         }));
         return command;

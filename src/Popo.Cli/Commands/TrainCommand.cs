@@ -9,7 +9,7 @@ public static class TrainCommand
     public static Command Create()
     {
         var command = new Command("train", "Warm up then train with POPO (or --algo grpo|dr_grpo|dapo|rft); no arguments runs the built-in default");
-        var resume = new Option<string?>("--resume") { Description = "continue the run in this folder from its last complete checkpoint" };
+        var resume = new Option<string?>("--resume") { Description = "continue the run in this folder from its last complete checkpoint; may change --steps, --threads, --device, --save-every, --eval-every, --save-total-limit, --memory-check" };
         command.Options.Add(resume);
         var config = new ConfigOptions(command);
         command.SetAction(parse => CommandRunner.Run(() =>
@@ -18,18 +18,21 @@ public static class TrainCommand
             RunSummary summary;
             if (parse.GetValue(resume) is { } folder)
             {
-                if (config.Given(parse).Count > 0 || parse.GetValue(config.ConfigFile) is not null)
-                    throw new Popo.Engine.Configuration.ConfigException("--resume continues a run with the configuration saved in its folder; give no other keys");
-                summary = Trainer.Resume(folder, observer);
+                if (parse.GetValue(config.ConfigFile) is not null)
+                    throw new Popo.Engine.Configuration.ConfigException("--resume continues a run with the configuration saved in its folder; --config cannot be combined with it (flags such as --steps may change the keys that leave the run so far intact)");
+                summary = Trainer.Resume(folder, observer, config.Given(parse));
             }
             else summary = Trainer.Start(config.Resolve(parse), observer);
             Report(summary);
+            if (MemoryEstimate.PeakRss() is long peak) Console.Error.WriteLine($"memory: peak RSS {MemoryEstimate.Gb(peak)} (VmHWM)");
             return 0;
         }));
         return command;
     }
 
     public static void Report(RunSummary s) =>
-        Console.Error.WriteLine($"done: {s.Algo}, {s.Steps} steps, {s.Rollouts} rollouts, {s.WallTime:F0} s; held-out pass@1 " +
-                                $"{s.Warmup.Pass1:F3} -> {s.Final.Pass1:F3} (greedy {s.Warmup.Greedy:F3} -> {s.Final.Greedy:F3}); final model: {s.FinalCheckpoint}/model");
+        Console.Error.WriteLine($"done: {s.Algo}, {s.Steps} steps, {s.Rollouts} rollouts, {s.WallTime:F0} s; " +
+                                (s.Final.Problems == 0 ? "no held-out evaluation (eval_problems = 0; score it with `popo eval`)"
+                                    : $"held-out pass@1 {s.Warmup.Pass1:F3} -> {s.Final.Pass1:F3} (greedy {s.Warmup.Greedy:F3} -> {s.Final.Greedy:F3})") +
+                                $"; final model: {s.FinalCheckpoint}/model");
 }

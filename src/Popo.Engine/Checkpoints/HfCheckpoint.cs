@@ -17,44 +17,55 @@ public static class HfCheckpoint
     public const string SingleFile = "model.safetensors";
     public const string IndexFile = "model.safetensors.index.json";
 
+    /// <summary>transformers' default max_shard_size for save_pretrained ("5GB", decimal).</summary>
+    public const long DefaultShardBytes = 5_000_000_000;
+
     /// <summary>
     /// Saves config + weights. Tensors are stored in <paramref name="dtype"/> (default: the model's dtype, which
-    /// config.json's torch_dtype records). With <paramref name="maxShardBytes"/> the weights are split into shards
-    /// of at most that size (a single larger tensor gets its own shard), indexed like transformers does.
+    /// config.json's torch_dtype records), each converted only when its turn to be written comes. With
+    /// <paramref name="maxShardBytes"/> the weights are split into shards of at most that size (a single larger
+    /// tensor gets its own shard), indexed like transformers does.
     /// </summary>
     public static void Save(Qwen2ForCausalLM model, string folder, ScalarType? dtype = null, long? maxShardBytes = null)
     {
-        Directory.CreateDirectory(folder);
         var storeAs = dtype ?? model.Dtype;
         var config = model.Config with { TorchDtype = ModelConfig.DtypeName(storeAs) };
-        using var scope = torch.NewDisposeScope();
         var tensors = model.NamedParameters()
-            .Select(p => (p.Name, Tensor: p.Parameter.detach().to(storeAs)))
-            .OrderBy(p => p.Name, StringComparer.Ordinal)
+            .Select(p => new PendingTensor(p.Name, storeAs, p.Parameter.shape, () => p.Parameter.detach().to(storeAs)))
             .ToList();
+        SaveTensors(folder, config, tensors, maxShardBytes);
+    }
+
+    /// <summary>
+    /// Writes config.json and the given tensors as model.safetensors or, above <paramref name="maxShardBytes"/>,
+    /// as shards model-0000i-of-0000n.safetensors with model.safetensors.index.json; removes stale weight files.
+    /// </summary>
+    public static void SaveTensors(string folder, ModelConfig config, IReadOnlyList<PendingTensor> tensors, long? maxShardBytes)
+    {
+        Directory.CreateDirectory(folder);
+        var ordered = tensors.OrderBy(p => p.Name, StringComparer.Ordinal).ToList();
         var metadata = new Dictionary<string, string> { ["format"] = "pt" };
 
-        var shards = new List<List<(string Name, Tensor Tensor)>>();
+        var shards = new List<List<PendingTensor>>();
         if (maxShardBytes is long limit)
         {
             long size = 0;
-            foreach (var t in tensors)
+            foreach (var t in ordered)
             {
-                var bytes = t.Tensor.numel() * t.Tensor.element_size();
-                if (shards.Count == 0 || (size + bytes > limit && size > 0))
+                if (shards.Count == 0 || (size + t.Bytes > limit && size > 0))
                 {
                     shards.Add([]);
                     size = 0;
                 }
                 shards[^1].Add(t);
-                size += bytes;
+                size += t.Bytes;
             }
         }
 
         var oldShards = ShardFiles(folder);
         if (shards.Count <= 1)
         {
-            SafeTensorsFile.Write(Path.Combine(folder, SingleFile), tensors, metadata);
+            SafeTensorsFile.Write(Path.Combine(folder, SingleFile), ordered, metadata);
             Delete(folder, IndexFile);
             foreach (var f in oldShards) Delete(folder, f);
         }
@@ -67,9 +78,9 @@ public static class HfCheckpoint
                 var file = $"model-{i + 1:D5}-of-{shards.Count:D5}.safetensors";
                 names.Add(file);
                 SafeTensorsFile.Write(Path.Combine(folder, file), shards[i], metadata);
-                foreach (var (name, _) in shards[i]) weightMap[name] = file;
+                foreach (var t in shards[i]) weightMap[t.Name] = file;
             }
-            var total = tensors.Sum(t => t.Tensor.numel() * t.Tensor.element_size());
+            var total = ordered.Sum(t => t.Bytes);
             var index = new JsonObject { ["metadata"] = new JsonObject { ["total_size"] = total }, ["weight_map"] = weightMap };
             AtomicFile.WriteAllText(Path.Combine(folder, IndexFile), index.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
             Delete(folder, SingleFile);

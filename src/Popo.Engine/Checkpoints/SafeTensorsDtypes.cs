@@ -29,6 +29,9 @@ public static class SafeTensorsDtypes
     public static string Code(ScalarType type) =>
         Table.FirstOrDefault(r => r.Type == type).Code ?? throw new ArgumentException($"dtype {type} has no safetensors code");
 
+    public static int ElementSize(ScalarType type) =>
+        Table.FirstOrDefault(r => r.Type == type) is { Code: not null } row ? row.Size : throw new ArgumentException($"dtype {type} has no safetensors code");
+
     public static string Known => string.Join(", ", Table.Select(r => r.Code));
 
     public static bool IsFloat(ScalarType type) =>

@@ -156,19 +156,26 @@ public sealed class SafeTensorsFile
     /// Writes named tensors (any device; stored as they are) atomically, header padded with spaces to a
     /// multiple of 8 bytes, tensors in name order.
     /// </summary>
-    public static void Write(string path, IEnumerable<(string Name, Tensor Tensor)> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    public static void Write(string path, IEnumerable<(string Name, Tensor Tensor)> tensors, IReadOnlyDictionary<string, string>? metadata = null) =>
+        Write(path, tensors.Select(t => new PendingTensor(t.Name, t.Tensor.dtype, t.Tensor.shape, () => t.Tensor.alias())).ToList(), metadata);
+
+    /// <summary>
+    /// Writes tensors that are produced one at a time as the file is written (and disposed right after), so a
+    /// file larger than memory can be written: the header needs only names, dtypes and shapes.
+    /// </summary>
+    public static void Write(string path, IReadOnlyList<PendingTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
         var ordered = tensors.OrderBy(t => t.Name, StringComparer.Ordinal).ToList();
         var header = new Dictionary<string, object>(StringComparer.Ordinal);
         if (metadata is not null) header["__metadata__"] = metadata;
         long offset = 0;
-        foreach (var (name, tensor) in ordered)
+        foreach (var t in ordered)
         {
-            var bytes = tensor.numel() * tensor.element_size();
-            header[name] = new Dictionary<string, object>
+            var bytes = t.Bytes;
+            header[t.Name] = new Dictionary<string, object>
             {
-                ["dtype"] = SafeTensorsDtypes.Code(tensor.dtype),
-                ["shape"] = tensor.shape,
+                ["dtype"] = SafeTensorsDtypes.Code(t.Dtype),
+                ["shape"] = t.Shape,
                 ["data_offsets"] = new[] { offset, offset + bytes },
             };
             offset += bytes;
@@ -182,11 +189,20 @@ public sealed class SafeTensorsFile
             BinaryPrimitives.WriteUInt64LittleEndian(lengthBytes, (ulong)headerBytes.Length);
             stream.Write(lengthBytes);
             stream.Write(headerBytes);
-            foreach (var (_, tensor) in ordered)
+            foreach (var t in ordered)
             {
                 using var scope = torch.NewDisposeScope();
-                tensor.detach().cpu().contiguous().WriteBytesToStream(stream, bufferSize: 1 << 20);
+                var data = t.Produce();
+                if (data.dtype != t.Dtype || !data.shape.SequenceEqual(t.Shape))
+                    throw new InvalidOperationException($"{path}: tensor '{t.Name}' was announced as {t.Dtype} [{string.Join(", ", t.Shape)}] but produced {data.dtype} [{string.Join(", ", data.shape)}]");
+                data.detach().cpu().contiguous().WriteBytesToStream(stream, bufferSize: 1 << 20);
             }
         });
     }
+}
+
+/// <summary>A tensor to be written by <see cref="SafeTensorsFile.Write(string, IReadOnlyList{PendingTensor}, IReadOnlyDictionary{string, string})"/>: its header fields, and how to make its data when its turn comes.</summary>
+public sealed record PendingTensor(string Name, ScalarType Dtype, long[] Shape, Func<Tensor> Produce)
+{
+    public long Bytes => Shape.Aggregate(1L, (a, b) => a * b) * SafeTensorsDtypes.ElementSize(Dtype);
 }

@@ -7,8 +7,8 @@ using Tomlyn.Model;
 namespace Popo.Engine.Configuration;
 
 /// <summary>
-/// Resolves a <see cref="TrainConfig"/>: defaults, then the algorithm preset, then a TOML or JSON config
-/// file, then flags. Every value is checked before any work starts; errors name the file or flag, the
+/// Resolves a <see cref="TrainConfig"/>: defaults, then the kind-of-run defaults (a pretrained `model`:
+/// <see cref="RunKindDefaults"/>), then the algorithm preset, then a TOML or JSON config file, then flags. Every value is checked before any work starts; errors name the file or flag, the
 /// key, the value and the allowed range.
 /// </summary>
 public static class ConfigLoader
@@ -39,7 +39,9 @@ public static class ConfigLoader
         var converted = ordered.Select(o => (o.Entry, Value: o.Entry.Convert(o.Value, o.Source), o.Source)).ToList();
         var algo = converted.LastOrDefault(c => c.Entry.Key == "algo").Value as string ?? new TrainConfig().Algo;
 
-        var config = new TrainConfig();
+        var model = converted.LastOrDefault(c => c.Entry.Key == "model").Value as string ?? "";
+
+        var config = RunKindDefaults.Apply(new TrainConfig(), model, With);
         foreach (var (key, value) in Presets[algo])
             config = With(config, ConfigSchema.Find(key, "preset " + algo), value);
         foreach (var (entry, value, _) in converted)
@@ -64,6 +66,14 @@ public static class ConfigLoader
             throw new ConfigException($"key 'weight_cap': {c.WeightCap.ToString(CultureInfo.InvariantCulture)} x group_size {c.GroupSize} < 1, so no group of positives could sum to one");
         if (c.OverlongBuffer >= c.MaxNewTokens && c.OverlongBuffer > 0)
             throw new ConfigException($"key 'overlong_buffer': {c.OverlongBuffer} must be below max_new_tokens {c.MaxNewTokens}");
+        if (!IsPopoFamily(c.Algo) && c.GroupSize < 2)
+            throw new ConfigException($"key 'group_size': {c.Algo} needs at least 2 rollouts per prompt (its advantage is the reward minus the group's mean, so one rollout always gets 0); got {c.GroupSize}");
+        if (IsPopoFamily(c.Algo) && c.Beta > 0)
+            throw new ConfigException($"key 'beta': {c.Beta.ToString(CultureInfo.InvariantCulture)} is GRPO's KL weight against a reference model; {c.Algo} has no KL term " +
+                                      "(its regulariser is the similarity penalty: alpha); drop --beta or use --algo grpo");
+        if (c.Device is not ("cpu" or "cuda") && !System.Text.RegularExpressions.Regex.IsMatch(c.Device, "^cuda:[0-9]+$"))
+            throw new ConfigException($"key 'device': '{c.Device}' is not a device this build knows; expected cpu, cuda or cuda:N" +
+                                      (c.Device is "gpu" or "mps" ? $" ('{c.Device}' is not a torch device name{(c.Device == "gpu" ? "; an NVIDIA GPU is cuda" : "; Apple GPUs are not supported by TorchSharp on Linux")})" : ""));
         if (string.IsNullOrWhiteSpace(c.Out))
             throw new ConfigException("key 'out': expected a folder path, got ''");
     }

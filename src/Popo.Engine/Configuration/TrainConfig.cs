@@ -88,6 +88,12 @@ public sealed record TrainConfig
     [ConfigKey("max_new_tokens", "completion length limit", Min = 1, Max = 32768)]
     public int MaxNewTokens { get; init; } = 32;
 
+    [ConfigKey("max_prompt_length", "prompt length limit in tokens (0 = the model's context minus max_new_tokens); longer prompts follow overlong_prompts", Min = 0, Max = 1_000_000)]
+    public int MaxPromptLength { get; init; }
+
+    [ConfigKey("overlong_prompts", "a prompt beyond max_prompt_length or the context: error | drop (the problem, with a count) | truncate (keep its last tokens, as TRL does)", OneOf = ["error", "drop", "truncate"])]
+    public string OverlongPrompts { get; init; } = "error";
+
     [ConfigKey("temperature", "sampling temperature T (also the temperature of the training log-probs)", Above = 0, Max = 10)]
     public double Temperature { get; init; } = 1.0;
 
@@ -193,11 +199,17 @@ public sealed record TrainConfig
     [ConfigKey("eval_every", "held-out evaluation every N RL steps (0 = only at the start and end)", Min = 0, Max = 1_000_000)]
     public int EvalEvery { get; init; } = 50;
 
-    [ConfigKey("eval_problems", "held-out problems per evaluation", Min = 1, Max = 1_000_000)]
+    [ConfigKey("eval_problems", "held-out problems per evaluation (0 = no held-out evaluation)", Min = 0, Max = 1_000_000)]
     public int EvalProblems { get; init; } = 256;
 
     [ConfigKey("save_every", "checkpoint every N RL steps (0 = only at the end)", Min = 0, Max = 1_000_000)]
     public int SaveEvery { get; init; } = 50;
+
+    [ConfigKey("save_total_limit", "keep only the newest N step checkpoints (0 = keep all); an older one is deleted only once the new one is complete", Min = 0, Max = 1_000_000)]
+    public int SaveTotalLimit { get; init; }
+
+    [ConfigKey("memory_check", "refuse a run whose estimated peak memory exceeds the machine's available memory (false = warn only)")]
+    public bool MemoryCheck { get; init; } = true;
 
     [ConfigKey("samples_per_log", "rollouts written to samples.jsonl per logged step", Min = 0, Max = 1024)]
     public int SamplesPerLog { get; init; } = 4;

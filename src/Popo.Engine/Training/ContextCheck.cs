@@ -7,25 +7,11 @@ public sealed class ContextLengthException(string message) : Exception(message);
 
 /// <summary>
 /// Every prompt plus max_new_tokens must fit the model's context: rotary positions past
-/// max_position_embeddings run without error but on positions the model never learned. A dataset is
-/// checked whole before the run starts; a generated task by its first problem of each split (its prompts
-/// are short and alike), and each rollout prompt again as it is drawn.
+/// max_position_embeddings run without error but on positions the model never learned. The preflight
+/// checks a dataset whole (<see cref="PromptLimit"/>); each rollout prompt is checked again as it is drawn.
 /// </summary>
 public static class ContextCheck
 {
-    public static void Task(ITask task, PromptFormat format, int maxNewTokens, int context, string contextSource)
-    {
-        foreach (var split in new[] { Split.Train, Split.Test })
-        {
-            var count = task.Count(split) ?? 1;
-            for (long i = 0; i < count; i++)
-            {
-                var problem = task.Get(split, i);
-                Prompt(task, problem, format.Prompt(problem).Length, maxNewTokens, context, contextSource);
-            }
-        }
-    }
-
     public static void Prompt(ITask task, Problem problem, int promptTokens, int maxNewTokens, int context, string contextSource)
     {
         if (promptTokens + maxNewTokens <= context) return;

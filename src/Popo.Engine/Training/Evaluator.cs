@@ -18,8 +18,11 @@ public sealed record EvalResult(int Problems, int Samples, double Pass1, double 
 /// </summary>
 public static class Evaluator
 {
+    /// <summary>One scored completion: sample k of a problem (k = -1 for the greedy one).</summary>
+    public sealed record Sample(Problem Problem, int K, string Completion, double Reward);
+
     public static EvalResult Evaluate(Qwen2ForCausalLM model, PromptFormat format, ITask task, int problems, int samples,
-                                      SamplerOptions sampling, long seed, int maxBatch = 256)
+                                      SamplerOptions sampling, long seed, int maxBatch = 256, Action<Sample>? onSample = null)
     {
         int n = (int)Math.Min(problems, task.Count(Split.Test) ?? long.MaxValue);
         var list = Enumerable.Range(0, n).Select(i => task.Get(Split.Test, i)).ToList();
@@ -34,11 +37,21 @@ public static class Evaluator
             var prompts = chunk.SelectMany(p => Enumerable.Repeat(format.Prompt(p), samples)).ToList();
             using (var sampled = Sampler.Generate(model, prompts, sampling with { Generator = generator, StopTokenIds = format.StopTokens }))
                 for (int r = 0; r < prompts.Count; r++)
-                    correct[start + r / samples] += task.Reward(chunk[r / samples], format.Decode(sampled.Completions[r])) > 0 ? 1 : 0;
+                {
+                    var text = format.Decode(sampled.Completions[r]);
+                    var reward = task.Reward(chunk[r / samples], text);
+                    correct[start + r / samples] += reward > 0 ? 1 : 0;
+                    onSample?.Invoke(new Sample(chunk[r / samples], r % samples, text, reward));
+                }
             var greedyPrompts = chunk.Select(format.Prompt).ToList();
             using var greedy = Sampler.Generate(model, greedyPrompts, sampling with { TopK = 1, Generator = generator, StopTokenIds = format.StopTokens });
             for (int r = 0; r < chunk.Count; r++)
-                greedyCorrect += task.Reward(chunk[r], format.Decode(greedy.Completions[r])) > 0 ? 1 : 0;
+            {
+                var text = format.Decode(greedy.Completions[r]);
+                var reward = task.Reward(chunk[r], text);
+                greedyCorrect += reward > 0 ? 1 : 0;
+                onSample?.Invoke(new Sample(chunk[r], -1, text, reward));
+            }
         }
         var counts = correct.Select(c => (samples, c)).ToList();
         double meanK = PassAtK.MeanAtK(counts);
@@ -50,7 +63,7 @@ public static class Evaluator
 /// <summary>`popo eval`: a saved model folder on a task's held-out split.</summary>
 public static class FolderEvaluation
 {
-    public static EvalResult Run(Configuration.TrainConfig c, int samples)
+    public static EvalResult Run(Configuration.TrainConfig c, int samples, Action<Evaluator.Sample>? onSample = null)
     {
         if (string.IsNullOrEmpty(c.Model)) throw new Configuration.ConfigException("key 'model': popo eval needs --model DIR (a model folder)");
         var device = Runtime.TorchRuntime.ResolveDevice(c.Device);
@@ -60,7 +73,7 @@ public static class FolderEvaluation
         using (model)
         {
             var sampling = new SamplerOptions { Temperature = c.Temperature, TopP = c.TopP, TopK = c.TopK, MaxNewTokens = c.MaxNewTokens, PadId = tokenizer.PadId };
-            return Evaluator.Evaluate(model, new PromptFormat(tokenizer, c.SystemPrompt, c.EnableThinking), task, c.EvalProblems, samples, sampling, c.Seed + 7);
+            return Evaluator.Evaluate(model, new PromptFormat(tokenizer, c.SystemPrompt, c.EnableThinking), task, c.EvalProblems, samples, sampling, c.Seed + 7, onSample: onSample);
         }
     }
 }

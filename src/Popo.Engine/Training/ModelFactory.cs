@@ -18,7 +18,14 @@ public static class ModelFactory
     {
         if (!string.IsNullOrEmpty(c.Model)) return Load(c.Model, device, Dtype(c));
         var tokenizer = new CharTokenizer();
-        var config = new ModelConfig
+        var model = new Qwen2ForCausalLM(BuiltInConfig(c, tokenizer), device, Dtype(c));
+        model.InitializeWeights(c.Seed);
+        return (model, tokenizer);
+    }
+
+    /// <summary>The built-in model's config.json fields from the configuration keys.</summary>
+    public static ModelConfig BuiltInConfig(TrainConfig c, ITokenizer tokenizer) =>
+        new()
         {
             VocabSize = tokenizer.VocabSize,
             HiddenSize = c.HiddenSize,
@@ -32,10 +39,6 @@ public static class ModelFactory
             EosTokenId = CharTokenizer.Eos,
             TorchDtype = c.Dtype,
         };
-        var model = new Qwen2ForCausalLM(config, device, Dtype(c));
-        model.InitializeWeights(c.Seed);
-        return (model, tokenizer);
-    }
 
     public static (Qwen2ForCausalLM Model, ITokenizer Tokenizer) Load(string folder, Device device, ScalarType? dtype)
     {
@@ -50,10 +53,13 @@ public static class ModelFactory
         return (model, tokenizer);
     }
 
-    /// <summary>Saves model + tokenizer as a folder that `--model` (and transformers, for HF tokenizers) can load.</summary>
+    /// <summary>
+    /// Saves model + tokenizer as a folder that `--model` (and transformers, for HF tokenizers) can load, in the
+    /// model's own dtype (config.json's torch_dtype: a bf16 model stays bf16 whatever precision it trains in).
+    /// </summary>
     public static void Save(Qwen2ForCausalLM model, ITokenizer tokenizer, string folder, string? tokenizerSource)
     {
-        HfCheckpoint.Save(model, folder);
+        HfCheckpoint.Save(model, folder, ModelConfig.DtypeOf(model.Config.TorchDtype, "config.json of the model"), HfCheckpoint.DefaultShardBytes);
         TokenizerFolder.Save(tokenizer, folder, tokenizerSource);
     }
 }

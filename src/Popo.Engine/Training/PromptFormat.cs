@@ -48,7 +48,16 @@ public sealed class PromptFormat
         StopTokens = stops;
     }
 
+    /// <summary>overlong_prompts = truncate: keep only a prompt's last this-many tokens (TRL's left truncation).</summary>
+    public int? TruncateTo { get; init; }
+
     public int[] Prompt(Problem problem)
+    {
+        var ids = Encode(problem);
+        return TruncateTo is int k && ids.Length > k ? ids[^k..] : ids;
+    }
+
+    private int[] Encode(Problem problem)
     {
         if (chat is null)
         {

@@ -22,6 +22,10 @@ public static class RunFolder
         Checkpoints.AtomicFile.WriteAllText(Path.Combine(folder, ConfigFile), ConfigLoader.ToJson(config));
     }
 
+    /// <summary>Rewrites config.json of an existing run (after --resume changed keys that leave its trajectory so far intact).</summary>
+    public static void Rewrite(TrainConfig config) =>
+        Checkpoints.AtomicFile.WriteAllText(Path.Combine(config.Out, ConfigFile), ConfigLoader.ToJson(config with { Out = config.Out }));
+
     /// <summary>The configuration a run was started with, read back from its folder.</summary>
     public static TrainConfig ReadConfig(string folder)
     {

@@ -36,6 +36,9 @@ public sealed class Trainer
         "rollout_time", "update_time", "skipped_update", "non_finite", "eval_pass1", "eval_passk", "eval_greedy",
     ];
 
+    /// <summary>A run without held-out evaluation (eval_problems = 0) records its results as NaN.</summary>
+    internal static readonly JsonSerializerOptions Json = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
+
     private readonly TrainConfig config;
     private readonly ITrainingObserver observer;
 
@@ -48,38 +51,45 @@ public sealed class Trainer
     /// <summary>Starts a run in a new (or empty) output folder.</summary>
     public static RunSummary Start(TrainConfig config, ITrainingObserver observer)
     {
-        var task = Preflight(config);
+        var plan = Preflight(config, observer.Log);
         RunFolder.CreateNew(config);
-        return new Trainer(config, observer).Run(task);
+        return new Trainer(config, observer).Run(plan);
     }
 
     /// <summary>Continues the run in <paramref name="folder"/> from its last complete checkpoint.</summary>
-    public static RunSummary Resume(string folder, ITrainingObserver observer)
+    public static RunSummary Resume(string folder, ITrainingObserver observer, IReadOnlyList<(string Key, string Value)>? changes = null)
     {
         var config = RunFolder.ReadConfig(folder);
-        var task = Preflight(config);
+        if (changes is { Count: > 0 }) config = ResumeChanges.Apply(config, changes);
+        var plan = Preflight(config, observer.Log);
+        if (changes is { Count: > 0 }) RunFolder.Rewrite(config);
         // a checkpoint or file half-written when the run died
         AtomicFolder.CleanLeftovers(folder);
         AtomicFolder.CleanLeftovers(Path.Combine(folder, "checkpoints"));
-        return new Trainer(config, observer).Run(task);
+        return new Trainer(config, observer).Run(plan);
     }
+
+    /// <summary>What the preflight found: the task (overlong problems dropped), prompt truncation, the memory estimate.</summary>
+    public sealed record Plan(ITask Task, int? TruncateTo, MemoryEstimate Memory);
 
     /// <summary>
     /// Everything that can be checked before the output folder is touched: device, model folder (config.json,
     /// every weight file's header, tokenizer), task/dataset, and every prompt against the model's context.
     /// </summary>
-    private static ITask Preflight(TrainConfig config)
+    public static Plan Preflight(TrainConfig config, Action<string> log)
     {
         TorchRuntime.ResolveDevice(config.Device);
         ITokenizer tokenizer;
         int context;
         string contextSource;
+        ModelConfig modelConfig;
         if (!string.IsNullOrEmpty(config.Model))
         {
             var configFile = Path.Combine(config.Model, Checkpoints.HfCheckpoint.ConfigFile);
             if (!File.Exists(configFile))
                 throw new Checkpoints.CheckpointFormatException($"{config.Model}: not a model folder (no {Checkpoints.HfCheckpoint.ConfigFile})");
-            context = Checkpoints.HfCheckpoint.Check(config.Model).MaxPositionEmbeddings;
+            modelConfig = Checkpoints.HfCheckpoint.Check(config.Model);
+            context = modelConfig.MaxPositionEmbeddings;
             contextSource = $"max_position_embeddings in {configFile}";
             tokenizer = TokenizerFolder.Load(config.Model);
         }
@@ -88,14 +98,22 @@ public sealed class Trainer
             tokenizer = new CharTokenizer();
             context = ModelFactory.BuiltInContext;
             contextSource = "the built-in model";
+            modelConfig = ModelFactory.BuiltInConfig(config, tokenizer);
         }
         var task = TaskFactory.Create(config);
-        ContextCheck.Task(task, new PromptFormat(tokenizer, config.SystemPrompt, config.EnableThinking), config.MaxNewTokens, context, contextSource);
-        return task;
+        if (task is DatasetTask { Data.SkippedCount: > 0 } data)
+            log($"{data.Data.Path}: skipped {data.Data.SkippedCount} malformed line{(data.Data.SkippedCount == 1 ? "" : "s")} (skip_bad_lines); the first: {data.Data.Skipped[0].Message}");
+        var limit = PromptLimit.Apply(task, new PromptFormat(tokenizer, config.SystemPrompt, config.EnableThinking), config, context, contextSource);
+        if (limit.Report(config) is { } report) log(report);
+        var memory = MemoryEstimate.Of(MemoryEstimate.InputsOf(config, modelConfig, limit.LongestPrompt));
+        log(memory.Describe());
+        memory.Check(config, modelConfig, limit.LongestPrompt, MemoryEstimate.AvailableBytes(), log);
+        return new Plan(limit.Task, limit.TruncateTo, memory);
     }
 
-    private RunSummary Run(ITask task)
+    private RunSummary Run(Plan plan)
     {
+        var task = plan.Task;
         var device = TorchRuntime.ResolveDevice(config.Device);
         if (config.Threads > 0) torch.set_num_threads(config.Threads);
         torch.manual_seed(config.Seed);
@@ -103,7 +121,7 @@ public sealed class Trainer
 
         var (model, tokenizer) = ModelFactory.Create(config, device);
         using var modelScope = model;
-        var format = new PromptFormat(tokenizer, config.SystemPrompt, config.EnableThinking);
+        var format = new PromptFormat(tokenizer, config.SystemPrompt, config.EnableThinking) { TruncateTo = plan.TruncateTo };
         var sampling = new SamplerOptions
         {
             Temperature = config.Temperature, TopP = config.TopP, TopK = config.TopK,
@@ -199,7 +217,10 @@ public sealed class Trainer
                     (TrainingCheckpoint.Latest(config.Out) is var (latest, _) ? $"; the last checkpoint is {latest}" : ""));
 
             if (last || (config.SaveEvery > 0 && step % config.SaveEvery == 0))
+            {
                 TrainingCheckpoint.Save(config.Out, progress, model, tokenizer, tokenizerSource, optimizer, objective, generator);
+                TrainingCheckpoint.Prune(config.Out, config.SaveTotalLimit);
+            }
         }
 
         if (config.Steps > 0 && ReferenceEquals(final, warmup))
@@ -207,7 +228,7 @@ public sealed class Trainer
         var finalFolder = config.Steps == 0 ? Path.Combine(config.Out, "checkpoints", "warmup") : TrainingCheckpoint.FolderFor(config.Out, config.Steps);
         var summary = new RunSummary(config.Algo, config.Steps, progress.Rollouts, progress.WallTime, warmup, final, finalFolder);
         Checkpoints.AtomicFile.WriteAllText(Path.Combine(config.Out, "summary.json"),
-            JsonSerializer.Serialize(summary, new JsonSerializerOptions { WriteIndented = true }));
+            JsonSerializer.Serialize(summary, new JsonSerializerOptions(Json) { WriteIndented = true }));
         return summary;
     }
 
@@ -218,28 +239,36 @@ public sealed class Trainer
         var evalFile = Path.Combine(folder, "eval.json");
         if (Directory.Exists(folder))
         {
-            Checkpoints.HfCheckpoint.LoadWeights(model, Path.Combine(folder, "model"));
-            observer.Log($"warm-up loaded from {folder}");
-            return JsonSerializer.Deserialize<EvalResult>(File.ReadAllText(evalFile))!;
+            if (Directory.Exists(Path.Combine(folder, "model")))
+            {
+                Checkpoints.HfCheckpoint.LoadWeights(model, Path.Combine(folder, "model"));
+                observer.Log($"warm-up loaded from {folder}");
+            }
+            return JsonSerializer.Deserialize<EvalResult>(File.ReadAllText(evalFile), Json)!;
         }
         if (config.SftSteps > 0)
         {
             observer.Phase("warm-up", config.SftSteps, 0);
-            var options = new SupervisedWarmup.Options(config.SftSteps, config.SftBatchSize, config.SftLr, config.WeightDecay, config.GradClip, config.WarmupRatio, config.SftNoise, config.Seed, config.MaxBadSteps);
+            // Noise imitates a base model's errors on generated demonstrations; a dataset's worked solutions are real.
+            double noise = task is DatasetTask or FilteredTask ? 0 : config.SftNoise;
+            if (noise != config.SftNoise && config.SftNoise > 0) observer.Log("sft_noise applies to the built-in tasks only; the dataset's solutions are used as written");
+            var options = new SupervisedWarmup.Options(config.SftSteps, config.SftBatchSize, config.SftLr, config.WeightDecay, config.GradClip, config.WarmupRatio, noise, config.Seed, config.MaxBadSteps);
             SupervisedWarmup.Run(model, format, task, options,
                 (step, loss) => observer.Step(step + 1, new Dictionary<string, double> { ["step"] = step + 1, ["loss"] = loss }), observer.Log);
         }
         var result = Evaluate(model, format, task, sampling);
-        observer.Log($"starting policy: held-out pass@1 {result.Pass1:F3} (greedy {result.Greedy:F3})");
+        if (config.EvalProblems > 0) observer.Log($"starting policy: held-out pass@1 {result.Pass1:F3} (greedy {result.Greedy:F3})");
+        // Without a warm-up the starting model of a --model run is that folder: only its evaluation is kept.
         AtomicFolder.Write(folder, temp =>
         {
-            ModelFactory.Save(model, tokenizer, Path.Combine(temp, "model"), tokenizerSource);
-            File.WriteAllText(Path.Combine(temp, "eval.json"), JsonSerializer.Serialize(result));
+            if (config.SftSteps > 0 || string.IsNullOrEmpty(config.Model)) ModelFactory.Save(model, tokenizer, Path.Combine(temp, "model"), tokenizerSource);
+            File.WriteAllText(Path.Combine(temp, "eval.json"), JsonSerializer.Serialize(result, Json));
         });
         return result;
     }
 
     private EvalResult Evaluate(Qwen2ForCausalLM model, PromptFormat format, ITask task, SamplerOptions sampling) =>
+        config.EvalProblems == 0 ? new EvalResult(0, 0, double.NaN, double.NaN, double.NaN, double.NaN) :
         Evaluator.Evaluate(model, format, task, config.EvalProblems, samples: 4, sampling, seed: config.Seed + 7);
 
     /// <summary>

@@ -57,8 +57,25 @@ public static class TrainingCheckpoint
                 SafeTensorsFile.Write(Path.Combine(temp, "objective.safetensors"), objective.State().Select(kv => (kv.Key, kv.Value)));
             using (var state = sampler.get_state())
                 SafeTensorsFile.Write(Path.Combine(temp, "rng.safetensors"), [("sampler", state)]);
-            File.WriteAllText(Path.Combine(temp, "trainer_state.json"), JsonSerializer.Serialize(progress));
+            File.WriteAllText(Path.Combine(temp, "trainer_state.json"), JsonSerializer.Serialize(progress, Trainer.Json));
         });
+    }
+
+    /// <summary>
+    /// save_total_limit (TRL's name): keeps the newest <paramref name="limit"/> complete step checkpoints and deletes
+    /// the older ones (0 = keep all). Called after a save has completed, so the newest is never at risk.
+    /// </summary>
+    public static void Prune(string runFolder, int limit)
+    {
+        if (limit <= 0) return;
+        var root = Path.Combine(runFolder, "checkpoints");
+        if (!Directory.Exists(root)) return;
+        var old = Directory.GetDirectories(root, Prefix + "*")
+            .Select(d => (Folder: d, Ok: int.TryParse(Path.GetFileName(d)[Prefix.Length..], out var s), Step: s))
+            .Where(x => x.Ok)
+            .OrderByDescending(x => x.Step)
+            .Skip(limit);
+        foreach (var (folder, _, _) in old) Directory.Delete(folder, recursive: true);
     }
 
     /// <summary>The newest complete checkpoint folder of a run, or null.</summary>
@@ -99,7 +116,7 @@ public static class TrainingCheckpoint
         var stateFile = Path.Combine(folder, "trainer_state.json");
         try
         {
-            return JsonSerializer.Deserialize<TrainerProgress>(File.ReadAllText(stateFile))
+            return JsonSerializer.Deserialize<TrainerProgress>(File.ReadAllText(stateFile), Trainer.Json)
                    ?? throw new CheckpointFormatException($"{stateFile}: empty trainer state");
         }
         catch (JsonException e) { throw new CheckpointFormatException($"{stateFile}: not a valid trainer state: {e.Message}"); }
