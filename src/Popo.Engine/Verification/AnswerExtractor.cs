@@ -13,7 +13,7 @@ namespace Popo.Engine.Verification;
 /// <item>number (format any): the last number, only when it is a whole token (spaces or "=" before it,
 ///   the end, a space or closing punctuation after it: "x^2", ".4", "\frac12" give nothing).</item>
 /// </list>
-/// A marker that is present but holds no answer (an empty or unclosed box) ends the search: no answer.
+/// A marker that is present but holds no answer (an empty, unclosed or overlong box) ends the search: no answer.
 /// Linear time: one pass matches all braces, every other search is a single scan or bounded.
 /// </summary>
 public static class AnswerExtractor
@@ -85,7 +85,10 @@ public static class AnswerExtractor
         int depth = span.Count('{') - span.Count('}') - span.Count("\\{") + span.Count("\\}");
         int at = LastClosingBox(s, first, depth);
         if (at < 0) return "";
-        var last = NonEmpty(s[(at + 1)..Close(s, at)]);
+        int close = Close(s, at);
+        // an answer longer than any comparable one is no answer (and is not copied)
+        if (close - at > 2 * Equivalence.MaxLength) return "";
+        var last = NonEmpty(s[(at + 1)..close]);
         if (last is null) return "";
         var answers = new List<string> { last };
         int start = BoxNameStart(s, at);
@@ -344,12 +347,35 @@ public static class AnswerExtractor
         }
         if (s[0] == '$')
         {
-            int e = s.IndexOf('$', 1);
+            int e = NextDollar(s, 1);
             return e < 0 ? null : s[1..e];
         }
         var close = s.StartsWith("\\(", StringComparison.Ordinal) ? "\\)" : "\\]";
         int end = s.IndexOf(close, 2, StringComparison.Ordinal);
         return end < 0 ? null : s[2..end];
+    }
+
+    /// <summary>The next '$' at or after i that is not an escaped \$ (a dollar sign in the text), or -1.</summary>
+    private static int NextDollar(string s, int i)
+    {
+        while (true)
+        {
+            int e = s.IndexOf('$', i);
+            if (e <= 0 || s[e - 1] != '\\') return e;
+            i = e + 1;
+        }
+    }
+
+    /// <summary>The last unescaped '$' at or before i, or -1.</summary>
+    private static int PreviousDollar(string s, int i)
+    {
+        while (i >= 0)
+        {
+            int e = s.LastIndexOf('$', i);
+            if (e <= 0 || s[e - 1] != '\\') return e;
+            i = e - 1;
+        }
+        return -1;
     }
 
     // ------------------------------------------------------------------ unmarked answers (format any)
@@ -359,11 +385,11 @@ public static class AnswerExtractor
     {
         string? best = null;
         int bestEnd = -1;
-        int d = s.LastIndexOf('$');
+        int d = PreviousDollar(s, s.Length - 1);
         if (d > 0)
         {
             bool dd = s[d - 1] == '$';
-            int open = dd ? (d >= 3 ? s.LastIndexOf("$$", d - 2, StringComparison.Ordinal) : -1) : s.LastIndexOf('$', d - 1);
+            int open = dd ? (d >= 3 ? s.LastIndexOf("$$", d - 2, StringComparison.Ordinal) : -1) : PreviousDollar(s, d - 1);
             if (open >= 0)
             {
                 int from = dd ? open + 2 : open + 1, to = dd ? d - 1 : d;

@@ -10,7 +10,7 @@ namespace Popo.Engine.Verification;
 /// where the answer is rational, else complex float64 at fixed points of the free variables within a relative
 /// <see cref="MathCanon.Tolerance"/>; sets and lists in any order, tuples, intervals and matrices in order.
 /// An answer that does not parse equals only the same text. Never throws; answers longer than
-/// <see cref="MaxLength"/> characters are compared as text only, so the time is bounded.
+/// <see cref="MaxLength"/> characters are compared as exact (trimmed) text only, so the time is bounded.
 /// </summary>
 public static class Equivalence
 {
@@ -22,11 +22,12 @@ public static class Equivalence
         if (a is null || b is null) return false;
         try
         {
+            if (a.Length > MaxLength || b.Length > MaxLength)
+                return a.AsSpan().Trim().SequenceEqual(b.AsSpan().Trim()) && !a.AsSpan().Trim().IsEmpty;
             var ta = Canonical(a);
             var tb = Canonical(b);
             if (ta.Length == 0 || tb.Length == 0) return false;
             if (ta == tb) return true;
-            if (a.Length > MaxLength || b.Length > MaxLength) return false;
             var ca = Compile(a);
             var cb = Compile(b);
             return ca is not null && cb is not null && MathCanon.Same(ca, cb);

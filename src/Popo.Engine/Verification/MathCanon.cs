@@ -7,7 +7,33 @@ namespace Popo.Engine.Verification;
 /// answers (or matching two 64-element sets) only compares values. A scalar is its values at fixed
 /// points of its free variables: exact rationals where the expression is rational, else complex float64.
 /// </summary>
-internal abstract class Canon;
+internal abstract class Canon
+{
+    private long? _key;
+    private bool _keyDone;
+
+    /// <summary>
+    /// A hash of the value when it can only equal values with the same hash (exact, no variables, no
+    /// alternatives); null otherwise. Two different keys prove two answers different without comparing them.
+    /// </summary>
+    public long? Key
+    {
+        get
+        {
+            if (!_keyDone) { _key = ComputeKey(); _keyDone = true; }
+            return _key;
+        }
+    }
+
+    protected abstract long? ComputeKey();
+
+    protected static long Mix(long h)
+    {
+        ulong x = (ulong)h;
+        x ^= x >> 33; x *= 0xff51afd7ed558ccdUL; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53UL; x ^= x >> 33;
+        return (long)x;
+    }
+}
 
 internal sealed class ScalarCanon : Canon
 {
@@ -26,6 +52,14 @@ internal sealed class ScalarCanon : Canon
     /// <summary>The tree and ± choice it was evaluated from: re-evaluated when the other side has other variables.</summary>
     public MathNode? Node { get; init; }
     public int Mask { get; init; }
+
+    protected override long? ComputeKey()
+    {
+        if (Infinity != 0) return Mix(Infinity * 7919);
+        // a percent reads two ways and a long decimal matches values it is not exactly: no key
+        if (Vars.Length > 0 || PercentOf is not null || DecimalDigits >= MathCanon.MinDecimalDigits || Exact?[0] is not { } r) return null;
+        return Mix(r.GetHashCode());
+    }
 }
 
 internal enum SeqKind { Ordered, Unordered, Matrix, Union }
@@ -39,17 +73,38 @@ internal sealed class SeqCanon : Canon
     public required Canon[] Items { get; init; }
     /// <summary>The two values of a ± b: a list holding it takes both.</summary>
     public bool FromPlusMinus { get; init; }
+
+    protected override long? ComputeKey()
+    {
+        long h = Mix((long)Kind * 31 + Open * 131 + Close * 257 + Columns * 1031 + Items.Length * 4099);
+        foreach (var item in Items)
+        {
+            if (item.Key is not { } k) return null;
+            // in order for tuples and matrices, as a multiset for sets and unions
+            h = Kind is SeqKind.Ordered or SeqKind.Matrix ? Mix(h * 31 + k) : h + Mix(k);
+        }
+        return h;
+    }
 }
 
 internal sealed class RelationCanon : Canon
 {
     public required string[] Ops { get; init; }
     public required Canon[] Operands { get; init; }
+    /// <summary>
+    /// name = value (x = 5, (p,q) = (3,2), f(2) = 1, AB = 4, x \in [a,b]): against an answer without a
+    /// relation, the value is compared. An equation such as 5x - 7y + 4 = 0 is not an assignment.
+    /// </summary>
+    public bool Assignment { get; init; }
+
+    protected override long? ComputeKey() => null;
 }
 
 internal sealed class WordCanon : Canon
 {
     public required string Text { get; init; }
+
+    protected override long? ComputeKey() => Mix(StringComparer.Ordinal.GetHashCode(Text));
 }
 
 /// <summary>Builds <see cref="Canon"/> values from trees (evaluation) and compares them (equivalence).</summary>
@@ -121,8 +176,21 @@ internal static class MathCanon
     {
         var interval = Interval(r);
         if (interval is not null) return interval;
-        return new RelationCanon { Ops = r.Ops.ToArray(), Operands = r.Operands.Select(Build).ToArray() };
+        return new RelationCanon
+        {
+            Ops = r.Ops.ToArray(), Operands = r.Operands.Select(Build).ToArray(),
+            Assignment = r.Ops.All(o => o is "=" or "in") && IsName(r.Operands[0]),
+        };
     }
+
+    /// <summary>What an assignment can name: a variable, a product led by one (AB, f(2)), a tuple of names.</summary>
+    private static bool IsName(MathNode n) => n switch
+    {
+        SymbolNode => true,
+        BinaryNode { Op: '*', A: var a } => IsName(a),
+        BracketNode b => b.Items.All(IsName),
+        _ => false,
+    };
 
     /// <summary>x &gt; 3, 3 &lt;= x, -2 &lt;= x &lt; 7 in one variable: the interval they describe; else null.</summary>
     private static SeqCanon? Interval(RelationNode r)
@@ -195,6 +263,8 @@ internal static class MathCanon
 
     private static Canon Scalar(MathNode node)
     {
+        if (node is NumberNode num) return Literal(num.Value, num.FractionDigits, node);
+        if (node is NegateNode { X: NumberNode neg }) return Literal(-neg.Value, neg.FractionDigits, node);
         var vars = Symbols(node).Distinct().OrderBy(v => v, StringComparer.Ordinal).ToArray();
         int pm = CountPlusMinus(node);
         if (pm > MaxPlusMinus) throw new FormatException("too many ±");
@@ -218,6 +288,11 @@ internal static class MathCanon
         };
         return digits < 0 ? s : new ScalarCanon { Vars = s.Vars, Exact = s.Exact, Approx = s.Approx, DecimalDigits = digits, Node = node };
     }
+
+    private static ScalarCanon Literal(Rational value, int digits, MathNode node) => new()
+    {
+        Vars = [], Exact = [value], Approx = [new Complex(value.ToDouble(), 0)], DecimalDigits = digits, Node = node,
+    };
 
     private static ScalarCanon Evaluate(MathNode node, string[] vars, int mask)
     {
@@ -479,6 +554,7 @@ internal static class MathCanon
         // lhs = rhs against an answer with no relation: compare the right-hand side
         if (a is RelationCanon ra && b is not RelationCanon && IsAssignment(ra)) return Same(ra.Operands[^1], b);
         if (b is RelationCanon rb && a is not RelationCanon && IsAssignment(rb)) return Same(a, rb.Operands[^1]);
+        if (a.Key is { } ka && b.Key is { } kb && ka != kb) return false;
         switch (a, b)
         {
             case (ScalarCanon x, ScalarCanon y): return SameScalar(x, y);
@@ -489,7 +565,7 @@ internal static class MathCanon
         }
     }
 
-    private static bool IsAssignment(RelationCanon r) => r.Ops.All(o => o is "=" or "in") && r.Ops[^1] is "=" or "in";
+    private static bool IsAssignment(RelationCanon r) => r.Assignment;
 
     private static bool SameRelation(RelationCanon x, RelationCanon y)
     {
