@@ -33,7 +33,8 @@ public static class BenchRunner
         if (only is not null && only.Contains("profile"))   // diagnostics: only on request
             report.Add(ProfileBench.Run(quick ? DecodeBench.Quick : DecodeBench.Full, quick ? PopoSavingBench.Quick : PopoSavingBench.Full));
         if (Wants("memory")) report.Add(MemoryBench.Run(quick ? MemoryBench.Quick : MemoryBench.Full));
-        if (Wants("verify")) report.Add(VerifierBench.Run(quick));
+        if (only is not null && only.Contains("verify"))     // the verifier has its own figures: only on request
+            report.Add(VerifierBench.Run(quick));
         var end = Peak.Measure(matmulN, copyMiB);
         report.Meta("matmul_gflops_end", end.GflopsWall);
         report.Meta("copy_gb_s_end", end.CopyBytesPerSecond / 1e9);
