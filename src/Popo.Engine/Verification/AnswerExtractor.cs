@@ -119,7 +119,8 @@ public static class AnswerExtractor
             int i = PreviousBrace(s, first, end);
             if (i < first) break;
             char c = s[i];
-            int runStart = first + span[first..i].LastIndexOfAnyExcept(c) + 1;
+            // most runs are one brace long: look at the neighbour before a vectorised search
+            int runStart = i == first || s[i - 1] != c ? i : first + span[first..i].LastIndexOfAnyExcept(c) + 1;
             end = runStart;
             bool escaped = runStart > 0 && s[runStart - 1] == '\\';
             int plain = i - runStart; // the braces after the run's first one
@@ -232,8 +233,13 @@ public static class AnswerExtractor
                 i += k;
             }
             char c = s[i];
-            int next = span[i..].IndexOfAnyExcept(c);
-            int runEnd = next < 0 ? s.Length : i + next;
+            int runEnd;
+            if (i + 1 >= s.Length || s[i + 1] != c) runEnd = i + 1;
+            else
+            {
+                int next = span[i..].IndexOfAnyExcept(c);
+                runEnd = next < 0 ? s.Length : i + next;
+            }
             bool escaped = i > 0 && s[i - 1] == '\\';
             int counted = runEnd - i - (escaped ? 1 : 0);
             if (c == '{') depth += counted;
