@@ -5,7 +5,7 @@ namespace Popo.Bench;
 /// <summary>`popo bench`: runs the chosen sections, prints a table per section and writes bench.json.</summary>
 public static class BenchRunner
 {
-    public static readonly string[] SectionNames = ["peak", "update", "decode", "popo", "memory", "profile"];
+    public static readonly string[] SectionNames = ["peak", "update", "decode", "popo", "memory", "profile", "verify"];
 
     /// <param name="only">Sections to run (null = all); the peak is always measured, every ratio needs it.</param>
     public static int Run(int? threads, bool quick, IReadOnlyCollection<string>? only, string outPath, TextWriter output)
@@ -33,6 +33,8 @@ public static class BenchRunner
         if (only is not null && only.Contains("profile"))   // diagnostics: only on request
             report.Add(ProfileBench.Run(quick ? DecodeBench.Quick : DecodeBench.Full, quick ? PopoSavingBench.Quick : PopoSavingBench.Full));
         if (Wants("memory")) report.Add(MemoryBench.Run(quick ? MemoryBench.Quick : MemoryBench.Full));
+        if (only is not null && only.Contains("verify"))     // the verifier has its own figures: only on request
+            report.Add(VerifierBench.Run(quick));
         var end = Peak.Measure(matmulN, copyMiB);
         report.Meta("matmul_gflops_end", end.GflopsWall);
         report.Meta("copy_gb_s_end", end.CopyBytesPerSecond / 1e9);

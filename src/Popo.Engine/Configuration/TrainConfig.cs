@@ -31,6 +31,10 @@ public sealed record TrainConfig
     [ConfigKey("skip_bad_lines", "skip malformed dataset lines (with a count) instead of stopping")]
     public bool SkipBadLines { get; init; }
 
+    [ConfigKey("answer_format", "answer marker a dataset completion must use: boxed (\\boxed{} only) | marked (a box, <answer> tags, '#### N' or 'the answer is') | any (also the last math span or whole-token number)",
+        OneOf = ["boxed", "marked", "any"])]
+    public string AnswerFormat { get; init; } = "marked";
+
     [ConfigKey("task_seed", "seed of the generated task instances and the dataset split (fixed across run seeds so held-out sets match)", Min = 0, Max = int.MaxValue)]
     public int TaskSeed { get; init; }
 

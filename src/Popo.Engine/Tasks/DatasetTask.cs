@@ -8,6 +8,7 @@ namespace Popo.Engine.Tasks;
 /// whole file is the test split (the usual case for benchmarks) and asking for a training problem is an
 /// error. With a fraction f, the problems ordered by a seeded hash of their ids are cut at round(f n):
 /// the first part trains, the rest is held out; the same seed and file always give the same cut.
+/// A completion's answer must carry the marker the <see cref="AnswerFormat"/> asks for (default: marked).
 /// </summary>
 public sealed class DatasetTask : ITask
 {
@@ -17,9 +18,12 @@ public sealed class DatasetTask : ITask
     public Dataset Data { get; }
     public string Name { get; }
 
-    public DatasetTask(Dataset data, double? trainFraction = null, long seed = 0)
+    public AnswerFormat Format { get; }
+
+    public DatasetTask(Dataset data, double? trainFraction = null, long seed = 0, AnswerFormat format = AnswerFormat.Marked)
     {
         Data = data;
+        Format = format;
         Name = $"jsonl:{Path.GetFileName(data.Path)}";
         if (trainFraction is null)
         {
@@ -41,8 +45,9 @@ public sealed class DatasetTask : ITask
     }
 
     /// <summary>Loads the file (<see cref="JsonlDataset.Load"/>) and splits it as described above.</summary>
-    public static DatasetTask FromFile(string path, DatasetOptions? options = null, double? trainFraction = null, long seed = 0) =>
-        new(JsonlDataset.Load(path, options), trainFraction, seed);
+    public static DatasetTask FromFile(string path, DatasetOptions? options = null, double? trainFraction = null, long seed = 0,
+                                       AnswerFormat format = AnswerFormat.Marked) =>
+        new(JsonlDataset.Load(path, options), trainFraction, seed, format);
 
     public long? Count(Split split) => (split == Split.Train ? _train : _test).Length;
 
@@ -58,5 +63,5 @@ public sealed class DatasetTask : ITask
         return problems[index % problems.Length];
     }
 
-    public double Reward(Problem problem, string completion) => MathVerifier.Reward(completion, problem.Answer);
+    public double Reward(Problem problem, string completion) => MathVerifier.Reward(completion, problem.Answer, Format);
 }

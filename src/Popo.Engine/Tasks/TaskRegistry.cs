@@ -19,6 +19,9 @@ public sealed record TaskOptions
 
     /// <summary>jsonl: share of the file used for training; null = the whole file is the test split.</summary>
     public double? TrainFraction { get; init; }
+
+    /// <summary>jsonl: the answer marker a completion must use (default: marked).</summary>
+    public Verification.AnswerFormat? AnswerFormat { get; init; }
 }
 
 /// <summary>Tasks by name; an unknown name, or an option the task does not use, is an error that says so.</summary>
@@ -42,7 +45,8 @@ public static class TaskRegistry
                     throw new ArgumentException($"task jsonl has no difficulty (got '{options.Difficulty}')");
                 if (string.IsNullOrWhiteSpace(options.DatasetPath))
                     throw new ArgumentException("task jsonl needs a dataset path");
-                return DatasetTask.FromFile(options.DatasetPath, options.Dataset, options.TrainFraction, options.Seed);
+                return DatasetTask.FromFile(options.DatasetPath, options.Dataset, options.TrainFraction, options.Seed,
+                                            options.AnswerFormat ?? Verification.AnswerFormat.Marked);
             default:
                 throw new ArgumentException($"unknown task '{name}'; valid tasks: {string.Join(", ", Names)}");
         }
@@ -50,7 +54,7 @@ public static class TaskRegistry
 
     private static void Unused(string name, TaskOptions options, bool dataset)
     {
-        if (dataset && (options.DatasetPath is not null || options.Dataset is not null || options.TrainFraction is not null))
-            throw new ArgumentException($"task {name} is generated: dataset path, dataset options and train fraction do not apply");
+        if (dataset && (options.DatasetPath is not null || options.Dataset is not null || options.TrainFraction is not null || options.AnswerFormat is not null))
+            throw new ArgumentException($"task {name} is generated: dataset path, dataset options, train fraction and answer format do not apply");
     }
 }
