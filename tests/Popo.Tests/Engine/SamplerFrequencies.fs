@@ -60,8 +60,22 @@ let private logits (model: Qwen2ForCausalLM) =
     let last = o.Logits.select(0, 0L).select(0, int64 (prompt.Length - 1)).contiguous()
     last.data<float>().ToArray()
 
+/// A random tiny model whose next-token logits are spread to a standard deviation of 1.5 (the final norm's
+/// gain scales them linearly), so that distributions at different temperatures are far apart.
+let private spreadModel () =
+    let model = randomModel config 41 torch.ScalarType.Float64
+    let z = logits model
+    let mean = Array.average z
+    let sd = sqrt (z |> Array.averageBy (fun x -> (x - mean) ** 2.0))
+    use noGrad = torch.no_grad ()
+    let gain = model.named_parameters() |> Seq.tryPick (fun struct (name, p) -> if name = "model.norm.weight" then Some p else None)
+    match gain with
+    | Some p -> p.mul_(torch.tensor(1.5 / sd, dtype = p.dtype)) |> ignore
+    | None -> failtest "no model.norm.weight"
+    model
+
 let private check (temperature: float) (topK: int) (topP: float) =
-    use model = scaledRandomModel 2.0 config 41 torch.ScalarType.Float64
+    use model = spreadModel ()
     let z = logits model
     let l = logSoftmax temperature z
     let q = drawProbabilities l (kept l topK topP)
