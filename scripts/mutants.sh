@@ -46,7 +46,8 @@ for patch in $(for p in "${patterns[@]}"; do ls "$repo"/tests/mutants/${p}*.patc
         elif ! suite; then how="by the full suite"
         fi
         if [ -n "$how" ]; then
-            killed=$((killed + 1)); echo "killed          $name ($how, $(( $(date +%s) - t0 )) s)"
+            first="$(grep -a -o 'ERR[^]]*] [^ ]*[^.]*\.[^.]*' "$log" | head -1 | sed 's/.*] //' | tr -d '\033' | cut -c1-120)"
+            killed=$((killed + 1)); echo "killed          $name ($how, $(( $(date +%s) - t0 )) s; first failure: $first)"
         else
             echo "survived        $name"; bad=$((bad + 1))
         fi
