@@ -11,7 +11,7 @@ namespace Popo.Engine.Model;
 public sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
     private readonly Parameter weight;
-    private readonly Scalar eps;   // held for the module's life: a temporary Scalar can be finalized mid-call (HeldScalarAdamW)
+    private readonly Scalar eps;   // held for the module's life: a temporary Scalar can be finalized mid-call (HeldScalars.AdamW)
 
     public RmsNorm(long size, double eps, Device device, ScalarType dtype) : base(nameof(RmsNorm))
     {
