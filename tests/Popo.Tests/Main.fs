@@ -2,6 +2,10 @@
 module Popo.Tests.Main
 
 open Expecto
+open Expecto.Impl
 
 [<EntryPoint>]
-let main argv = Tests.runTestsInAssemblyWithCLIArgs [] argv
+let main argv =
+    match testFromAssembly (typeof<Popo.Tests.Marker>.Assembly) with
+    | Some tests -> Tests.runTestsWithCLIArgs [] argv (CaseCount.scaled tests)
+    | None -> failwith "no tests found in the test assembly"

@@ -13,7 +13,7 @@ module internal Discovery =
     let all =
         lazy (
             match testFromAssembly (typeof<Marker>.Assembly) with
-            | Some t -> Test.toTestCodeList t |> List.map (fun flat -> flat.fullName "/", flat)
+            | Some t -> Test.toTestCodeList (CaseCount.scaled t) |> List.map (fun flat -> flat.fullName "/", flat)
             | None -> []
             |> Map.ofList)
 

@@ -11,12 +11,12 @@ namespace Popo.Engine.Model;
 public sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
     private readonly Parameter weight;
-    private readonly double eps;
+    private readonly Scalar eps;   // held for the module's life: a temporary Scalar can be finalized mid-call (HeldScalars.AdamW)
 
     public RmsNorm(long size, double eps, Device device, ScalarType dtype) : base(nameof(RmsNorm))
     {
         weight = new Parameter(torch.ones(size, dtype: dtype, device: device));
-        this.eps = eps;
+        this.eps = eps.ToScalar();
         RegisterComponents();
     }
 
@@ -27,5 +27,11 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
         var wide = narrow ? x.to(ScalarType.Float32) : x;
         var normed = wide * (wide.square().mean([-1], keepdim: true) + eps).rsqrt();
         return (weight * (narrow ? normed.to(x.dtype) : normed)).MoveToOuterDisposeScope();
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) eps.Dispose();
+        base.Dispose(disposing);
     }
 }

@@ -22,7 +22,7 @@ public static class SupervisedWarmup
     public static void Run(Qwen2ForCausalLM model, PromptFormat format, ITask task, Options options, Action<int, double> onStep, Action<string>? log = null)
     {
         int bad = 0;
-        using var optimizer = optim.AdamW(model.parameters(), lr: options.Lr, weight_decay: options.WeightDecay);
+        using var optimizer = new HeldScalars.AdamW(model.parameters(), options.Lr, options.WeightDecay);
         model.train();
         for (int step = 0; step < options.Steps; step++)
         {

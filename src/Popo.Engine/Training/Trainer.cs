@@ -136,7 +136,7 @@ public sealed class Trainer
         using var objective = ObjectiveRegistry.Create(config.Algo, new ObjectiveContext(
             policy, policy.FrozenClone, model.Config.HiddenSize, config, device, model.Dtype));
         var parameters = policy.Parameters.Concat(objective.ExtraParameters).ToList();
-        using var optimizer = optim.AdamW(parameters, lr: config.Lr, weight_decay: config.WeightDecay);
+        using var optimizer = new HeldScalars.AdamW(parameters, config.Lr, config.WeightDecay);
         using var generator = new Generator((ulong)config.Seed + 1, device);
 
         var progress = new TrainerProgress(0, 0, 0, 0, warmup.Pass1);
