@@ -52,7 +52,8 @@ public static class RolloutBench
         s.Facts["row_steps_without_compaction"] = (long)rows * lengths.Max();
         foreach (var size in setup.Sizes) s.Rows.Add(Compare(size, setup, lengths));
         s.Notes.Add("lengths: ceil(cap/8 x exp(N(0,1))) capped, seed 18; rows end at them through SamplerOptions.MaxNewTokensPerRow (no stop token); T = 1, seed 1;");
-        s.Notes.Add("identical = tokens, completion masks and sequences equal; max_dlogp = largest |log-prob difference| (matmuls over different batch sizes may round differently); best of the rounds.");
+        s.Notes.Add("identical = tokens, completion masks and sequences equal; max_dlogp = largest |log-prob difference| (matmuls over different batch sizes may round differently); best of the rounds;");
+        s.Notes.Add("noise_cpu = the Exp(1) draws over all rows x V that every step makes (as torch.multinomial does) times the steps: a floor of the after path that keeps today's draws.");
         yield return s;
         yield return DecodeBatchOne(setup.Sizes[^1], setup, peak);
     }
@@ -94,9 +95,39 @@ public static class RolloutBench
             ["after_tok_s"] = tokens / fast.Wall,
             ["speedup"] = slow.Wall / fast.Wall,
             ["speedup_cpu"] = slow.Cpu / fast.Cpu,
+            ["before_cpu_s"] = slow.Cpu,
+            ["after_cpu_s"] = fast.Cpu,
+            ["noise_cpu_s"] = NoiseSeconds(prompts.Count, size.Config.VocabSize) * lengths.Max(),
             ["identical"] = identical ? 1 : 0,
             ["max_dlogp"] = difference.item<float>(),
         };
+    }
+
+    /// <summary>CPU seconds of one token's matmuls in bf16: all layers' projections and MLP, and the head, each [1,in] x [out,in]^T.</summary>
+    private static (double Layers, double Head) OneRowMatmuls(ModelConfig c)
+    {
+        using var scope = torch.NewDisposeScope();
+        double Time(long output, long input)
+        {
+            var x = torch.randn(1, input).to(ScalarType.BFloat16);
+            var w = torch.randn(output, input).to(ScalarType.BFloat16);
+            nn.functional.linear(x, w).Dispose();
+            return BenchClock.Best(20, () => nn.functional.linear(x, w).Dispose()).Cpu;
+        }
+        long d = c.HiddenSize, kv = c.NumKeyValueHeads * c.HeadDim, q = c.NumAttentionHeads * c.HeadDim;
+        var layer = Time(q, d) + 2 * Time(kv, d) + Time(d, q) + 2 * Time(c.IntermediateSize, d) + Time(d, c.IntermediateSize);
+        return (c.NumHiddenLayers * layer, Time(c.VocabSize, d));
+    }
+
+    /// <summary>
+    /// CPU seconds of the Exp(1) noise one sampling step draws, [rows, V] in float32 (what torch.multinomial draws
+    /// for one sample per row): every step pays it for all rows, live or not, to keep the draws of the plain sampler.
+    /// </summary>
+    private static double NoiseSeconds(long rows, long vocab)
+    {
+        using var q = torch.empty(rows, vocab);
+        using var generator = new Generator(1, torch.CPU);
+        return BenchClock.Best(3, () => q.exponential_(1, generator)).Cpu;
     }
 
     private static bool Same(Tensor a, Tensor b)
@@ -127,19 +158,27 @@ public static class RolloutBench
             all = Span.Min(all, BenchClock.Time(() => Sampler.Generate(model, prompt, options).Dispose()));
         }
         var step = (all - one).Wall / (setup.DecodeSteps - 1);
+        var stepCpu = (all - one).Cpu / (setup.DecodeSteps - 1);
         var context = setup.PromptLength + setup.DecodeSteps / 2.0;
         var bytes = BenchModels.DecodeBytesPerStep(size.Config, 1, context, bytesPerElement: 2);
         var bound = bytes / peak.CopyBytesPerSecond;
         s.Facts["weights_read_per_step_MiB"] = bytes / (1024.0 * 1024);
+        var (layerMatmuls, head) = OneRowMatmuls(size.Config);
         s.Rows.Add(new()
         {
             ["model"] = size.Name,
             ["ms_per_step"] = 1000 * step,
             ["bound_ms"] = 1000 * bound,
             ["x_of_bound"] = step / bound,
+            ["ms_per_step_cpu"] = 1000 * stepCpu,
+            ["x_of_bound_cpu"] = stepCpu / (bytes / peak.CopyBytesPerCpuSecond),
             ["tok_s"] = 1 / step,
+            ["layer_matmuls_ms_cpu"] = 1000 * layerMatmuls,
+            ["head_ms_cpu"] = 1000 * head,
+            ["rest_ms_cpu"] = 1000 * (stepCpu - layerMatmuls - head),
         });
-        s.Notes.Add("bound = 2 bytes x (matmul weights + mean context x 2 x layers x kv heads x head dim) / the copy rate measured in this run; x_of_bound 1 = at the bound.");
+        s.Notes.Add("layer_matmuls / head = the step's one-row bf16 matmuls timed alone on random weights of the same shapes (best of 20, CPU); rest = everything else in the step (attention, norms, RoPE, cache writes, sampling, per-op overhead).");
+        s.Notes.Add("bound = 2 bytes x (matmul weights + mean context x 2 x layers x kv heads x head dim) / the copy rate measured in this run; x_of_bound 1 = at the bound; _cpu: per CPU-second, both.");
         return s;
     }
 }

@@ -8,7 +8,10 @@ namespace Popo.Engine.Rollout;
 /// Batched autoregressive sampling with a KV cache. Prompts are left-padded so every row's next token sits
 /// in the last column; position ids count real tokens only, so padding changes nothing. One prefill pass
 /// fills the cache, then each step feeds one token per row: the prefix is never recomputed. The only host
-/// sync per step is the all-rows-stopped check.
+/// sync per step is the count of rows still running. Two savings leave every output unchanged: a prompt that
+/// several rows share (GRPO's G rollouts) is prefilled once and its cache copied to those rows
+/// (<see cref="SamplerOptions.SharePromptPrefill"/>), and rows that have stopped leave the batch and the cache
+/// (<see cref="SamplerOptions.CompactFinishedRows"/>), so a step costs what its live rows need.
 /// </summary>
 public static class Sampler
 {
