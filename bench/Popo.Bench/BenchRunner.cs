@@ -5,10 +5,11 @@ namespace Popo.Bench;
 /// <summary>`popo bench`: runs the chosen sections, prints a table per section and writes bench.json.</summary>
 public static class BenchRunner
 {
-    public static readonly string[] SectionNames = ["peak", "update", "decode", "popo", "memory", "profile", "verify"];
+    public static readonly string[] SectionNames = ["peak", "update", "decode", "popo", "memory", "profile", "verify", "rollout"];
 
     /// <param name="only">Sections to run (null = all); the peak is always measured, every ratio needs it.</param>
-    public static int Run(int? threads, bool quick, IReadOnlyCollection<string>? only, string outPath, TextWriter output)
+    /// <param name="layers">Decoder layers of the Qwen2.5-0.5B layout in the rollout section (null = its 24).</param>
+    public static int Run(int? threads, bool quick, IReadOnlyCollection<string>? only, string outPath, TextWriter output, int? layers = null)
     {
         var unknown = only?.Where(n => !SectionNames.Contains(n)).ToList() ?? [];
         if (unknown.Count > 0)
@@ -32,6 +33,8 @@ public static class BenchRunner
         if (Wants("popo")) report.Add(PopoSavingBench.Run(quick ? PopoSavingBench.Quick : PopoSavingBench.Full));
         if (only is not null && only.Contains("profile"))   // diagnostics: only on request
             report.Add(ProfileBench.Run(quick ? DecodeBench.Quick : DecodeBench.Full, quick ? PopoSavingBench.Quick : PopoSavingBench.Full));
+        if (only is not null && only.Contains("rollout"))   // minutes at the 0.5B layout: only on request
+            foreach (var section in RolloutBench.Run(quick ? RolloutBench.Quick : RolloutBench.Full(layers ?? 24), peak)) report.Add(section);
         if (Wants("memory")) report.Add(MemoryBench.Run(quick ? MemoryBench.Quick : MemoryBench.Full));
         if (only is not null && only.Contains("verify"))     // the verifier has its own figures: only on request
             report.Add(VerifierBench.Run(quick));

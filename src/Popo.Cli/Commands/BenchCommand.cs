@@ -11,13 +11,14 @@ public static class BenchCommand
         var threads = new Option<int?>("--threads") { Description = "torch intra-op threads (default: libtorch's choice; 1 on a shared machine)" };
         var quick = new Option<bool>("--quick") { Description = "tiny sizes, few rounds: a smoke run of every section (seconds)" };
         var only = new Option<string?>("--only") { Description = $"comma-separated sections to run: {string.Join(",", BenchRunner.SectionNames)} (default: all; the peak is always measured)" };
+        var layers = new Option<int?>("--layers") { Description = "decoder layers of the Qwen2.5-0.5B layout in the rollout section (default 24)" };
         var output = new Option<string>("--out") { Description = "where to write the JSON results", DefaultValueFactory = _ => "bench.json" };
         var bench = new Command("bench", "Engine performance against this machine's measured limits: peak matmul and copy rate, update MFU, decode tok/s, POPO's saving over GRPO, memory")
-            { threads, quick, only, output };
+            { threads, quick, only, layers, output };
         bench.SetAction(parse =>
         {
             var sections = parse.GetValue(only)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-            return BenchRunner.Run(parse.GetValue(threads), parse.GetValue(quick), sections, parse.GetValue(output)!, Console.Out);
+            return BenchRunner.Run(parse.GetValue(threads), parse.GetValue(quick), sections, parse.GetValue(output)!, Console.Out, parse.GetValue(layers));
         });
         return bench;
     }

@@ -107,6 +107,12 @@ public sealed record TrainConfig
     [ConfigKey("top_k", "top-k sampling (0 = off)", Min = 0, Max = 1_000_000)]
     public int TopK { get; init; }
 
+    [ConfigKey("share_prompt_prefill", "prefill each distinct prompt once and share its KV cache with its G rollouts (same outputs, less work)")]
+    public bool SharePromptPrefill { get; init; } = true;
+
+    [ConfigKey("compact_finished_rows", "drop finished rollouts from the generation batch and its KV cache (same outputs, less work)")]
+    public bool CompactFinishedRows { get; init; } = true;
+
     [ConfigKey("lr", "RL learning rate", Above = 0, Max = 1)]
     public double Lr { get; init; } = 3e-4;
 

@@ -8,7 +8,10 @@ namespace Popo.Engine.Rollout;
 /// Batched autoregressive sampling with a KV cache. Prompts are left-padded so every row's next token sits
 /// in the last column; position ids count real tokens only, so padding changes nothing. One prefill pass
 /// fills the cache, then each step feeds one token per row: the prefix is never recomputed. The only host
-/// sync per step is the all-rows-stopped check.
+/// sync per step is the count of rows still running. Two savings leave every output unchanged: a prompt that
+/// several rows share (GRPO's G rollouts) is prefilled once and its cache copied to those rows
+/// (<see cref="SamplerOptions.SharePromptPrefill"/>), and rows that have stopped leave the batch and the cache
+/// (<see cref="SamplerOptions.CompactFinishedRows"/>), so a step costs what its live rows need.
 /// </summary>
 public static class Sampler
 {
@@ -17,6 +20,8 @@ public static class Sampler
         options.Validate();
         if (prompts.Count == 0) throw new ArgumentException("no prompts to sample from");
         if (prompts.Any(p => p.Length == 0)) throw new ArgumentException("every prompt needs at least one token");
+        if (options.MaxNewTokensPerRow is { } perRow && perRow.Count != prompts.Count)
+            throw new ArgumentException($"MaxNewTokensPerRow has {perRow.Count} entries for {prompts.Count} prompts");
         var vocab = model.Config.VocabSize;
         foreach (var id in prompts.SelectMany(p => p).Concat(options.StopTokenIds).Append(options.PadId))
             if (id < 0 || id >= vocab) throw new ArgumentException($"token id {id} is outside the model's vocabulary [0, {vocab})");
@@ -36,52 +41,99 @@ public static class Sampler
         keyMask.narrow(1, 0, p).copy_(promptMask);
         var tokens = torch.full(b, n, options.PadId, dtype: ScalarType.Int64, device: device);
         var logProbs = torch.zeros(b, n, dtype: wide, device: device);
-        var alive = torch.ones(b, dtype: ScalarType.Bool, device: device);
         var aliveHistory = torch.zeros(b, n, dtype: ScalarType.Bool, device: device);
         var isStop = torch.zeros(vocab, dtype: ScalarType.Bool, device: device);
         if (options.StopTokenIds.Count > 0)
             isStop.index_fill_(0, torch.tensor(options.StopTokenIds.Select(i => (long)i).ToArray(), device: device), true);
+
+        // The batch in flight. Until the first compaction it is all B rows in order (rows == null); after it,
+        // batch row i is original row rows[i], and every per-row tensor below holds the live rows only.
+        Tensor? rows = null;
+        var alive = torch.ones(b, dtype: ScalarType.Bool, device: device);
+        var mask = keyMask;
         var nextPosition = promptMask.sum(1, keepdim: true);                     // [B,1] real prompt tokens
-        var padToken = torch.full(b, options.PadId, dtype: ScalarType.Int64, device: device);
+        var limit = options.MaxNewTokensPerRow is { } limits
+            ? torch.tensor(limits.Select(x => (long)x).ToArray(), device: device) : null;
 
         using var cache = model.NewCache(b, p + n);
-        var logits = LastLogits(model, promptIds, promptMask, Qwen2ForCausalLM.DefaultPositions(promptMask, p), cache); // [B,V]
+        var logits = Prefill(model, promptIds, promptMask, p, cache, options.SharePromptPrefill ? PromptGroups.Of(prompts) : null); // [B,V]
         var steps = n;
         for (var step = 0; step < n; step++)
         {
             using var stepScope = torch.NewDisposeScope();
-            var (next, logProb) = Choose(logits.to(wide), options, generator);   // [B], [B]
-            next = torch.where(alive, next, padToken);
-            tokens.select(1, step).copy_(next);
-            logProbs.select(1, step).copy_(logProb.masked_fill(alive.logical_not(), 0.0));
-            aliveHistory.select(1, step).copy_(alive);
+            var (next, logProb) = Choose(logits.to(wide), options, generator, b, rows); // [R], [R]
+            next = next.masked_fill(alive.logical_not(), options.PadId);
+            Write(tokens, step, rows, next);
+            Write(logProbs, step, rows, logProb.masked_fill(alive.logical_not(), 0.0));
+            Write(aliveHistory, step, rows, alive);
             alive.logical_and_(isStop.index_select(0, next).logical_not());
+            if (limit is not null) alive.logical_and_(limit.gt(step + 1));
             if (step == n - 1) break;
-            if (!alive.any().item<bool>())
+            var live = alive.sum().item<long>();                                  // the step's one host sync
+            if (live == 0)
             {
                 steps = step + 1;
                 break;
             }
-            var newLogits = LastLogits(model, next.unsqueeze(1), keyMask.narrow(1, 0, p + step + 1), nextPosition + step, cache);
+            if (options.CompactFinishedRows && live < alive.shape[0])
+            {
+                // Finished rows leave: the cache and every per-row tensor keep the live rows only, in order.
+                var keep = alive.nonzero().squeeze(1);
+                rows = (rows is null ? keep : rows.index_select(0, keep)).MoveToOuterDisposeScope();
+                alive = alive.index_select(0, keep).MoveToOuterDisposeScope();
+                mask = mask.index_select(0, keep).MoveToOuterDisposeScope();
+                nextPosition = nextPosition.index_select(0, keep).MoveToOuterDisposeScope();
+                limit = limit?.index_select(0, keep).MoveToOuterDisposeScope();
+                next = next.index_select(0, keep);
+                cache.SelectRows(keep);
+            }
+            var newLogits = LastLogits(model, next.unsqueeze(1), mask.narrow(1, 0, p + step + 1), nextPosition + step, cache);
             logits.Dispose();
             logits = newLogits.MoveToOuterDisposeScope();
         }
 
         var completionTokens = tokens.narrow(1, 0, steps);
-        var mask = aliveHistory.narrow(1, 0, steps);
+        var completionMask = aliveHistory.narrow(1, 0, steps);
         var sequences = torch.cat([promptIds, completionTokens], 1);             // [B,P+N]
-        var attention = torch.cat([promptMask, mask.to(ScalarType.Int64)], 1);   // [B,P+N]
-        var completions = Rows(completionTokens, mask);
+        var attention = torch.cat([promptMask, completionMask.to(ScalarType.Int64)], 1); // [B,P+N]
+        var completions = Rows(completionTokens, completionMask);
         return new SampleResult
         {
             Tokens = completionTokens.contiguous().MoveToOuterDisposeScope(),
-            CompletionMask = mask.to(wide).MoveToOuterDisposeScope(),
+            CompletionMask = completionMask.to(wide).MoveToOuterDisposeScope(),
             LogProbs = logProbs.narrow(1, 0, steps).contiguous().MoveToOuterDisposeScope(),
             Sequences = sequences.MoveToOuterDisposeScope(),
             AttentionMask = attention.MoveToOuterDisposeScope(),
             PromptLength = p,
             Completions = completions,
         };
+    }
+
+    /// <summary>
+    /// Fills the cache with the prompts and returns each row's first-token logits [B,V]. With groups, each
+    /// distinct prompt runs once and its cache rows and logits are copied out to the rows that repeat it.
+    /// </summary>
+    private static Tensor Prefill(Qwen2ForCausalLM model, Tensor ids, Tensor mask, int p, KvCache cache, PromptGroups? groups)
+    {
+        if (groups is null || groups.Distinct.Length == ids.shape[0])
+            return LastLogits(model, ids, mask, Qwen2ForCausalLM.DefaultPositions(mask, p), cache);
+        using var scope = torch.NewDisposeScope();
+        var device = ids.device;
+        var distinct = torch.tensor(groups.Distinct.Select(r => (long)r).ToArray(), device: device);
+        var map = torch.tensor(groups.RowToDistinct, device: device);
+        cache.SelectRows(torch.arange(groups.Distinct.Length, dtype: ScalarType.Int64, device: device)); // empty cache: no copy
+        var distinctMask = mask.index_select(0, distinct);
+        var logits = LastLogits(model, ids.index_select(0, distinct), distinctMask, Qwen2ForCausalLM.DefaultPositions(distinctMask, p), cache);
+        cache.SelectRows(map);
+        return logits.index_select(0, map).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Writes column <paramref name="step"/> of a [B,N] record from the batch's rows (rows null = all B in order).</summary>
+    private static void Write(Tensor record, int step, Tensor? rows, Tensor values)
+    {
+        using var column = record.select(1, step);
+        if (rows is null) column.copy_(values);
+        else column.index_copy_(0, rows, values);
     }
 
     /// <summary>Logits of the last position only, [B,V]: the head runs on one position per row, not all T.</summary>
@@ -96,7 +148,7 @@ public static class Sampler
     /// Picks next tokens from logits [B,V]: argmax for T = 0, else a draw from softmax(logits/T) restricted to
     /// the top-k and the top-p nucleus. The log-prob is always that of the unrestricted softmax(logits/T).
     /// </summary>
-    private static (Tensor Next, Tensor LogProb) Choose(Tensor logits, SamplerOptions options, Generator? generator)
+    private static (Tensor Next, Tensor LogProb) Choose(Tensor logits, SamplerOptions options, Generator? generator, long batch, Tensor? rows)
     {
         using var scope = torch.NewDisposeScope();
         var greedy = options.Temperature == 0;
@@ -123,10 +175,23 @@ public static class Sampler
             }
             // multinomial throws on NaN/Inf probabilities; such a row draws uniformly and keeps its non-finite
             // log-prob, which the trainer detects as a bad step.
-            next = torch.multinomial(filtered.softmax(-1).nan_to_num(1.0, 1.0, 0.0), 1, generator: generator).squeeze(1);
+            var distribution = filtered.softmax(-1).nan_to_num(1.0, 1.0, 0.0);
+            next = rows is null ? torch.multinomial(distribution, 1, generator: generator).squeeze(1) : Draw(distribution, generator, batch, rows);
         }
         var logProb = logp.gather(1, next.unsqueeze(1)).squeeze(1);
         return (next.MoveToOuterDisposeScope(), logProb.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// The draw torch.multinomial(probs, 1) makes for the full batch, for the live rows only: libtorch samples one
+    /// token as argmax(p / q) with q ~ Exp(1) drawn for the whole [B,V] tensor. Drawing q for all B rows (live or
+    /// not) keeps the generator's stream, and so every row's token, the same as without compaction.
+    /// </summary>
+    private static Tensor Draw(Tensor probs, Generator? generator, long batch, Tensor rows)
+    {
+        using var scope = torch.NewDisposeScope();
+        var q = torch.empty(batch, probs.shape[1], dtype: probs.dtype, device: probs.device).exponential_(1, generator);
+        return (probs / q.index_select(0, rows)).argmax(-1).MoveToOuterDisposeScope();
     }
 
     /// <summary>Left-padded prompt ids and their mask, [B,P] int64 each: block copies per row, widened to int64 in one tensor op.</summary>

@@ -18,6 +18,15 @@ public sealed record SamplerOptions
     public int PadId { get; init; }
     public long? Seed { get; init; }
     public Generator? Generator { get; init; }
+    /// <summary>
+    /// Per-row completion limits (like vLLM's per-request max_tokens): row r stops after this many tokens even
+    /// without a stop token. Null = <see cref="MaxNewTokens"/> for every row; else one entry per prompt, each in [1, MaxNewTokens].
+    /// </summary>
+    public IReadOnlyList<int>? MaxNewTokensPerRow { get; init; }
+    /// <summary>Prefill each distinct prompt once and fan its KV cache out to the rows that repeat it (same outputs).</summary>
+    public bool SharePromptPrefill { get; init; } = true;
+    /// <summary>Drop finished rows from the batch and its KV cache, so a step costs only the live rows (same outputs).</summary>
+    public bool CompactFinishedRows { get; init; } = true;
 
     public void Validate()
     {
@@ -25,5 +34,8 @@ public sealed record SamplerOptions
         if (!(TopP > 0 && TopP <= 1)) throw new ArgumentException($"TopP must lie in (0, 1], got {TopP}");
         if (TopK < 0) throw new ArgumentException($"TopK must be >= 0 (0 = off), got {TopK}");
         if (MaxNewTokens < 1) throw new ArgumentException($"MaxNewTokens must be >= 1, got {MaxNewTokens}");
+        foreach (var limit in MaxNewTokensPerRow ?? [])
+            if (limit < 1 || limit > MaxNewTokens)
+                throw new ArgumentException($"MaxNewTokensPerRow entries must lie in [1, MaxNewTokens = {MaxNewTokens}], got {limit}");
     }
 }

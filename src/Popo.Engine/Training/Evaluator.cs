@@ -72,7 +72,8 @@ public static class FolderEvaluation
         var (model, tokenizer) = ModelFactory.Load(c.Model, device, ModelFactory.Dtype(c));
         using (model)
         {
-            var sampling = new SamplerOptions { Temperature = c.Temperature, TopP = c.TopP, TopK = c.TopK, MaxNewTokens = c.MaxNewTokens, PadId = tokenizer.PadId };
+            var sampling = new SamplerOptions { Temperature = c.Temperature, TopP = c.TopP, TopK = c.TopK, MaxNewTokens = c.MaxNewTokens, PadId = tokenizer.PadId,
+                SharePromptPrefill = c.SharePromptPrefill, CompactFinishedRows = c.CompactFinishedRows };
             return Evaluator.Evaluate(model, new PromptFormat(tokenizer, c.SystemPrompt, c.EnableThinking), task, c.EvalProblems, samples, sampling, c.Seed + 7, onSample: onSample);
         }
     }

@@ -127,6 +127,7 @@ public sealed class Trainer
         {
             Temperature = config.Temperature, TopP = config.TopP, TopK = config.TopK,
             MaxNewTokens = config.MaxNewTokens, PadId = tokenizer.PadId,
+            SharePromptPrefill = config.SharePromptPrefill, CompactFinishedRows = config.CompactFinishedRows,
         };
         string? tokenizerSource = string.IsNullOrEmpty(config.Model) ? null : config.Model;
 

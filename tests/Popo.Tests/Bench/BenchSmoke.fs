@@ -73,6 +73,18 @@ let tests =
             let names = (Option.get json).RootElement.GetProperty("sections").EnumerateObject() |> Seq.map (fun p -> p.Name) |> Set.ofSeq
             Expect.equal names (set [ "peak"; "popo" ]) "sections"
 
+        testCase "--only rollout: before and after give identical outputs, and the bf16 batch-1 decode row is there" <| fun () ->
+            let code, json = runBench [ "--only"; "rollout" ]
+            Expect.equal code 0 "exit code"
+            let sections = (Option.get json).RootElement.GetProperty "sections"
+            let rollout = rows (sections.GetProperty "rollout")
+            Expect.isNonEmpty rollout "rollout rows"
+            for r in rollout do
+                Expect.equal (number r "identical") 1.0 "same tokens and masks with the features on and off"
+                for f in [ "before_s"; "after_s"; "before_tok_s"; "after_tok_s"; "speedup"; "noise_cpu_s" ] do positive r f
+            for r in rows (sections.GetProperty "decode_b1_bf16") do
+                for f in [ "ms_per_step"; "bound_ms"; "x_of_bound"; "x_of_bound_cpu" ] do positive r f
+
         testCase "an unknown section is refused with the valid names" <| fun () ->
             let message =
                 try
