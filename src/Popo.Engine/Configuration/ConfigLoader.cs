@@ -64,6 +64,8 @@ public static class ConfigLoader
             throw new ConfigException($"key 'weight_cap': {c.WeightCap.ToString(CultureInfo.InvariantCulture)} x group_size {c.GroupSize} < 1, so no group of positives could sum to one");
         if (c.OverlongBuffer >= c.MaxNewTokens && c.OverlongBuffer > 0)
             throw new ConfigException($"key 'overlong_buffer': {c.OverlongBuffer} must be below max_new_tokens {c.MaxNewTokens}");
+        if (c.Bf16 && c.Dtype != "float32")
+            throw new ConfigException($"key 'bf16': mixed precision keeps float32 master weights, so it needs dtype = float32 (got dtype = {c.Dtype})");
         if (string.IsNullOrWhiteSpace(c.Out))
             throw new ConfigException("key 'out': expected a folder path, got ''");
     }
