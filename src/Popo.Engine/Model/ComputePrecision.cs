@@ -24,7 +24,8 @@ public sealed class ComputePrecision : IDisposable
     /// <summary>Set by the model for the duration of a forward pass that builds a graph.</summary>
     internal bool Training { get; set; }
 
-    internal int CachedCount => cache.Count;
+    /// <summary>Parameters with a cached cast (for tests and benchmarks).</summary>
+    public int CachedCount => cache.Count;
 
     /// <summary>True when activations of a model stored in <paramref name="storage"/> are cast to another dtype.</summary>
     public bool Casts(ScalarType storage) => Dtype is ScalarType d && d != storage;

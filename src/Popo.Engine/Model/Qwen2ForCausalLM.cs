@@ -118,8 +118,21 @@ public sealed class Qwen2ForCausalLM : nn.Module
         return nn.functional.linear(Precision.Input(hidden), Precision.Weight(HeadWeight)).to(Dtype).MoveToOuterDisposeScope();
     }
 
-    /// <summary>The head's weight [V,D]: lm_head's, or the embedding table when tied.</summary>
-    public Parameter HeadWeight => lm_head?.weight ?? model.EmbeddingWeight;
+    /// <summary>The head's weight [V,D]: lm_head's, or the embedding table when tied. Held once: Embedding.weight hands out a new wrapper per call, which would defeat the compute cache's identity keys.</summary>
+    public Parameter HeadWeight
+    {
+        get
+        {
+            if (headWeight is null)
+            {
+                headWeight = lm_head?.weight ?? model.EmbeddingWeight;
+                headWeight.DetachFromDisposeScope();   // a wrapper made inside a caller's scope would die with it
+            }
+            return headWeight;
+        }
+    }
+
+    private Parameter? headWeight;
 
     /// <summary>position = (real tokens up to and including this one) - 1, at least 0; mask [B,L] -> [B,T] for the last T.</summary>
     public static Tensor DefaultPositions(Tensor mask, long t)
