@@ -5,10 +5,13 @@ namespace Popo.Bench;
 /// <summary>`popo bench`: runs the chosen sections, prints a table per section and writes bench.json.</summary>
 public static class BenchRunner
 {
-    public static readonly string[] SectionNames = ["peak", "update", "decode", "popo", "memory", "profile"];
+    public static readonly string[] SectionNames = ["peak", "update", "decode", "popo", "memory", "profile", "scale"];
 
     /// <param name="only">Sections to run (null = all); the peak is always measured, every ratio needs it.</param>
-    public static int Run(int? threads, bool quick, IReadOnlyCollection<string>? only, string outPath, TextWriter output)
+    /// <param name="layers">Decoder layers of the scale section's Qwen2.5-0.5B layout (null = 24, the real depth).</param>
+    /// <param name="rows">Substrings selecting the scale section's rows (null = all).</param>
+    public static int Run(int? threads, bool quick, IReadOnlyCollection<string>? only, string outPath, TextWriter output,
+                          int? layers = null, IReadOnlyCollection<string>? rows = null)
     {
         var unknown = only?.Where(n => !SectionNames.Contains(n)).ToList() ?? [];
         if (unknown.Count > 0)
@@ -33,6 +36,8 @@ public static class BenchRunner
         if (only is not null && only.Contains("profile"))   // diagnostics: only on request
             report.Add(ProfileBench.Run(quick ? DecodeBench.Quick : DecodeBench.Full, quick ? PopoSavingBench.Quick : PopoSavingBench.Full));
         if (Wants("memory")) report.Add(MemoryBench.Run(quick ? MemoryBench.Quick : MemoryBench.Full));
+        if (only is not null && only.Contains("scale"))   // real vocabulary, GBs of memory: only on request
+            report.Add(ScaleBench.Run(quick ? ScaleBench.Quick(layers) : ScaleBench.Full(layers ?? 24), rows));
         var end = Peak.Measure(matmulN, copyMiB);
         report.Meta("matmul_gflops_end", end.GflopsWall);
         report.Meta("copy_gb_s_end", end.CopyBytesPerSecond / 1e9);
