@@ -23,8 +23,8 @@ public static class PeerProbe
         return code == 0 ? null : $"{Python} has no torch (apt-get install -y python3-torch libopenblas0-pthread): {output.Trim().Split('\n').LastOrDefault()}";
     }
 
-    /// <summary>Best step seconds of the peer for the same layout and batch, or NaN when it failed.</summary>
-    public static (double StepSeconds, string Version) UpdateStep(ModelConfig c, int batch, int sequence, int rounds, int threads)
+    /// <summary>Best step seconds of the peer (wall and process CPU) for the same layout and batch, or NaN when it failed.</summary>
+    public static (Span Step, string Version) UpdateStep(ModelConfig c, int batch, int sequence, int rounds, int threads)
     {
         string[] args =
         [
@@ -36,9 +36,9 @@ public static class PeerProbe
             .. c.TieWordEmbeddings ? new[] { "--tied" } : [],
         ];
         var (code, output) = Exec(args, threads);
-        if (code != 0) return (double.NaN, "failed: " + output.Trim().Split('\n').LastOrDefault());
+        if (code != 0) return (new Span(double.NaN, double.NaN), "failed: " + output.Trim().Split('\n').LastOrDefault());
         var json = JsonNode.Parse(output.Trim().Split('\n').Last())!;
-        return (json["step_s"]!.GetValue<double>(), json["torch"]!.GetValue<string>());
+        return (new Span(json["step_s"]!.GetValue<double>(), json["step_cpu_s"]!.GetValue<double>()), json["torch"]!.GetValue<string>());
     }
 
     private static string? Script()
