@@ -9,7 +9,7 @@ public static class BenchRunner
 
     /// <param name="only">Sections to run (null = all); the peak is always measured, every ratio needs it.</param>
     /// <param name="layers">Decoder layers of the scale section's Qwen2.5-0.5B layout (null = 24, the real depth).</param>
-    /// <param name="rows">Substrings selecting the scale section's rows (null = all).</param>
+    /// <param name="rows">Substrings selecting the scale section's rows and the update section's model sizes (null = all).</param>
     public static int Run(int? threads, bool quick, IReadOnlyCollection<string>? only, string outPath, TextWriter output,
                           int? layers = null, IReadOnlyCollection<string>? rows = null)
     {
@@ -30,7 +30,12 @@ public static class BenchRunner
         int matmulN = quick ? 512 : 2048, copyMiB = quick ? 32 : 256;
         var peak = Peak.Measure(matmulN, copyMiB);
         report.Add(Peak.Section(peak));
-        if (Wants("update")) report.Add(UpdateBench.Run(quick ? UpdateBench.Quick : UpdateBench.Full, peak, quick ? 1 : 2));
+        if (Wants("update"))
+        {
+            var cases = (quick ? UpdateBench.Quick : UpdateBench.Full)
+                .Where(c => rows is null || rows.Any(r => c.Size.Name.Contains(r, StringComparison.OrdinalIgnoreCase))).ToArray();
+            report.Add(UpdateBench.Run(cases, peak, quick ? 1 : 2));
+        }
         if (Wants("decode")) report.Add(DecodeBench.Run(quick ? DecodeBench.Quick : DecodeBench.Full, peak));
         if (Wants("popo")) report.Add(PopoSavingBench.Run(quick ? PopoSavingBench.Quick : PopoSavingBench.Full));
         if (only is not null && only.Contains("profile"))   // diagnostics: only on request
