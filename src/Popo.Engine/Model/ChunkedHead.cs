@@ -12,8 +12,9 @@ internal sealed record HeadSettings(double Temperature, int Chunk, ScalarType? C
 /// Only h, the per-position logsumexp and H are kept for backward; the backward recomputes each chunk's
 /// logits and applies the closed form
 ///   dL/dz = gl (onehot(y) - p) - gH p (log p + H),   dL/dh = (dL/dz / T) W,   dL/dW = (dL/dz / T)^T h,
-/// so the head's peak memory is O(chunk x V) in both passes. Under mixed precision the two matmuls run in the
-/// compute dtype; logsumexp, softmax and every gradient term stay in the hidden state's dtype (float32).
+/// so the head's peak memory is O(chunk x V) in both passes, plus dW itself. Under mixed precision the logits and
+/// dL/dh matmuls run in the compute dtype; dW accumulates in place in float32 (no [V,D] temporary per chunk);
+/// logsumexp, softmax and every gradient term stay in the hidden state's dtype (float32).
 /// </summary>
 internal sealed class ChunkedHead : MultiTensorFunction<ChunkedHead>
 {
@@ -96,9 +97,9 @@ internal sealed class ChunkedHead : MultiTensorFunction<ChunkedHead>
                         dz.scatter_add_(-1, tokens.narrow(0, start, c).unsqueeze(-1), gl.narrow(0, start, c).unsqueeze(-1));
                     if (s.Temperature != 1.0) dz.div_(s.Temperature);
                     var dzc = s.ComputeDtype is ScalarType d ? dz.to(d) : dz;
-                    var hc = s.ComputeDtype is ScalarType d2 ? h.to(d2) : h;
                     dHidden.narrow(0, start, c).copy_(dzc.matmul(w));                          // [c,V] x [V,D]
-                    if (weight.requires_grad) dWeight.add_(dzc.t().matmul(hc));                 // [V,c] x [c,D]
+                    // In place, in the masters' dtype: no [V,D] temporary per chunk (that would double the head's peak).
+                    if (weight.requires_grad) dWeight.addmm_(dz.t(), h.to(dWeight.dtype));     // [V,c] x [c,D]
                 }
             }
             dHidden.MoveToOuterDisposeScope();
