@@ -5,12 +5,13 @@ namespace Popo.Bench;
 /// <summary>`popo bench`: runs the chosen sections, prints a table per section and writes bench.json.</summary>
 public static class BenchRunner
 {
-    public static readonly string[] SectionNames = ["peak", "update", "decode", "popo", "memory", "profile", "verify", "rollout"];
+    public static readonly string[] SectionNames = ["peak", "update", "decode", "popo", "memory", "profile", "verify", "rollout", "scale"];
 
     /// <param name="only">Sections to run (null = all); the peak is always measured, every ratio needs it.</param>
-    /// <param name="layers">Decoder layers of the Qwen2.5-0.5B layout in the rollout section (null = its 24).</param>
-    public static int Run(int? threads, bool quick, IReadOnlyCollection<string>? only, string outPath, TextWriter output, int? layers = null)
-    {
+    /// <param name="layers">Decoder layers of the Qwen2.5-0.5B layout in the rollout and scale sections (null = 24, the real depth).</param>
+    /// <param name="rows">Substrings selecting the scale section's rows and the update section's model sizes (null = all).</param>
+    public static int Run(int? threads, bool quick, IReadOnlyCollection<string>? only, string outPath, TextWriter output,
+                          int? layers = null, IReadOnlyCollection<string>? rows = null)    {
         var unknown = only?.Where(n => !SectionNames.Contains(n)).ToList() ?? [];
         if (unknown.Count > 0)
             throw new ArgumentException($"--only: unknown section(s) {string.Join(", ", unknown)}; valid: {string.Join(", ", SectionNames)}");
@@ -28,7 +29,12 @@ public static class BenchRunner
         int matmulN = quick ? 512 : 2048, copyMiB = quick ? 32 : 256;
         var peak = Peak.Measure(matmulN, copyMiB);
         report.Add(Peak.Section(peak));
-        if (Wants("update")) report.Add(UpdateBench.Run(quick ? UpdateBench.Quick : UpdateBench.Full, peak, quick ? 1 : 2));
+        if (Wants("update"))
+        {
+            var cases = (quick ? UpdateBench.Quick : UpdateBench.Full)
+                .Where(c => rows is null || rows.Any(r => c.Size.Name.Contains(r, StringComparison.OrdinalIgnoreCase))).ToArray();
+            report.Add(UpdateBench.Run(cases, peak, quick ? 1 : 2));
+        }
         if (Wants("decode")) report.Add(DecodeBench.Run(quick ? DecodeBench.Quick : DecodeBench.Full, peak));
         if (Wants("popo")) report.Add(PopoSavingBench.Run(quick ? PopoSavingBench.Quick : PopoSavingBench.Full));
         if (only is not null && only.Contains("profile"))   // diagnostics: only on request
@@ -38,6 +44,8 @@ public static class BenchRunner
         if (Wants("memory")) report.Add(MemoryBench.Run(quick ? MemoryBench.Quick : MemoryBench.Full));
         if (only is not null && only.Contains("verify"))     // the verifier has its own figures: only on request
             report.Add(VerifierBench.Run(quick));
+        if (only is not null && only.Contains("scale"))   // real vocabulary, GBs of memory: only on request
+            report.Add(ScaleBench.Run(quick ? ScaleBench.Quick(layers) : ScaleBench.Full(layers ?? 24), rows));
         var end = Peak.Measure(matmulN, copyMiB);
         report.Meta("matmul_gflops_end", end.GflopsWall);
         report.Meta("copy_gb_s_end", end.CopyBytesPerSecond / 1e9);

@@ -25,12 +25,31 @@ public static class UpdateBench
 
     public static BenchSection Run(IEnumerable<Case> cases, PeakResult peak, int rounds)
     {
-        var s = new BenchSection("update", "Update: forward + backward + AdamW, model FLOPs utilisation");
+        var s = new BenchSection("update", "Update: forward + backward + AdamW, model FLOPs utilisation, against the PyTorch-eager float32 peer");
+        var threads = torch.get_num_threads();
+        var peerMissing = PeerProbe.Unavailable();
+        var bf16Peak = Peak.MatmulGflops(peak.MatmulSize, ScalarType.BFloat16);
+        s.Facts["matmul_gflops_bf16"] = bf16Peak;
         foreach (var c in cases)
         {
+            var (peerStep, peerVersion) = peerMissing is null ? PeerProbe.UpdateStep(c.Size.Config, c.Batch, c.SequenceLength, rounds, threads) : (new Span(double.NaN, double.NaN), "");
+            if (peerMissing is null && double.IsNaN(peerStep.Wall)) s.Notes.Add($"peer {c.Size.Name}: {peerVersion}");
+            else if (peerMissing is null) s.Facts["peer"] = $"PyTorch {peerVersion} eager float32, OPENBLAS_NUM_THREADS = {threads}, torch threads {threads}";
+            foreach (var bf16 in new[] { false, true })
+                s.Rows.Add(Row(c, peak, bf16 ? bf16Peak : peak.GflopsWall, rounds, bf16, peerStep));
+        }
+        if (peerMissing is not null) s.Notes.Add($"peer skipped: {peerMissing}");
+        s.Notes.Add("FLOPs per token = 6 x matmul weights + 12 x layers x hidden x mean causal context ((T+1)/2); mfu_wall uses the matmul peak of the row's precision; mfu_cpu uses GFLOP per CPU-second against the float32 peak.");
+        s.Notes.Add("bf16 rows: bf16 matmuls, float32 master weights, gradients, AdamW state and log-softmax (bf16 = true); vs_peer = tok_s / the peer's float32 tok_s at the same thread count (_cpu: per process CPU-second on both sides, which discounts other processes' time slices).");
+        return s;
+    }
+
+    private static Dictionary<string, object> Row(Case c, PeakResult peak, double rowPeak, int rounds, bool bf16, Span peerStep)
+    {
             ResidentMemory.ResetPeak();
             torch.manual_seed(0);
             using var model = new Qwen2ForCausalLM(c.Size.Config, torch.CPU, ScalarType.Float32);
+            model.Precision.Dtype = bf16 ? ScalarType.BFloat16 : null;
             model.train();
             var parameters = model.parameters().ToList();
             using var optimizer = optim.AdamW(parameters, lr: 1e-4, weight_decay: 0.01);
@@ -47,21 +66,23 @@ public static class UpdateBench
             });
             double tokens = (double)c.Batch * c.SequenceLength;
             var flops = BenchModels.TrainFlopsPerToken(c.Size.Config, (c.SequenceLength + 1) / 2.0) * tokens;
-            s.Rows.Add(new()
+            return new()
             {
                 ["model"] = c.Size.Name,
+                ["precision"] = bf16 ? "bf16" : "float32",
                 ["params_M"] = model.parameters().Sum(p => p.numel()) / 1e6,
                 ["batch x seq"] = $"{c.Batch}x{c.SequenceLength}",
                 ["tokens"] = (int)tokens,
                 ["step_s"] = step.Wall,
                 ["tok_s"] = tokens / step.Wall,
                 ["gflops"] = flops / step.Wall / 1e9,
-                ["mfu_wall"] = flops / step.Wall / 1e9 / peak.GflopsWall,
+                ["mfu_wall"] = flops / step.Wall / 1e9 / rowPeak,
                 ["mfu_cpu"] = flops / step.Cpu / 1e9 / peak.GflopsCpu,
                 ["peak_rss_mib"] = ResidentMemory.PeakMiB(),
-            });
-        }
-        s.Notes.Add("FLOPs per token = 6 x matmul weights + 12 x layers x hidden x mean causal context ((T+1)/2); mfu_cpu uses GFLOP per CPU-second on both sides.");
-        return s;
+                ["peer_tok_s"] = tokens / peerStep.Wall,
+                ["vs_peer"] = peerStep.Wall / step.Wall,
+                ["vs_peer_cpu"] = peerStep.Cpu / step.Cpu,
+                ["target"] = bf16 ? ">= 1.5" : ">= 1.0",
+            };
     }
 }

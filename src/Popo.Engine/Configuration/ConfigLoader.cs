@@ -74,6 +74,8 @@ public static class ConfigLoader
         if (c.Device is not ("cpu" or "cuda") && !System.Text.RegularExpressions.Regex.IsMatch(c.Device, "^cuda:[0-9]+$"))
             throw new ConfigException($"key 'device': '{c.Device}' is not a device this build knows; expected cpu, cuda or cuda:N" +
                                       (c.Device is "gpu" or "mps" ? $" ('{c.Device}' is not a torch device name{(c.Device == "gpu" ? "; an NVIDIA GPU is cuda" : "; Apple GPUs are not supported by TorchSharp on Linux")})" : ""));
+        if (c.Bf16 && c.Dtype != "float32")
+            throw new ConfigException($"key 'bf16': mixed precision keeps float32 master weights, so it needs dtype = float32 (got dtype = {c.Dtype})");
         if (string.IsNullOrWhiteSpace(c.Out))
             throw new ConfigException("key 'out': expected a folder path, got ''");
     }

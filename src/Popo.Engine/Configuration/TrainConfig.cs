@@ -63,6 +63,15 @@ public sealed record TrainConfig
     [ConfigKey("intermediate_size", "built-in model MLP width", Min = 8, Max = 16384)]
     public int IntermediateSize { get; init; } = 192;
 
+    [ConfigKey("bf16", "mixed precision: bfloat16 matmuls, float32 master weights, gradients, AdamW state, log-softmax and losses (needs dtype = float32)")]
+    public bool Bf16 { get; init; }
+
+    [ConfigKey("gradient_checkpointing", "recompute each decoder layer in the backward instead of keeping its activations")]
+    public bool GradientCheckpointing { get; init; }
+
+    [ConfigKey("logit_chunk_size", "positions per head chunk for token log-probs and entropies (0 = whole micro-batch at once; -1 = as many as fit 64 MiB of float32 logits)", Min = -1, Max = 1_000_000)]
+    public int LogitChunkSize { get; init; } = -1;
+
     // ---- supervised warm-up -------------------------------------------------------------------
     [ConfigKey("sft_steps", "supervised warm-up steps on worked solutions before RL (0 = none)", Min = 0, Max = 1_000_000)]
     public int SftSteps { get; init; } = 1000;

@@ -20,6 +20,32 @@ public sealed class Qwen2ForCausalLM : nn.Module
     public Device Device { get; }
     public ScalarType Dtype { get; }
 
+    /// <summary>Mixed precision: the matmul dtype (null = <see cref="Dtype"/>) and the no-grad weight cache.</summary>
+    public ComputePrecision Precision { get; } = new();
+
+    /// <summary>The dtype activations, logits of the matmuls and the KV cache are computed in.</summary>
+    public ScalarType ComputeDtype => Precision.Dtype ?? Dtype;
+
+    /// <summary>Per-layer activation checkpointing in training forwards (`gradient_checkpointing`).</summary>
+    public bool GradientCheckpointing { get => model.GradientCheckpointing; set => model.GradientCheckpointing = value; }
+
+    /// <summary>
+    /// Positions per head chunk for token log-probs and entropies (`logit_chunk_size`): 0 = the whole micro-batch at
+    /// once; -1 = as many positions as fit 64 MiB of float32 logits. A micro-batch of at most one chunk takes the
+    /// unchunked path (the ordinary autograd graph).
+    /// </summary>
+    public int LogitChunkSize { get; set; } = -1;
+
+    /// <summary><see cref="LogitChunkSize"/> resolved to positions (0 = never chunk).</summary>
+    public int HeadChunkPositions => LogitChunkSize switch
+    {
+        0 => 0,
+        > 0 => LogitChunkSize,
+        _ => (int)Math.Max(1, Math.Min(int.MaxValue, AutoChunkBytes / (4L * Config.VocabSize))),
+    };
+
+    private const long AutoChunkBytes = 64L << 20;
+
     public Qwen2ForCausalLM(ModelConfig config, Device device, ScalarType dtype) : base(nameof(Qwen2ForCausalLM))
     {
         config.Validate();
@@ -27,7 +53,7 @@ public sealed class Qwen2ForCausalLM : nn.Module
         Config = config;
         Device = device;
         Dtype = dtype;
-        model = new Qwen2Model(config, device, dtype);
+        model = new Qwen2Model(config, device, dtype, Precision);
         lm_head = config.TieWordEmbeddings ? null
             : nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false, device: device, dtype: dtype);
         RegisterComponents();
@@ -38,6 +64,7 @@ public sealed class Qwen2ForCausalLM : nn.Module
     public void InitializeWeights(long seed)
     {
         using var noGrad = torch.no_grad();
+        Precision.Invalidate();
         using var generator = new Generator((ulong)seed, Device);
         foreach (var (name, p) in named_parameters())
         {
@@ -68,12 +95,44 @@ public sealed class Qwen2ForCausalLM : nn.Module
         var past = cache?.Length ?? 0;
         var mask = attentionMask ?? torch.ones(b, past + t, dtype: ScalarType.Int64, device: Device);
         var positions = positionIds ?? DefaultPositions(mask, t);
-        return model.Forward(ids, mask, positions, cache).MoveToOuterDisposeScope();
+        // A forward that builds a graph precedes a weight update: the cached compute copy goes stale, drop it now.
+        var training = torch.is_grad_enabled();
+        if (training) Precision.Invalidate();
+        Precision.Training = training;
+        try
+        {
+            return model.Forward(ids, mask, positions, cache).MoveToOuterDisposeScope();
+        }
+        finally
+        {
+            Precision.Training = false;
+        }
     }
 
-    /// <summary>Logits [...,V] of hidden states [...,D]: lm_head(h), or h · E^T with tied embeddings.</summary>
-    public Tensor LogitsOf(Tensor hidden) =>
-        lm_head is not null ? lm_head.forward(hidden) : nn.functional.linear(hidden, model.EmbeddingWeight);
+    /// <summary>Logits [...,V] of hidden states [...,D]: lm_head(h), or h · E^T with tied embeddings; in <see cref="Dtype"/> (computed in <see cref="ComputeDtype"/>).</summary>
+    public Tensor LogitsOf(Tensor hidden)
+    {
+        if (!Precision.Casts(Dtype))
+            return lm_head is not null ? lm_head.forward(hidden) : nn.functional.linear(hidden, model.EmbeddingWeight);
+        using var scope = torch.NewDisposeScope();
+        return nn.functional.linear(Precision.Input(hidden), Precision.Weight(HeadWeight)).to(Dtype).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The head's weight [V,D]: lm_head's, or the embedding table when tied. Held once: Embedding.weight hands out a new wrapper per call, which would defeat the compute cache's identity keys.</summary>
+    public Parameter HeadWeight
+    {
+        get
+        {
+            if (headWeight is null)
+            {
+                headWeight = lm_head?.weight ?? model.EmbeddingWeight;
+                headWeight.DetachFromDisposeScope();   // a wrapper made inside a caller's scope would die with it
+            }
+            return headWeight;
+        }
+    }
+
+    private Parameter? headWeight;
 
     /// <summary>position = (real tokens up to and including this one) - 1, at least 0; mask [B,L] -> [B,T] for the last T.</summary>
     public static Tensor DefaultPositions(Tensor mask, long t)
@@ -85,7 +144,7 @@ public sealed class Qwen2ForCausalLM : nn.Module
     }
 
     /// <summary>A cache for <paramref name="batchSize"/> sequences of up to <paramref name="capacity"/> positions, on this model's device and dtype.</summary>
-    public KvCache NewCache(long batchSize, int capacity) => new(Config, batchSize, capacity, Device, Dtype);
+    public KvCache NewCache(long batchSize, int capacity) => new(Config, batchSize, capacity, Device, ComputeDtype);
 
     /// <summary>Parameters by HF tensor name.</summary>
     public IReadOnlyList<(string Name, Parameter Parameter)> NamedParameters() => named_parameters().ToList();
@@ -106,6 +165,7 @@ public sealed class Qwen2ForCausalLM : nn.Module
                 throw new ArgumentException($"cannot copy parameters: '{name}' is [{string.Join(",", p.shape)}] in the source, [{string.Join(",", target.shape)}] in the target");
             target.copy_(p);
         }
+        Precision.Invalidate();
     }
 
     /// <summary>A deep copy (e.g. the EMA target), optionally on another device or in another dtype.</summary>
@@ -114,5 +174,11 @@ public sealed class Qwen2ForCausalLM : nn.Module
         var copy = new Qwen2ForCausalLM(Config, device ?? Device, dtype ?? Dtype);
         copy.CopyParametersFrom(this);
         return copy;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) Precision.Dispose();
+        base.Dispose(disposing);
     }
 }

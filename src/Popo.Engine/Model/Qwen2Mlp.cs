@@ -12,9 +12,11 @@ public sealed class Qwen2Mlp : nn.Module<Tensor, Tensor>
     private readonly Linear up_proj;
     private readonly Linear down_proj;
 #pragma warning restore IDE1006
+    private readonly ComputePrecision? precision;
 
-    public Qwen2Mlp(ModelConfig config, Device device, ScalarType dtype) : base(nameof(Qwen2Mlp))
+    public Qwen2Mlp(ModelConfig config, Device device, ScalarType dtype, ComputePrecision? precision = null) : base(nameof(Qwen2Mlp))
     {
+        this.precision = precision;
         gate_proj = nn.Linear(config.HiddenSize, config.IntermediateSize, hasBias: false, device: device, dtype: dtype);
         up_proj = nn.Linear(config.HiddenSize, config.IntermediateSize, hasBias: false, device: device, dtype: dtype);
         down_proj = nn.Linear(config.IntermediateSize, config.HiddenSize, hasBias: false, device: device, dtype: dtype);
@@ -24,7 +26,7 @@ public sealed class Qwen2Mlp : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
-        var hidden = nn.functional.silu(gate_proj.forward(x)).mul_(up_proj.forward(x));
-        return down_proj.forward(hidden).MoveToOuterDisposeScope();
+        var hidden = nn.functional.silu(Projection.Apply(gate_proj, x, precision)).mul_(Projection.Apply(up_proj, x, precision));
+        return Projection.Apply(down_proj, hidden, precision).MoveToOuterDisposeScope();
     }
 }

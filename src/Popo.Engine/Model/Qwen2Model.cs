@@ -14,19 +14,24 @@ public sealed class Qwen2Model : nn.Module
 #pragma warning restore IDE1006
     private readonly RotaryEmbedding rotary;
     private readonly int groups;
+    private readonly ComputePrecision? precision;
 
-    public Qwen2Model(ModelConfig config, Device device, ScalarType dtype) : base(nameof(Qwen2Model))
+    public Qwen2Model(ModelConfig config, Device device, ScalarType dtype, ComputePrecision? precision = null) : base(nameof(Qwen2Model))
     {
+        this.precision = precision;
         embed_tokens = nn.Embedding(config.VocabSize, config.HiddenSize, device: device, dtype: dtype);
         layers = nn.ModuleList(Enumerable.Range(0, config.NumHiddenLayers)
-            .Select(_ => new Qwen2DecoderLayer(config, device, dtype)).ToArray());
-        norm = new RmsNorm(config.HiddenSize, config.RmsNormEps, device, dtype);
+            .Select(_ => new Qwen2DecoderLayer(config, device, dtype, precision)).ToArray());
+        norm = new RmsNorm(config.HiddenSize, config.RmsNormEps, device, dtype, precision);
         rotary = new RotaryEmbedding(config.HeadDim, config.RopeTheta, device, dtype);
         groups = config.NumAttentionHeads / config.NumKeyValueHeads;
         RegisterComponents();
     }
 
     internal Parameter EmbeddingWeight => embed_tokens.weight!;
+
+    /// <summary>Per-layer activation checkpointing in forwards that build a graph (see <see cref="CheckpointedLayer"/>).</summary>
+    public bool GradientCheckpointing { get; set; }
 
     /// <summary>
     /// ids [B,T]; keyMask [B,L] with L = cached + T (1 = real token); positionIds [B,T]. Returns the
@@ -40,9 +45,16 @@ public sealed class Qwen2Model : nn.Module
         var allowed = AttentionMask(keyMask, past, t);
         var (cos, sin) = rotary.Tables(positionIds);
         var x = embed_tokens.forward(ids);
-        for (var l = 0; l < layers.Count; l++) x = layers[l].Forward(x, cos, sin, allowed, cache, l);
+        var storage = x.dtype;
+        if (precision is not null && precision.Casts(storage))
+            (x, cos, sin) = (precision.Input(x), precision.Input(cos), precision.Input(sin));
+        var checkpoint = GradientCheckpointing && cache is null && is_grad_enabled() && x.requires_grad;
+        for (var l = 0; l < layers.Count; l++)
+            x = checkpoint ? CheckpointedLayer.Run(layers[l], l, x, cos, sin, allowed) : layers[l].Forward(x, cos, sin, allowed, cache, l);
         cache?.Advance((int)t);
-        return norm.forward(x).MoveToOuterDisposeScope();
+        var hidden = norm.forward(x);
+        // The hidden state leaves in the storage dtype: pooling, the predictor and the losses run in float32.
+        return (hidden.dtype == storage ? hidden : hidden.to(storage)).MoveToOuterDisposeScope();
     }
 
     /// <summary>

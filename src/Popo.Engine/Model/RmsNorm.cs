@@ -12,9 +12,11 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
     private readonly Parameter weight;
     private readonly Scalar eps;   // held for the module's life: a temporary Scalar can be finalized mid-call (HeldScalars.AdamW)
+    private readonly ComputePrecision? precision;
 
-    public RmsNorm(long size, double eps, Device device, ScalarType dtype) : base(nameof(RmsNorm))
+    public RmsNorm(long size, double eps, Device device, ScalarType dtype, ComputePrecision? precision = null) : base(nameof(RmsNorm))
     {
+        this.precision = precision;
         weight = new Parameter(torch.ones(size, dtype: dtype, device: device));
         this.eps = eps.ToScalar();
         RegisterComponents();
@@ -26,7 +28,9 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
         var narrow = x.dtype is not (ScalarType.Float32 or ScalarType.Float64);
         var wide = narrow ? x.to(ScalarType.Float32) : x;
         var normed = wide * (wide.square().mean([-1], keepdim: true) + eps).rsqrt();
-        return (weight * (narrow ? normed.to(x.dtype) : normed)).MoveToOuterDisposeScope();
+        // Under mixed precision the weight is cast too, so the activation stays in the compute dtype.
+        var w = precision is not null && precision.Casts(weight.dtype) ? precision.Weight(weight) : weight;
+        return (w * (narrow ? normed.to(x.dtype) : normed)).MoveToOuterDisposeScope();
     }
 
     protected override void Dispose(bool disposing)

@@ -53,7 +53,7 @@ public sealed class GrpoObjective : IObjective
             using var noGrad = no_grad();
             var all = tensor(Enumerable.Range(0, batch.Rows).Select(i => (long)i).ToArray(), device: batch.InputIds.device);
             using var outputs = CompletionForward.Run(reference, batch, all);
-            var l = TokenStatistics.LogProbs(outputs.Logits, outputs.Ids, temperature);
+            var l = outputs.Statistics(temperature, EntropyNeed.None).LogProbs;
             refLogProbs = nn.functional.pad(l, [0, batch.CompletionColumns - l.shape[1]]).MoveToOuterDisposeScope();   // [B,N]
         }
         var perRow = tensor(advantages, device: batch.InputIds.device).MoveToOuterDisposeScope();
@@ -67,8 +67,7 @@ public sealed class GrpoObjective : IObjective
         var index = tensor(rows, device: batch.InputIds.device);
         var outputs = CompletionForward.Run(policy, batch, index);
         long n = outputs.Ids.shape[1];
-        var logp = TokenStatistics.LogSoftmax(outputs.Logits, temperature);            // [b,n,V], shared by l and the entropy metric
-        var l = TokenStatistics.Gather(logp, outputs.Ids);
+        var (l, entropy) = outputs.Statistics(temperature, EntropyNeed.Value);          // the entropy is a metric here
         var old = batch.OldLogProbs.index_select(0, index)[.., ..(int)n].to(l.dtype);
         var reference = prepared.Reference?.index_select(0, index)[.., ..(int)n].to(l.dtype);
         using var terms = GrpoLoss.Compute(l, old, reference, outputs.Mask, prepared.PerRow.index_select(0, index),
@@ -78,8 +77,7 @@ public sealed class GrpoObjective : IObjective
         metrics.Add("clip_fraction", terms.ClipFraction.ToDouble());
         if (reference is not null) metrics.Add("kl_ref", terms.Kl.ToDouble());
         using (no_grad())
-            metrics.Add("entropy", ((TokenStatistics.EntropyOf(logp.detach()) * outputs.Mask).sum()
-                                    / outputs.Mask.sum().clamp_min(1)).ToDouble());
+            metrics.Add("entropy", ((entropy! * outputs.Mask).sum() / outputs.Mask.sum().clamp_min(1)).ToDouble());
         return true;
     }
 

@@ -69,9 +69,7 @@ public sealed class PopoObjective : IObjective
         if (w.max().ToDouble() <= 0) return false;   // no positive: the loss is exactly 0
 
         var outputs = CompletionForward.Run(policy, batch, index);
-        var logp = TokenStatistics.LogSoftmax(outputs.Logits, temperature);            // [b,n,V], shared by l and H
-        var l = TokenStatistics.Gather(logp, outputs.Ids);
-        var entropy = options.BetaEntropy != 0 ? TokenStatistics.EntropyOf(logp) : null;
+        var (l, entropy) = outputs.Statistics(temperature, options.BetaEntropy != 0 ? EntropyNeed.Differentiable : EntropyNeed.None);
         Tensor? u = null, z = null;
         if (options.UsesSimilarity)
         {
@@ -96,7 +94,7 @@ public sealed class PopoObjective : IObjective
         using var noGrad = no_grad();
         using var targetOut = CompletionForward.Run(target!, batch, index);
         var features = TokenStatistics.PoolFeatures(targetOut.Hidden, targetOut.Mask, options.Pooling);
-        var targetLogProbs = TokenStatistics.LogProbs(targetOut.Logits, targetOut.Ids, temperature).to(onlineLogProbs.dtype);
+        var targetLogProbs = targetOut.Statistics(temperature, EntropyNeed.None).LogProbs.to(onlineLogProbs.dtype);
         var d = targetLogProbs - onlineLogProbs.detach();
         var k3 = ((d.exp() - d - 1) * online.Mask).sum() / online.Mask.sum().clamp_min(1);
         metrics.Add("kl_target", k3.ToDouble());

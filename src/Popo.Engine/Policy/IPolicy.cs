@@ -1,17 +1,21 @@
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Popo.Engine.Policy;
 
-/// <summary>What the objectives need of a causal language model: one full forward pass.</summary>
+/// <summary>What the objectives need of a causal language model: the decoder's hidden states and its head.</summary>
 public interface IPolicy
 {
+    /// <summary>inputIds [B,T], attentionMask [B,T] (1 = real token), positionIds [B,T] -> the final post-norm hidden state of all positions, [B,T,D].</summary>
+    Tensor ForwardHidden(Tensor inputIds, Tensor attentionMask, Tensor positionIds);
+
+    /// <summary>The head's logits [...,V] of hidden states [...,D] (materialised in full: for callers that need every logit).</summary>
+    Tensor Logits(Tensor hidden);
+
     /// <summary>
-    /// inputIds [B,T], attentionMask [B,T] (1 = real token), positionIds [B,T] -> the logits of positions
-    /// [logitsFrom, logitsFrom + logitsCount) only, [B,logitsCount,V] (the head's cost grows with V: positions whose
-    /// logits nobody reads are not projected), and the final post-norm hidden state of all positions, [B,T,D].
+    /// l = log softmax(head(h) / T)[y] and, as asked, H = the entropy of that softmax, for hidden states [B,n,D] and
+    /// tokens [B,n] -> [B,n] each; computed without holding [B,n,V] logits when the micro-batch exceeds the head's chunk.
     /// </summary>
-    (Tensor Logits, Tensor Hidden) Forward(Tensor inputIds, Tensor attentionMask, Tensor positionIds, long logitsFrom, long logitsCount);
+    (Tensor LogProbs, Tensor? Entropy) TokenStatistics(Tensor hidden, Tensor tokens, double temperature, EntropyNeed entropy);
 
     /// <summary>The trainable parameters.</summary>
     IEnumerable<TorchSharp.Modules.Parameter> Parameters { get; }

@@ -1,7 +1,7 @@
 using Popo.Engine.Model;
-using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using Stats = Popo.Engine.Objectives.TokenStatistics;
 
 namespace Popo.Engine.Policy;
 
@@ -14,18 +14,51 @@ public sealed class Qwen2Policy(Qwen2ForCausalLM model) : IPolicy
 
     public IEnumerable<Parameter> Parameters => Model.parameters();
 
-    public (Tensor Logits, Tensor Hidden) Forward(Tensor inputIds, Tensor attentionMask, Tensor positionIds, long logitsFrom, long logitsCount)
+    public Tensor ForwardHidden(Tensor inputIds, Tensor attentionMask, Tensor positionIds) =>
+        Model.ForwardHidden(inputIds, attentionMask, positionIds);                               // [B,T,D]
+
+    public Tensor Logits(Tensor hidden) => Model.LogitsOf(hidden);
+
+    public (Tensor LogProbs, Tensor? Entropy) TokenStatistics(Tensor hidden, Tensor tokens, double temperature, EntropyNeed entropy)
     {
-        var hidden = Model.ForwardHidden(inputIds, attentionMask, positionIds);                 // [B,T,D]
-        return (Model.LogitsOf(hidden.narrow(1, logitsFrom, logitsCount)), hidden);              // [B,count,V]
+        var chunk = Model.HeadChunkPositions;
+        if (chunk == 0 || tokens.numel() <= chunk) return Unchunked(hidden, tokens, temperature, entropy);
+        using var scope = NewDisposeScope();
+        var shape = tokens.shape;
+        var settings = new HeadSettings(temperature, chunk, Model.Precision.Casts(Model.Dtype) ? Model.ComputeDtype : null, entropy != EntropyNeed.None);
+        var (l, h) = ChunkedHead.Run(hidden.reshape(-1, hidden.shape[^1]), Model.HeadWeight, tokens.reshape(-1), settings);
+        var logProbs = l.view(shape).MoveToOuterDisposeScope();
+        Tensor? entropies = entropy switch
+        {
+            EntropyNeed.Differentiable => h.view(shape).MoveToOuterDisposeScope(),
+            EntropyNeed.Value => h.detach().view(shape).MoveToOuterDisposeScope(),
+            _ => null,
+        };
+        return (logProbs, entropies);
     }
 
-    /// <summary>A same-architecture copy in float32 or wider (EMA target, GRPO reference).</summary>
+    /// <summary>The whole micro-batch's logits through one log-softmax, shared by l and H (the path of a micro-batch within one chunk).</summary>
+    private (Tensor, Tensor?) Unchunked(Tensor hidden, Tensor tokens, double temperature, EntropyNeed entropy)
+    {
+        using var scope = NewDisposeScope();
+        var logp = Stats.LogSoftmax(Model.LogitsOf(hidden), temperature);                        // [B,n,V]
+        var l = Stats.Gather(logp, tokens).MoveToOuterDisposeScope();
+        Tensor? h = null;
+        if (entropy == EntropyNeed.Differentiable) h = Stats.EntropyOf(logp).MoveToOuterDisposeScope();
+        else if (entropy == EntropyNeed.Value)
+            using (no_grad()) h = Stats.EntropyOf(logp.detach()).MoveToOuterDisposeScope();
+        return (l, h);
+    }
+
+    /// <summary>A same-architecture copy in float32 or wider (EMA target, GRPO reference), computing in the policy's precision without a cached copy.</summary>
     public Qwen2Policy FrozenClone()
     {
         var dtype = Model.Dtype is ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
         var copy = new Qwen2ForCausalLM(Model.Config, Model.Device, dtype);
         FrozenCopy.Copy(Model, copy);
+        copy.Precision.Dtype = Model.Precision.Dtype;
+        copy.Precision.CacheWeights = false;
+        copy.LogitChunkSize = Model.LogitChunkSize;
         return new Qwen2Policy(copy);
     }
 }

@@ -1,4 +1,5 @@
 using Popo.Engine.Model;
+using Popo.Engine.Policy;
 using Popo.Engine.Tasks;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -35,11 +36,21 @@ public static class SupervisedWarmup
                 return (format.Prompt(problem), format.Target(Corrupt(solution, options, problem.Id)));
             }).ToList();
             var (ids, attention, lossMask) = SequenceBatch.PromptTarget(rows, format.PadId, model.Device);
-            var logits = model.Forward(ids, attention).Logits;                                // [B,T,V]
-            var predicted = logits[.., ..^1, ..];                                             // [B,T-1,V] predicts t+1
             var labels = ids[.., 1..];                                                        // [B,T-1]
-            var mask = lossMask[.., 1..].to(predicted.dtype);
-            var nll = -predicted.log_softmax(-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1); // [B,T-1]
+            var mask = lossMask[.., 1..].to(model.Dtype);
+            Tensor nll;
+            var chunk = model.HeadChunkPositions;
+            if (chunk == 0 || labels.numel() <= chunk)
+            {
+                var logits = model.Forward(ids, attention).Logits;                            // [B,T,V]
+                var predicted = logits[.., ..^1, ..];                                         // [B,T-1,V] predicts t+1
+                nll = -predicted.log_softmax(-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1); // [B,T-1]
+            }
+            else   // the head in chunks of positions: no [B,T,V] logits
+            {
+                var hidden = model.ForwardHidden(ids, attention);                             // [B,T,D]
+                nll = -new Qwen2Policy(model).TokenStatistics(hidden[.., ..^1, ..], labels, 1.0, EntropyNeed.None).LogProbs;
+            }
             var loss = (nll * mask).sum() / mask.sum().clamp_min(1.0);
 
             foreach (var group in optimizer.ParamGroups)

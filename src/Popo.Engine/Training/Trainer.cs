@@ -122,6 +122,7 @@ public sealed class Trainer
 
         var (model, tokenizer) = ModelFactory.Create(config, device);
         using var modelScope = model;
+        ComputeSettings.Apply(model, config);
         var format = new PromptFormat(tokenizer, config.SystemPrompt, config.EnableThinking) { TruncateTo = plan.TruncateTo };
         var sampling = new SamplerOptions
         {
@@ -132,6 +133,7 @@ public sealed class Trainer
         string? tokenizerSource = string.IsNullOrEmpty(config.Model) ? null : config.Model;
 
         var warmup = WarmUp(model, tokenizer, tokenizerSource, format, task, sampling);
+        model.Precision.Invalidate();   // a loaded warm-up replaced the weights
 
         var policy = new Qwen2Policy(model);
         using var objective = ObjectiveRegistry.Create(config.Algo, new ObjectiveContext(
@@ -144,6 +146,7 @@ public sealed class Trainer
         if (TrainingCheckpoint.Latest(config.Out) is var (folder, _))
         {
             progress = TrainingCheckpoint.Load(folder, model, optimizer, objective, generator);
+            model.Precision.Invalidate();   // the weights changed under the cached bf16 copy
             observer.Log($"resumed from {folder} (step {progress.Step})");
         }
         double wallOffset = progress.WallTime - clock.Elapsed.TotalSeconds;

@@ -1,0 +1,236 @@
+using Popo.Engine.Model;
+using Popo.Engine.Objectives;
+using Popo.Engine.Policy;
+using Popo.Engine.Rollout;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Popo.Bench;
+
+/// <summary>
+/// Real scale (issue 18): the Qwen2.5-0.5B layout (or a shallower one), G rollouts of P prompts, completions of a
+/// long-tailed length distribution (log-normal, median 128, capped): seconds and peak RSS of the rollout phase and
+/// of one POPO / GRPO update (Prepare, micro-batch forward/backward, clip, AdamW, EMA), in float32 and bf16, with
+/// the memory features off and on; then the head alone (l and H of one micro-batch, forward + backward) with and
+/// without chunking. Update rows run on synthetic completions (random tokens, the drawn lengths): a random model
+/// never stops by itself, so only the update, not the sampler, can see the long tail.
+/// </summary>
+public static class ScaleBench
+{
+    public sealed record Setup(ModelConfig Config, string Name, int Prompts, int GroupSize, int PromptLength, int Cap, int MicroBatch);
+
+    /// <summary>The Qwen2.5-0.5B layout with <paramref name="layers"/> decoder layers (24 = the real depth).</summary>
+    public static ModelConfig Qwen05(int layers) => new()
+    {
+        VocabSize = 151936, HiddenSize = 896, IntermediateSize = 4864, NumHiddenLayers = layers,
+        NumAttentionHeads = 14, NumKeyValueHeads = 2, TieWordEmbeddings = true, RopeTheta = 1e6,
+        MaxPositionEmbeddings = 32768, RmsNormEps = 1e-6,
+    };
+
+    public static Setup Full(int layers) => new(Qwen05(layers), $"qwen2.5-0.5b-layout, {layers} layers", 4, 8, 128, 512, 8);
+
+    public static Setup Quick(int? layers) => new(
+        new ModelConfig { VocabSize = 4096, HiddenSize = 64, IntermediateSize = 176, NumHiddenLayers = layers ?? 2, NumAttentionHeads = 4, NumKeyValueHeads = 2, TieWordEmbeddings = true, MaxPositionEmbeddings = 1024 },
+        "quick (vocab 4096, hidden 64)", 2, 4, 16, 48, 4);
+
+    /// <summary>Memory features of an update row.</summary>
+    public sealed record Features(string Name, int LogitChunkSize, bool Checkpointing);
+
+    public static readonly Features[] FeatureSets =
+    [
+        new("none (today)", 0, false),
+        new("chunked head", -1, false),
+        new("chunked head + checkpointing", -1, true),
+    ];
+
+    /// <param name="filter">substrings a row label (e.g. "popo bf16 chunked head + checkpointing") must contain one of; null = every row.</param>
+    public static BenchSection Run(Setup setup, IReadOnlyCollection<string>? filter)
+    {
+        int rows = setup.Prompts * setup.GroupSize;
+        var s = new BenchSection("scale", $"Scale: {setup.Name}, G = {setup.GroupSize}, {setup.Prompts} prompts x {setup.PromptLength} tokens, completions log-normal (median {setup.Cap / 4}) capped at {setup.Cap}, micro-batch {setup.MicroBatch}");
+        bool Wants(string label) => filter is null || filter.Any(f => label.Contains(f, StringComparison.OrdinalIgnoreCase));
+        var lengths = Lengths(rows, setup.Cap, seed: 0);
+        s.Facts["completion_lengths"] = string.Join(" ", lengths);
+        s.Facts["completion_tokens"] = lengths.Sum();
+        s.Facts["rows_x_longest"] = rows * lengths.Max();
+
+        ResidentMemory.ResetPeak();
+        var baseline = ResidentMemory.CurrentMiB();
+        torch.manual_seed(0);
+        using var model = new Qwen2ForCausalLM(setup.Config, torch.CPU, ScalarType.Float32);
+        model.InitializeWeights(0);
+        long parameters = model.parameters().Sum(p => p.numel());
+        s.Facts["params_M"] = parameters / 1e6;
+        s.Facts["process_baseline_mib"] = baseline;
+        s.Facts["rss_with_weights_mib"] = ResidentMemory.CurrentMiB();
+        var policy = new Qwen2Policy(model);
+        var prompts = Prompts(setup);
+
+        foreach (var bf16 in new[] { false, true })
+        {
+            var precision = bf16 ? "bf16" : "float32";
+            model.Precision.Dtype = bf16 ? ScalarType.BFloat16 : null;
+            var label = $"rollout {precision}";
+            if (Wants(label))
+            {
+                model.eval();
+                ResidentMemory.ResetPeak();
+                var sampling = new SamplerOptions { MaxNewTokens = lengths.Max(), Seed = 1 };
+                var time = BenchClock.Time(() => { using var scope = NewDisposeScope(); Sampler.Generate(model, prompts, sampling).Dispose(); });
+                model.Precision.Invalidate();
+                s.Rows.Add(Row(label, "rollout", precision, "share_prompt_prefill, compact_finished_rows: not in this branch", time.Wall,
+                               ResidentMemory.PeakMiB(), double.NaN, rows * lengths.Max()));
+            }
+            foreach (var algo in new[] { "popo", "grpo" })
+                foreach (var f in FeatureSets)
+                {
+                    label = $"{algo} {precision} {f.Name}";
+                    if (!Wants(label)) continue;
+                    model.LogitChunkSize = f.LogitChunkSize;
+                    model.GradientCheckpointing = f.Checkpointing;
+                    using var batch = SyntheticBatch(setup, prompts, lengths);
+                    ResidentMemory.ResetPeak();
+                    model.train();
+                    Span time;
+                    double extra;
+                    using (var objective = algo == "popo"
+                               ? (IObjective)new PopoObjective("popo", policy, policy.FrozenClone, setup.Config.HiddenSize, new PopoOptions(), 1.0, torch.CPU, ScalarType.Float32, 0)
+                               : new GrpoObjective("grpo", policy, policy.FrozenClone, new GrpoOptions { MaxCompletionLength = setup.Cap }, 1.0))
+                    {
+                        var trained = model.parameters().Concat(objective.ExtraParameters).ToList();
+                        extra = objective.ExtraParameters.Sum(p => p.numel());
+                        using var optimizer = optim.AdamW(trained, lr: 1e-6, weight_decay: 0.01);
+                        time = BenchClock.Time(() => PopoSavingBench.UpdateOnce(objective, optimizer, trained, batch, setup.MicroBatch));
+                    }
+                    model.eval();
+                    var peak = ResidentMemory.PeakMiB();
+                    // States by construction: float32 masters, float32 grads, AdamW's two float32 moments (policy + predictor),
+                    // the bf16 compute copy, POPO's float32 EMA target (GRPO at beta = 0 has no reference).
+                    double states = 16.0 * (parameters + extra) + (bf16 ? 2.0 * parameters : 0) + (algo == "popo" ? 4.0 * parameters : 0);
+                    s.Rows.Add(Row(label, algo, precision, f.Name, time.Wall, peak, states / (1 << 20), lengths.Sum()));
+                }
+        }
+        model.LogitChunkSize = -1;
+        model.GradientCheckpointing = false;
+        model.Precision.Dtype = null;
+        HeadRows(s, model, setup, lengths, Wants);
+
+        s.Notes.Add("seconds: one pass (no repeats: a full-depth update takes minutes); peak_rss_mib: VmHWM of the whole process after a reset (malloc_trim) before the row, so it includes the weights and the runtime.");
+        s.Notes.Add("states_mib: bytes a step needs by construction (masters 4 + grads 4 + AdamW 8 bytes per trained parameter, + 2 for the bf16 compute copy, + 4 for POPO's EMA target); target = 1.15 x states + 1024 MiB (issue 18; met is judged for bf16 rows with features on).");
+        s.Notes.Add("the rollout rows run today's sampler: every row decodes to the longest drawn length (rows_x_longest tokens); the rollout branch's share_prompt_prefill / compact_finished_rows join these rows after the merge.");
+        return s;
+    }
+
+    private static Dictionary<string, object> Row(string label, string phase, string precision, string features, double seconds, double peak, double statesMiB, int tokens)
+    {
+        var target = 1.15 * statesMiB + 1024;
+        return new()
+        {
+            ["row"] = label,
+            ["phase"] = phase,
+            ["precision"] = precision,
+            ["features"] = features,
+            ["seconds"] = seconds,
+            ["tokens"] = tokens,
+            ["tok_s"] = tokens / seconds,
+            ["peak_rss_mib"] = peak,
+            ["states_mib"] = statesMiB,
+            ["target_mib"] = double.IsNaN(statesMiB) ? double.NaN : target,
+            ["met"] = double.IsNaN(statesMiB) ? "" : peak <= target ? "yes" : "no",
+        };
+    }
+
+    /// <summary>The head alone: l and H of one micro-batch of cap-long completions, forward + backward, peak RSS above the start.</summary>
+    private static void HeadRows(BenchSection s, Qwen2ForCausalLM model, Setup setup, int[] lengths, Func<string, bool> wants)
+    {
+        var policy = new Qwen2Policy(model);
+        foreach (var bf16 in new[] { false, true })
+            foreach (var chunk in new[] { 0, -1 })
+            {
+                var precision = bf16 ? "bf16" : "float32";
+                var label = $"head {precision} {(chunk == 0 ? "unchunked (today)" : "chunked")}";
+                if (!wants(label)) continue;
+                model.Precision.Dtype = bf16 ? ScalarType.BFloat16 : null;
+                model.LogitChunkSize = chunk;
+                foreach (var p in model.parameters()) p.grad = null;
+                ResidentMemory.ResetPeak();
+                var start = ResidentMemory.CurrentMiB();
+                var time = BenchClock.Time(() =>
+                {
+                    using var scope = NewDisposeScope();
+                    var h = randn([setup.MicroBatch, setup.Cap, setup.Config.HiddenSize]).requires_grad_(true);
+                    var tokens = randint(setup.Config.VocabSize, [setup.MicroBatch, setup.Cap]);
+                    var (l, entropy) = policy.TokenStatistics(h, tokens, 1.0, EntropyNeed.Differentiable);
+                    (l.mean() + 0.01 * entropy!.mean()).backward();
+                });
+                var peak = ResidentMemory.PeakMiB() - start;
+                var row = Row(label, "head", precision, chunk == 0 ? "none" : $"{model.HeadChunkPositions} positions per chunk", time.Wall, peak, double.NaN, setup.MicroBatch * setup.Cap);
+                row["row"] = label + " (peak = above the start)";
+                s.Rows.Add(row);
+            }
+        foreach (var p in model.parameters()) p.grad = null;
+        model.Precision.Dtype = null;
+        model.LogitChunkSize = -1;
+    }
+
+    /// <summary>Log-normal lengths (median cap/4, sigma 0.8), at least 8, at most cap; seeded.</summary>
+    public static int[] Lengths(int rows, int cap, int seed)
+    {
+        var random = new Random(seed);
+        return Enumerable.Range(0, rows).Select(_ =>
+        {
+            double u1 = 1.0 - random.NextDouble(), u2 = random.NextDouble();
+            var normal = Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
+            return (int)Math.Clamp(Math.Round(cap / 4.0 * Math.Exp(0.8 * normal)), 8, cap);
+        }).ToArray();
+    }
+
+    private static List<int[]> Prompts(Setup setup)
+    {
+        var random = new Random(0);
+        return Enumerable.Range(0, setup.Prompts)
+            .Select(_ => Enumerable.Range(0, setup.PromptLength).Select(_ => random.Next(setup.Config.VocabSize)).ToArray())
+            .SelectMany(p => Enumerable.Repeat(p, setup.GroupSize)).ToList();
+    }
+
+    /// <summary>Prompt + random completion tokens of the drawn lengths, right-padded; 1 in 4 rows rewarded (2 per group of 8); old log-probs -log V (a random model's).</summary>
+    private static GenerationBatch SyntheticBatch(Setup setup, List<int[]> prompts, int[] lengths)
+    {
+        using var scope = NewDisposeScope();
+        var random = new Random(1);
+        int b = prompts.Count, p = setup.PromptLength, n = lengths.Max();
+        var ids = new long[b * (p + n)];
+        var attention = new long[b * (p + n)];
+        var completion = new long[b * n];
+        var mask = new float[b * n];
+        for (int i = 0; i < b; i++)
+        {
+            for (int t = 0; t < p; t++) { ids[i * (p + n) + t] = prompts[i][t]; attention[i * (p + n) + t] = 1; }
+            for (int t = 0; t < lengths[i]; t++)
+            {
+                long token = random.Next(setup.Config.VocabSize);
+                ids[i * (p + n) + p + t] = token;
+                attention[i * (p + n) + p + t] = 1;
+                completion[i * n + t] = token;
+                mask[i * n + t] = 1;
+            }
+        }
+        var attentionT = tensor(attention, [b, p + n]);
+        var maskT = tensor(mask, [b, n]);
+        var batch = new GenerationBatch
+        {
+            InputIds = tensor(ids, [b, p + n]).MoveToOuterDisposeScope(),
+            AttentionMask = attentionT.MoveToOuterDisposeScope(),
+            PositionIds = Qwen2ForCausalLM.DefaultPositions(attentionT, p + n).MoveToOuterDisposeScope(),
+            PromptLength = p,
+            CompletionIds = tensor(completion, [b, n]).MoveToOuterDisposeScope(),
+            CompletionMask = maskT.MoveToOuterDisposeScope(),
+            OldLogProbs = (maskT * -Math.Log(setup.Config.VocabSize)).MoveToOuterDisposeScope(),
+            Rewards = Enumerable.Range(0, b).Select(i => i % 4 == 0 ? 1.0 : 0.0).ToArray(),
+            CompletionLengths = lengths,
+            GroupSize = setup.GroupSize,
+        };
+        return batch;
+    }
+}

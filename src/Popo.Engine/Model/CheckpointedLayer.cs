@@ -1,0 +1,50 @@
+using static TorchSharp.torch;
+using static TorchSharp.torch.autograd;
+
+namespace Popo.Engine.Model;
+
+/// <summary>
+/// Activation checkpointing of one decoder layer (`gradient_checkpointing`): the forward runs without a graph
+/// and keeps only the layer's input; the backward runs the layer again from that input, with a graph, and
+/// back-propagates through it (a reentrant backward: the layer's parameter gradients accumulate into .grad
+/// directly, the input's gradient is returned). The model has no dropout, so the recomputation is exact.
+/// </summary>
+internal sealed class CheckpointedLayer : SingleTensorFunction<CheckpointedLayer>
+{
+    public override string Name => nameof(CheckpointedLayer);
+
+    /// <summary>Runs <paramref name="layer"/> on x; only x (and the shared cos/sin/mask tables) stay saved for backward.</summary>
+    public static Tensor Run(Qwen2DecoderLayer layer, int index, Tensor x, Tensor cos, Tensor sin, Tensor allowed) =>
+        apply(x, cos, sin, allowed, layer, index);
+
+    public override Tensor forward(AutogradContext ctx, params object[] vars)
+    {
+        var x = (Tensor)vars[0];
+        Tensor cos = (Tensor)vars[1], sin = (Tensor)vars[2], allowed = (Tensor)vars[3];
+        var layer = (Qwen2DecoderLayer)vars[4];
+        var index = (int)vars[5];
+        ctx.save_for_backward([x, cos, sin, allowed]);
+        ctx.save_data("layer", layer);
+        ctx.save_data("index", index);
+        return layer.Forward(x, cos, sin, allowed, null, index);
+    }
+
+    public override List<Tensor> backward(AutogradContext ctx, Tensor grad)
+    {
+        var layer = (Qwen2DecoderLayer)ctx.get_data("layer");
+        var index = (int)ctx.get_data("index");
+        Tensor inputGrad;
+        using (var scope = NewDisposeScope())
+        {
+            var saved = ctx.get_saved_variables();
+            var x = saved[0].detach().requires_grad_(true);
+            using (enable_grad())
+            {
+                var y = layer.Forward(x, saved[1], saved[2], saved[3], null, index);
+                y.backward([grad]);
+            }
+            inputGrad = x.grad!.detach().MoveToOuterDisposeScope();
+        }
+        return [inputGrad, null!, null!, null!, null!, null!];
+    }
+}

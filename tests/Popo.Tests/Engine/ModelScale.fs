@@ -1,0 +1,200 @@
+/// The real-scale features of issue 18 on tiny models: the chunked head (values and gradients equal the
+/// unchunked path for every consumer in Objectives/), per-layer activation checkpointing (same gradients),
+/// bf16 mixed precision (float32 master gradients, bf16-close to float32) and the unchanged default path.
+module Popo.Tests.Engine.ModelScale
+
+open System
+open Expecto
+open TorchSharp
+open Popo.Engine.Configuration
+open Popo.Engine.Model
+open Popo.Engine.Objectives
+open Popo.Engine.Policy
+open Popo.Tests
+open Popo.Tests.Engine.ModelFixtures
+open Popo.Tests.Engine.ObjectiveFixtures
+
+let private config tied =
+    ModelConfig(VocabSize = 37, HiddenSize = 16, IntermediateSize = 24, NumHiddenLayers = 2,
+                NumAttentionHeads = 4, NumKeyValueHeads = 2, MaxPositionEmbeddings = 64, TieWordEmbeddings = tied)
+
+let private gradients (parameters: seq<Modules.Parameter>) = parameters |> Seq.collect gradValues |> Seq.toArray
+
+let private zeroGrads (parameters: seq<Modules.Parameter>) =
+    for p in parameters do
+        match p.grad with
+        | null -> ()
+        | g -> g.zero_() |> ignore
+
+/// Two groups of three completions (lengths 1-6) after a 3-token prompt, rewards with positives and negatives.
+let private completions (seed: int) =
+    let rng = Random(seed)
+    [| for _ in 1 .. 6 -> Array.init (rng.Next(1, 7)) (fun _ -> rng.Next(37)) |]
+
+let private rewards = [| 1.0; 0.0; 1.0; 0.0; 0.0; 1.0 |]
+
+/// theta <- theta + 0.05 N(0, 1): the policy moves away from the one that sampled (rho != 1) and from the reference.
+let private perturb (m: torch.nn.Module) (seed: int) =
+    use noGrad = torch.no_grad ()
+    use g = new torch.Generator(uint64 seed, torch.CPU)
+    for struct (_, p) in m.named_parameters() do
+        use noise = torch.randn(p.shape, dtype = p.dtype, generator = g)
+        p.add_(noise, alpha = 0.05) |> ignore
+
+/// One objective's loss and gradients on a fixed batch at the given head chunk (0 = unchunked).
+let private objectiveGradients (algo: string) (tied: bool) (chunk: int) =
+    use model = randomModel (config tied) 3 ScalarType.Float64
+    model.LogitChunkSize <- chunk
+    let policy = Qwen2Policy(model)
+    use batch = batchOf policy [| 1; 2; 3 |] (completions 7) rewards 3
+    use objective : IObjective =
+        if algo = "popo" then
+            new PopoObjective("popo", policy, Func<IPolicy>(fun () -> policy.FrozenClone() :> IPolicy), 16,
+                              PopoOptions(Alpha = 0.5, BetaEntropy = 0.3, FeatureNoise = 0.0, PredictorHidden = 8), 0.7,
+                              torch.CPU, ScalarType.Float64, 5L)
+        else
+            new GrpoObjective("grpo", policy, Func<IPolicy>(fun () -> policy.FrozenClone() :> IPolicy),
+                              GrpoOptions(Beta = 0.2, MaxCompletionLength = 6), 0.7)
+    perturb model 11
+    let metrics = StepMetrics()
+    use prepared = objective.Prepare(batch, metrics)
+    objective.Backward(prepared, prepared.TrainRows, 1, metrics) |> ignore
+    let m = metrics.ToDictionary()
+    m.["loss"], gradients (Seq.append policy.Parameters objective.ExtraParameters)
+
+/// l and H for hidden states [b,n,D] through the policy's head, loss = sum(a l) + sum(c H); returns values and the gradients of h and the head.
+let private headCase (chunk: int) (entropy: EntropyNeed) (temperature: float) =
+    use model = randomModel (config true) 5 ScalarType.Float64
+    model.LogitChunkSize <- chunk
+    let policy = Qwen2Policy(model)
+    use scope = torch.NewDisposeScope()
+    use g = new torch.Generator(9UL, torch.CPU)
+    let h = torch.randn([| 3L; 5L; 16L |], dtype = ScalarType.Float64, generator = g).requires_grad_(true)
+    let tokens = torch.randint(37L, [| 3L; 5L |], generator = g)
+    let a = torch.randn([| 3L; 5L |], dtype = ScalarType.Float64, generator = g)
+    let c = torch.randn([| 3L; 5L |], dtype = ScalarType.Float64, generator = g)
+    let struct (l, ent) = policy.TokenStatistics(h, tokens, temperature, entropy)
+    let loss = if entropy = EntropyNeed.Differentiable then (a * l).sum() + (c * ent).sum() else (a * l).sum()
+    loss.backward()
+    values l, (if isNull ent then [||] else values ent), gradValues h, gradValues model.HeadWeight
+
+[<Tests>]
+let tests =
+    testSequenced <| testList "engine/scale" [
+        testCase "chunked head: l, H and their gradients (hidden and head) equal the unchunked path, float64" <| fun () ->
+            for entropy in [ EntropyNeed.None; EntropyNeed.Value; EntropyNeed.Differentiable ] do
+                for temperature in [ 1.0; 0.7 ] do
+                    let l0, h0, dh0, dw0 = headCase 0 entropy temperature
+                    for chunk in [ 1; 4; 14 ] do
+                        let l, h, dh, dw = headCase chunk entropy temperature
+                        let what = $"chunk {chunk}, entropy {entropy}, T {temperature}"
+                        Expect.isTrue (allClose Accuracy.engine64 l l0) $"log-probs, {what}"
+                        Expect.isTrue (allClose Accuracy.engine64 h h0) $"entropies, {what}"
+                        Expect.isTrue (allClose Accuracy.engine64 dh dh0) $"d/dh, {what}"
+                        Expect.isTrue (allClose Accuracy.engine64 dw dw0) $"d/dW, {what}"
+                        Expect.isTrue (dw |> Array.exists (fun x -> x <> 0.0)) "the head weight gets a gradient"
+
+        testCase "chunked head inside POPO (NLL, similarity, entropy) and GRPO (ratio, clip, k3): same loss and gradients, float64" <| fun () ->
+            for algo in [ "popo"; "grpo" ] do
+                for tied in [ true; false ] do
+                    let loss0, g0 = objectiveGradients algo tied 0
+                    for chunk in [ 1; 5 ] do
+                        let loss, g = objectiveGradients algo tied chunk
+                        Expect.isTrue (Accuracy.close Accuracy.engine64 loss loss0) $"{algo} tied={tied} chunk {chunk}: loss {loss} vs {loss0}"
+                        Expect.isTrue (allClose Accuracy.engine64 g g0) $"{algo} tied={tied} chunk {chunk}: gradients"
+                        Expect.isTrue (g |> Array.exists (fun x -> x <> 0.0)) "some gradient"
+
+        testCase "the default path (no bf16, auto chunk at a small vocabulary) is the old log-softmax graph, bit for bit" <| fun () ->
+            use model = randomModel (config true) 2 ScalarType.Float32
+            let policy = Qwen2Policy(model)
+            use scope = torch.NewDisposeScope()
+            let ids = torch.randint(37L, [| 4L; 9L |], generator = new torch.Generator(3UL, torch.CPU))
+            let tokens = ids.narrow(1, 1L, 8L)
+            let run (newPath: bool) =
+                for p in model.parameters() do p.grad <- null
+                let l =
+                    if newPath then
+                        let hidden = model.ForwardHidden(ids)
+                        let struct (l, _) = policy.TokenStatistics(hidden.narrow(1, 0L, 8L), tokens, 0.9, EntropyNeed.None)
+                        l
+                    else
+                        let logits = model.Forward(ids).Logits.narrow(1, 0L, 8L)
+                        TokenStatistics.LogProbs(logits, tokens, 0.9)
+                l.sum().backward()
+                values l, gradients (model.parameters())
+            let lOld, gOld = run false
+            let lNew, gNew = run true
+            Expect.equal lNew lOld "log-probs"
+            Expect.equal gNew gOld "gradients"
+
+        testCase "gradient checkpointing gives the same gradients as the plain backward, float64 and float32" <| fun () ->
+            for dtype, tol in [ ScalarType.Float64, Accuracy.veryHigh; ScalarType.Float32, Accuracy.engine32 ] do
+                use model = randomModel (config true) 4 dtype
+                let policy = Qwen2Policy(model)
+                use scope = torch.NewDisposeScope()
+                let ids = torch.randint(37L, [| 3L; 7L |], generator = new torch.Generator(1UL, torch.CPU))
+                let run checkpointing =
+                    model.GradientCheckpointing <- checkpointing
+                    zeroGrads (model.parameters())
+                    let hidden = model.ForwardHidden(ids)
+                    let struct (l, _) = policy.TokenStatistics(hidden.narrow(1, 0L, 6L), ids.narrow(1, 1L, 6L), 1.0, EntropyNeed.None)
+                    let loss = -l.mean() + 0.1 * hidden.square().mean()
+                    loss.backward()
+                    values loss, gradients (model.parameters())
+                let loss0, g0 = run false
+                let loss1, g1 = run true
+                Expect.isTrue (allClose tol loss1 loss0) $"{dtype} loss"
+                Expect.isTrue (allClose tol g1 g0) $"{dtype} gradients"
+                Expect.isTrue (g1 |> Array.forall Double.IsFinite && g1 |> Array.exists (fun x -> x <> 0.0)) "gradients reach the layers"
+
+        testCase "bf16 mixed precision: float32 master gradients within bf16 tolerance of the float32 step" <| fun () ->
+            use model = new Qwen2ForCausalLM(config true, torch.CPU, ScalarType.Float32)
+            model.InitializeWeights 6L   // HF's N(0, 0.02^2): logits of a realistic size
+            let policy = Qwen2Policy(model)
+            use scope = torch.NewDisposeScope()
+            let ids = torch.randint(37L, [| 4L; 12L |], generator = new torch.Generator(2UL, torch.CPU))
+            let run bf16 chunk checkpointing =
+                model.Precision.Dtype <- (if bf16 then Nullable ScalarType.BFloat16 else Nullable())
+                model.LogitChunkSize <- chunk
+                model.GradientCheckpointing <- checkpointing
+                zeroGrads (model.parameters())
+                let hidden = model.ForwardHidden(ids)
+                Expect.equal hidden.dtype ScalarType.Float32 "the hidden state leaves in float32"
+                let struct (l, h) = policy.TokenStatistics(hidden.narrow(1, 0L, 11L), ids.narrow(1, 1L, 11L), 1.0, EntropyNeed.Differentiable)
+                Expect.equal l.dtype ScalarType.Float32 "log-probs in float32"
+                let loss = -l.mean() - 0.1 * h.mean()
+                loss.backward()
+                for p in model.parameters() do Expect.equal p.grad.dtype ScalarType.Float32 "master gradients are float32"
+                loss.item<float32>() |> float, gradients (model.parameters())
+            let loss32, g32 = run false 0 false
+            let norm (g: float[]) = sqrt (g |> Array.sumBy (fun x -> x * x))
+            for chunk, checkpointing in [ 0, false; 7, false; 7, true ] do
+                let loss16, g16 = run true chunk checkpointing
+                let diff = norm (Array.map2 (-) g16 g32) / norm g32
+                Expect.isLessThan (abs (loss16 - loss32) / abs loss32) 1e-2 $"bf16 loss {loss16} vs float32 {loss32} (chunk {chunk})"
+                // bf16 keeps 8 mantissa bits (relative rounding 2^-9 per op); over two layers and the head the
+                // gradient moves by a few per cent, not more.
+                Expect.isLessThan diff 5e-2 $"relative gradient difference {diff} (chunk {chunk}, checkpointing {checkpointing})"
+                Expect.isGreaterThan diff 0.0 "bf16 actually ran (the gradient differs from float32)"
+
+        testCase "the bf16 compute cache: built once by no-grad forwards, dropped by a training forward" <| fun () ->
+            use model = randomModel (config true) 8 ScalarType.Float32
+            model.Precision.Dtype <- Nullable ScalarType.BFloat16
+            use scope = torch.NewDisposeScope()
+            let ids = torch.randint(37L, [| 2L; 5L |], generator = new torch.Generator(4UL, torch.CPU))
+            let cached () = model.Precision.CachedCount
+            do
+                use noGrad = torch.no_grad ()
+                model.Forward(ids).Dispose()
+                let first = cached ()
+                model.Forward(ids).Dispose()
+                Expect.equal (cached ()) first "a second no-grad forward reuses the cache"
+                Expect.isGreaterThan first 0 "no-grad forwards cache the cast weights"
+                Expect.isLessThanOrEqual first (Seq.length (model.parameters())) "at most one cast per parameter"
+            model.ForwardHidden(ids).Dispose()
+            Expect.equal (cached ()) 0 "a training forward drops the cache (the weights are about to change)"
+
+        testCase "bf16 needs float32 master weights" <| fun () ->
+            Expect.throwsT<ConfigException> (fun () -> ConfigLoader.Validate(TrainConfig(Bf16 = true, Dtype = "float64", Out = "x")))
+                "bf16 with dtype = float64 is refused"
+    ]
