@@ -37,11 +37,14 @@ public sealed class Qwen2ForCausalLM : nn.Module
     public int LogitChunkSize { get; set; } = -1;
 
     /// <summary><see cref="LogitChunkSize"/> resolved to positions (0 = never chunk).</summary>
-    public int HeadChunkPositions => LogitChunkSize switch
+    public int HeadChunkPositions => ChunkPositions(LogitChunkSize, Config.VocabSize);
+
+    /// <summary>A `logit_chunk_size` resolved to positions for a vocabulary of <paramref name="vocabSize"/> (0 = never chunk).</summary>
+    public static int ChunkPositions(int logitChunkSize, int vocabSize) => logitChunkSize switch
     {
         0 => 0,
-        > 0 => LogitChunkSize,
-        _ => (int)Math.Max(1, Math.Min(int.MaxValue, AutoChunkBytes / (4L * Config.VocabSize))),
+        > 0 => logitChunkSize,
+        _ => (int)Math.Max(1, Math.Min(int.MaxValue, AutoChunkBytes / (4L * vocabSize))),
     };
 
     private const long AutoChunkBytes = 64L << 20;

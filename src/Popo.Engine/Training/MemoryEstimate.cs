@@ -11,7 +11,7 @@ public sealed class MemoryPreflightException(string message) : Exception(message
 /// <summary>
 /// What the peak-memory estimate of a run depends on. The precision keys of the mixed-precision work
 /// (<c>bf16</c>: bf16 compute copy beside float32 master weights; <c>gradient_checkpointing</c>;
-/// <c>logit_chunk_size</c>) are read by name when the schema has them, so their terms are already here.
+/// <c>logit_chunk_size</c>) each add their terms.
 /// </summary>
 public sealed record MemoryInputs
 {
@@ -146,15 +146,14 @@ public sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyList
     public static MemoryInputs InputsOf(TrainConfig c, ModelConfig model, int promptTokens)
     {
         bool popo = ConfigLoader.IsPopoFamily(c.Algo);
-        bool bf16 = Key<bool>(c, "bf16");
         int evalRows = c.EvalProblems == 0 ? 0 : Math.Min(c.EvalProblems, 256 / 4) * 4;
         return new MemoryInputs
         {
             Model = model,
             WeightBytes = c.Dtype switch { "float64" => 8, "bfloat16" or "float16" => 2, _ => 4 },
-            Bf16Compute = bf16,
-            GradientCheckpointing = Key<bool>(c, "gradient_checkpointing"),
-            LogitChunkSize = Key<int>(c, "logit_chunk_size"),
+            Bf16Compute = c.Bf16,
+            GradientCheckpointing = c.GradientCheckpointing,
+            LogitChunkSize = Model.Qwen2ForCausalLM.ChunkPositions(c.LogitChunkSize, model.VocabSize),
             RolloutRows = c.PromptsPerStep * c.GroupSize,
             PromptTokens = promptTokens,
             MaxNewTokens = c.MaxNewTokens,
@@ -169,10 +168,6 @@ public sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyList
             BaselineBytes = RuntimeBaseline + (string.IsNullOrEmpty(c.Model) ? 0 : HfTokenizerBaseline),
         };
     }
-
-    /// <summary>A key that another branch adds (bf16, gradient_checkpointing, logit_chunk_size): its value, or the type's default while the schema lacks it.</summary>
-    private static T Key<T>(TrainConfig c, string key) where T : struct =>
-        ConfigSchema.Entries.FirstOrDefault(e => e.Key == key) is { } e && e.Property.GetValue(c) is T value ? value : default;
 
     /// <summary>Bytes the process may still use: MemAvailable of /proc/meminfo, capped by the cgroup's limit minus its usage.</summary>
     public static long? AvailableBytes()
@@ -231,7 +226,7 @@ public sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyList
     /// <summary>
     /// Keys that lower the estimate, each with the saving it alone would give: the batch keys halved (to 1),
     /// max_new_tokens halved, no similarity term (no EMA target), and the precision keys (bf16,
-    /// gradient_checkpointing, logit_chunk_size) where the schema has them.
+    /// gradient_checkpointing, a chunked head).
     /// </summary>
     public static List<(string Change, long Saving)> Reductions(TrainConfig c, ModelConfig model, int promptTokens)
     {
@@ -249,13 +244,9 @@ public sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyList
         if (c.EvalProblems > 8) options.Add(("--eval-problems 8", c with { EvalProblems = 8 }));
         if (c.SftSteps > 0 && c.SftBatchSize > 1) options.Add(($"--sft-batch-size {c.SftBatchSize / 2}", c with { SftBatchSize = c.SftBatchSize / 2 }));
         if (ConfigLoader.IsPopoFamily(c.Algo) && c.Alpha != 0) options.Add(("--alpha 0 (no similarity term: no EMA target)", c with { Alpha = 0 }));
-        foreach (var (key, flag, value) in new (string, string, object)[] { ("bf16", "--bf16", true), ("gradient_checkpointing", "--gradient-checkpointing", true), ("logit_chunk_size", "--logit-chunk-size 1024", 1024) })
-            if (ConfigSchema.Entries.FirstOrDefault(e => e.Key == key) is { } entry && !Equals(entry.Property.GetValue(c), value))
-            {
-                var copy = c with { };
-                entry.Property.SetValue(copy, value);
-                options.Add((flag, copy));
-            }
+        if (!c.Bf16 && c.Dtype == "float32") options.Add(("--bf16", c with { Bf16 = true }));
+        if (!c.GradientCheckpointing) options.Add(("--gradient-checkpointing", c with { GradientCheckpointing = true }));
+        if (c.LogitChunkSize == 0) options.Add(("--logit-chunk-size -1 (64 MiB of logits per head chunk)", c with { LogitChunkSize = -1 }));
         return options
             .Select(o => (o.Item1, Saving: baseTotal - Of(InputsOf(o.Item2, model, promptTokens)).TotalBytes))
             .Where(o => o.Saving > 0)
