@@ -39,21 +39,7 @@ public static class UsageErrors
             return $"; did you mean '{ours}' (TRL's {flag.TrimStart('-').Replace('-', '_')})?";
         var names = command.Options.SelectMany(o => o.Aliases.Prepend(o.Name)).Concat(command.Subcommands.Select(s => s.Name)).Distinct().ToList();
         if (names.Count == 0) return "";
-        var best = names.Select(n => (n, d: Distance(flag, n))).MinBy(x => x.d);
+        var best = names.Select(n => (n, d: Popo.Engine.Configuration.ConfigSchema.Levenshtein(flag, n))).MinBy(x => x.d);
         return best.d <= Math.Max(2, flag.Length / 3) ? $"; did you mean '{best.n}'?" : $"; see `{(command.Parents.Any() ? "popo " + command.Name : "popo")} --help` for the flags";
-    }
-
-    private static int Distance(string a, string b)
-    {
-        var prev = Enumerable.Range(0, b.Length + 1).ToArray();
-        for (int i = 1; i <= a.Length; i++)
-        {
-            var cur = new int[b.Length + 1];
-            cur[0] = i;
-            for (int j = 1; j <= b.Length; j++)
-                cur[j] = Math.Min(Math.Min(cur[j - 1] + 1, prev[j] + 1), prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
-            prev = cur;
-        }
-        return prev[b.Length];
     }
 }

@@ -90,7 +90,8 @@ public static class ConfigSchema
         return best.d <= Math.Max(2, key.Length / 3) ? $"; did you mean '{best.Key}'?" : "; see `popo train --help` for the keys";
     }
 
-    private static int Levenshtein(string a, string b)
+    /// <summary>Edit distance (insert, delete, substitute), for did-you-mean suggestions.</summary>
+    public static int Levenshtein(string a, string b)
     {
         var prev = Enumerable.Range(0, b.Length + 1).ToArray();
         for (int i = 1; i <= a.Length; i++)
