@@ -148,9 +148,7 @@ let tests =
             Expect.equal marked 0 "rewards under marked"
             Expect.isLessThan rate 0.001 "reward rate under any"
         }
-        // Pending: on the full ../shared/data it ran for over 15 minutes in the stop-19 CI rehearsal (a slow or
-        // unbounded case among the gold answers or GSM8K solutions, not yet found); the next session must find it.
-        ptest "every gold answer verifies against itself under marked, and every gsm8k worked solution against its answer" {
+        test "every gold answer verifies against itself under marked, and every gsm8k worked solution against its answer" {
             for name in [ "gsm8k"; "math500"; "amc2023"; "aime24"; "aime25" ] do
                 for g in VerifierRealData.golds name do
                     Expect.isTrue (MathVerifier.IsCorrect(boxed g, g, AnswerFormat.Marked)) (sprintf "%s gold %s" name g)
