@@ -77,15 +77,21 @@ public static class AnswerExtractor
         int f = s.LastIndexOf("\\fbox", StringComparison.Ordinal);
         if (b < 0 && f < 0) return null;
         if (SpaceForm(s, Math.Max(b, f)) is { } token) return token;
-        int first = FirstBox(s);
-        // D(i) = unescaped '{' minus '}' in s[first..i). The brace at i closes iff D comes back to D(i)
-        // after it: iff min over j > i of D(j) <= D(i). One backward pass keeps D and that minimum and
-        // tests each box brace, so the search is linear however many boxes never close.
-        var span = s.AsSpan(first);
-        int depth = span.Count('{') - span.Count('}') - span.Count("\\{") + span.Count("\\}");
-        int at = LastClosingBox(s, first, depth);
-        if (at < 0) return "";
-        int close = Close(s, at);
+        // The usual case: the last box closes, and one forward scan finds where.
+        int at = OpeningBrace(s, Math.Max(b, f));
+        int close = at < 0 ? s.Length : Close(s, at);
+        if (close == s.Length)
+        {
+            int first = FirstBox(s);
+            // D(i) = unescaped '{' minus '}' in s[first..i). The brace at i closes iff D comes back to D(i)
+            // after it: iff min over j > i of D(j) <= D(i). One backward pass keeps D and that minimum and
+            // tests each box brace, so the search is linear however many boxes never close.
+            var span = s.AsSpan(first);
+            int depth = span.Count('{') - span.Count('}') - span.Count("\\{") + span.Count("\\}");
+            at = LastClosingBox(s, first, depth);
+            if (at < 0) return "";
+            close = Close(s, at);
+        }
         // an answer longer than any comparable one is no answer (and is not copied)
         if (close - at > 2 * Equivalence.MaxLength) return "";
         var last = NonEmpty(s[(at + 1)..close]);
@@ -217,7 +223,15 @@ public static class AnswerExtractor
         return s[open..e];
     }
 
-    /// <summary>Index of the brace closing the box brace at open (known to close); runs of equal braces at once.</summary>
+    /// <summary>The brace that opens the box whose name starts at i (the name, spaces, then the brace), or -1.</summary>
+    private static int OpeningBrace(string s, int i)
+    {
+        int open = i + (At(s, i, "\\boxed") ? 6 : 5);
+        while (open < s.Length && s[open] == ' ') open++;
+        return open < s.Length && s[open] == '{' ? open : -1;
+    }
+
+    /// <summary>Index of the brace closing the brace at open, or s.Length when it never closes; runs of equal braces at once.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static int Close(string s, int open)
     {
@@ -247,7 +261,7 @@ public static class AnswerExtractor
             else depth -= counted;
             i = runEnd;
         }
-        return s.Length; // unreachable: the caller has checked that it closes
+        return s.Length;
     }
 
     // ------------------------------------------------------------------ other markers
