@@ -53,7 +53,6 @@ public static class RolloutBench
         foreach (var size in setup.Sizes) s.Rows.Add(Compare(size, setup, lengths));
         s.Notes.Add("lengths: ceil(cap/8 x exp(N(0,1))) capped, seed 18; rows end at them through SamplerOptions.MaxNewTokensPerRow (no stop token); T = 1, seed 1;");
         s.Notes.Add("identical = tokens, completion masks and sequences equal; max_dlogp = largest |log-prob difference| (matmuls over different batch sizes may round differently); best of the rounds;");
-        s.Notes.Add("noise_cpu = the Exp(1) draws over all rows x V that every step makes (as torch.multinomial does) times the steps: a floor of the after path that keeps today's draws.");
         yield return s;
         yield return DecodeBatchOne(setup.Sizes[^1], setup, peak);
     }
@@ -97,7 +96,6 @@ public static class RolloutBench
             ["speedup_cpu"] = slow.Cpu / fast.Cpu,
             ["before_cpu_s"] = slow.Cpu,
             ["after_cpu_s"] = fast.Cpu,
-            ["noise_cpu_s"] = NoiseSeconds(prompts.Count, size.Config.VocabSize) * lengths.Max(),
             ["identical"] = identical ? 1 : 0,
             ["max_dlogp"] = difference.item<float>(),
         };
@@ -117,17 +115,6 @@ public static class RolloutBench
         long d = c.HiddenSize, kv = c.NumKeyValueHeads * c.HeadDim, q = c.NumAttentionHeads * c.HeadDim;
         var layer = Time(q, d) + 2 * Time(kv, d) + Time(d, q) + 2 * Time(c.IntermediateSize, d) + Time(d, c.IntermediateSize);
         return (c.NumHiddenLayers * layer, Time(c.VocabSize, d));
-    }
-
-    /// <summary>
-    /// CPU seconds of the Exp(1) noise one sampling step draws, [rows, V] in float32 (what torch.multinomial draws
-    /// for one sample per row): every step pays it for all rows, live or not, to keep the draws of the plain sampler.
-    /// </summary>
-    private static double NoiseSeconds(long rows, long vocab)
-    {
-        using var q = torch.empty(rows, vocab);
-        using var generator = new Generator(1, torch.CPU);
-        return BenchClock.Best(3, () => q.exponential_(1, generator)).Cpu;
     }
 
     private static bool Same(Tensor a, Tensor b)

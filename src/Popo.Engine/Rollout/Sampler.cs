@@ -173,25 +173,32 @@ public static class Sampler
                 var drop = (probs.cumsum(-1) - probs) >= options.TopP;
                 filtered = filtered.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), double.NegativeInfinity);
             }
-            // multinomial throws on NaN/Inf probabilities; such a row draws uniformly and keeps its non-finite
-            // log-prob, which the trainer detects as a bad step.
+            // A row with NaN/Inf probabilities draws uniformly and keeps its non-finite log-prob, which the
+            // trainer detects as a bad step.
             var distribution = filtered.softmax(-1).nan_to_num(1.0, 1.0, 0.0);
-            next = rows is null ? torch.multinomial(distribution, 1, generator: generator).squeeze(1) : Draw(distribution, generator, batch, rows);
+            next = Draw(distribution, generator, batch, rows);
         }
         var logProb = logp.gather(1, next.unsqueeze(1)).squeeze(1);
         return (next.MoveToOuterDisposeScope(), logProb.MoveToOuterDisposeScope());
     }
 
     /// <summary>
-    /// The draw torch.multinomial(probs, 1) makes for the full batch, for the live rows only: libtorch samples one
-    /// token as argmax(p / q) with q ~ Exp(1) drawn for the whole [B,V] tensor. Drawing q for all B rows (live or
-    /// not) keeps the generator's stream, and so every row's token, the same as without compaction.
+    /// One token per row by inverse CDF: the first token whose cumulative probability exceeds u x total, u ~ U[0,1)
+    /// (float64 sums, so every token keeps its probability up to float64 rounding; the last token of positive
+    /// probability bounds the search, so a zero-probability token is never drawn). One uniform per row of the whole
+    /// batch, live or not, every step: the generator's stream, and so every row's token, is the same with and
+    /// without compaction, and a step draws B numbers instead of the B x V exponentials torch.multinomial draws.
     /// </summary>
-    private static Tensor Draw(Tensor probs, Generator? generator, long batch, Tensor rows)
+    private static Tensor Draw(Tensor probs, Generator? generator, long batch, Tensor? rows)
     {
         using var scope = torch.NewDisposeScope();
-        var q = torch.empty(batch, probs.shape[1], dtype: probs.dtype, device: probs.device).exponential_(1, generator);
-        return (probs / q.index_select(0, rows)).argmax(-1).MoveToOuterDisposeScope();
+        var u = torch.rand([batch, 1], dtype: ScalarType.Float64, device: probs.device, generator: generator); // [B,1]
+        if (rows is not null) u = u.index_select(0, rows);                           // [R,1]
+        var cdf = probs.to(ScalarType.Float64).cumsum(-1);                            // [R,V]
+        var total = cdf.narrow(1, cdf.shape[1] - 1, 1);                               // [R,1]
+        var drawn = torch.searchsorted(cdf, u * total, right: true);                  // first cdf > u x total
+        var lastPositive = torch.searchsorted(cdf, total);                            // first cdf == total
+        return drawn.minimum(lastPositive).squeeze(1).MoveToOuterDisposeScope();
     }
 
     /// <summary>Left-padded prompt ids and their mask, [B,P] int64 each: block copies per row, widened to int64 in one tensor op.</summary>

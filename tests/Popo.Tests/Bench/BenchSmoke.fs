@@ -81,7 +81,7 @@ let tests =
             Expect.isNonEmpty rollout "rollout rows"
             for r in rollout do
                 Expect.equal (number r "identical") 1.0 "same tokens and masks with the features on and off"
-                for f in [ "before_s"; "after_s"; "before_tok_s"; "after_tok_s"; "speedup"; "noise_cpu_s" ] do positive r f
+                for f in [ "before_s"; "after_s"; "before_tok_s"; "after_tok_s"; "speedup" ] do positive r f
             for r in rows (sections.GetProperty "decode_b1_bf16") do
                 for f in [ "ms_per_step"; "bound_ms"; "x_of_bound"; "x_of_bound_cpu" ] do positive r f
 
