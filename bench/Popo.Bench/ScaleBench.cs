@@ -71,16 +71,18 @@ public static class ScaleBench
         {
             var precision = bf16 ? "bf16" : "float32";
             model.Precision.Dtype = bf16 ? ScalarType.BFloat16 : null;
-            var label = $"rollout {precision}";
-            if (Wants(label))
+            string label;
+            foreach (var (features, on) in new[] { ("none (today)", false), ("share_prompt_prefill + compact_finished_rows", true) })
             {
+                label = $"rollout {precision} {features}";
+                if (!Wants(label)) continue;
                 model.eval();
                 ResidentMemory.ResetPeak();
-                var sampling = new SamplerOptions { MaxNewTokens = lengths.Max(), Seed = 1 };
+                // rows end at the drawn lengths (a random model rarely stops by itself)
+                var sampling = new SamplerOptions { MaxNewTokens = lengths.Max(), MaxNewTokensPerRow = lengths, Seed = 1, SharePromptPrefill = on, CompactFinishedRows = on };
                 var time = BenchClock.Time(() => { using var scope = NewDisposeScope(); Sampler.Generate(model, prompts, sampling).Dispose(); });
                 model.Precision.Invalidate();
-                s.Rows.Add(Row(label, "rollout", precision, "share_prompt_prefill, compact_finished_rows: not in this branch", time.Wall,
-                               ResidentMemory.PeakMiB(), double.NaN, rows * lengths.Max()));
+                s.Rows.Add(Row(label, "rollout", precision, features, time.Wall, ResidentMemory.PeakMiB(), double.NaN, lengths.Sum()));
             }
             foreach (var algo in new[] { "popo", "grpo" })
                 foreach (var f in FeatureSets)
@@ -118,7 +120,7 @@ public static class ScaleBench
 
         s.Notes.Add("seconds: one pass (no repeats: a full-depth update takes minutes); peak_rss_mib: VmHWM of the whole process after a reset (malloc_trim) before the row, so it includes the weights and the runtime.");
         s.Notes.Add("states_mib: bytes a step needs by construction (masters 4 + grads 4 + AdamW 8 bytes per trained parameter, + 2 for the bf16 compute copy, + 4 for POPO's EMA target); target = 1.15 x states + 1024 MiB (issue 18; met is judged for bf16 rows with features on).");
-        s.Notes.Add("the rollout rows run today's sampler: every row decodes to the longest drawn length (rows_x_longest tokens); the rollout branch's share_prompt_prefill / compact_finished_rows join these rows after the merge.");
+        s.Notes.Add("rollout rows: every row ends at its drawn length (SamplerOptions.MaxNewTokensPerRow); without compaction each step still runs all rows (rows_x_longest row-steps), with it the finished rows leave the batch; tokens = the completion tokens generated.");
         return s;
     }
 
