@@ -195,7 +195,7 @@ public static class Sampler
         var u = torch.rand([batch, 1], dtype: ScalarType.Float64, device: probs.device, generator: generator); // [B,1]
         if (rows is not null) u = u.index_select(0, rows);                           // [R,1]
         var cdf = probs.to(ScalarType.Float64).cumsum(-1);                            // [R,V]
-        var total = cdf.narrow(1, cdf.shape[1] - 1, 1);                               // [R,1]
+        var total = cdf.narrow(1, cdf.shape[1] - 1, 1).contiguous();                  // [R,1]
         var drawn = torch.searchsorted(cdf, u * total, right: true);                  // first cdf > u x total
         var lastPositive = torch.searchsorted(cdf, total);                            // first cdf == total
         return drawn.minimum(lastPositive).squeeze(1).MoveToOuterDisposeScope();
