@@ -60,18 +60,20 @@ public static class Evaluator
     }
 }
 
-/// <summary>`popo eval`: a saved model folder on a task's held-out split.</summary>
+/// <summary>`popo eval`: a saved model folder (with `adapter`: a base and its PEFT adapter) on a task's held-out split.</summary>
 public static class FolderEvaluation
 {
     public static EvalResult Run(Configuration.TrainConfig c, int samples, Action<Evaluator.Sample>? onSample = null)
     {
-        if (string.IsNullOrEmpty(c.Model)) throw new Configuration.ConfigException("key 'model': popo eval needs --model DIR (a model folder)");
+        if (string.IsNullOrEmpty(c.Model)) throw new Configuration.ConfigException("key 'model': popo eval needs --model DIR (a model folder) or --adapter DIR (a PEFT adapter whose base is a folder here)");
         var device = Runtime.TorchRuntime.ResolveDevice(c.Device);
         if (c.Threads > 0) TorchSharp.torch.set_num_threads(c.Threads);
         var task = TaskFactory.Create(c);
         var (model, tokenizer) = ModelFactory.Load(c.Model, device, ModelFactory.Dtype(c));
         using (model)
+        using (var adapters = Lora.LoraSettings.Of(c) is { } lora && !string.IsNullOrEmpty(c.Adapter) ? Lora.LoraAdapters.Attach(model, lora, c.Seed) : null)
         {
+            if (adapters is not null) Lora.PeftAdapterFolder.Load(c.Adapter, adapters);
             var sampling = new SamplerOptions { Temperature = c.Temperature, TopP = c.TopP, TopK = c.TopK, MaxNewTokens = c.MaxNewTokens, PadId = tokenizer.PadId,
                 SharePromptPrefill = c.SharePromptPrefill, CompactFinishedRows = c.CompactFinishedRows };
             return Evaluator.Evaluate(model, new PromptFormat(tokenizer, c.SystemPrompt, c.EnableThinking), task, c.EvalProblems, samples, sampling, c.Seed + 7, onSample: onSample);
