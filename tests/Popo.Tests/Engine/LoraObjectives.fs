@@ -8,6 +8,7 @@ open System
 open Expecto
 open FsCheck
 open FsCheck.FSharp
+open MathNet.Numerics.LinearAlgebra
 open TorchSharp
 open Popo.Engine.Lora
 open Popo.Engine.Model
@@ -78,6 +79,31 @@ let tests =
                 let xi = flatParameters target.Adapters
                 target.Adapters.parameters() |> Seq.forall (fun p -> not p.requires_grad)
                 && allClose Accuracy.engine64 (xi.ToArray()) ((Momentum.closedForm tau theta0 thetas).ToArray()))
+
+        testProperty "EMA(B A) - EMA(B) EMA(A) = 1/2 sum_jk c_j c_k (B_j - B_k)(A_j - A_k): the merged-weight EMA differs by this covariance, zero when A or B stays put" <|
+            Prop.forAll (Arb.fromGen (Gen.zip3 (Generators.uniform 0.0 1.0) (Gen.choose (1, 6)) (Gen.choose (0, 100_000)))) (fun (tau, steps, seed) ->
+                let rng = System.Random seed
+                let matrix rows cols = Matrix<float>.Build.Dense(rows, cols, fun _ _ -> rng.NextDouble() * 2.0 - 1.0)
+                let bs = List.init steps (fun _ -> matrix 3 2)
+                let moving = List.init steps (fun _ -> matrix 2 4)
+                let ema (ms: Matrix<float> list) =
+                    let v = ms |> List.map (fun m -> Vector<float>.Build.DenseOfArray(m.ToRowMajorArray()))
+                    Matrix<float>.Build.DenseOfRowMajor(ms.Head.RowCount, ms.Head.ColumnCount, (Momentum.closedForm tau v.Head v).ToArray())
+                // xi_0 = theta_0, then the t updates used theta_0 .. theta_(t-1): coefficient c_0 goes to theta_0 as well.
+                let c = Momentum.coefficients tau steps
+                let points (ms: Matrix<float> list) = ms.Head :: ms
+                let covariance (bs: Matrix<float> list) (xs: Matrix<float> list) =
+                    let b, a = points bs, points xs
+                    [ for j in 0 .. steps do for k in 0 .. steps -> c.[j] * c.[k] * ((b.[j] - b.[k]) * (a.[j] - a.[k])) ]
+                    |> List.reduce (+) |> fun m -> 0.5 * m
+                let gap (bs: Matrix<float> list) (xs: Matrix<float> list) = ema (List.map2 (fun (b: Matrix<float>) a -> b * a) bs xs) - ema bs * ema xs
+                let close (x: Matrix<float>) (y: Matrix<float>) = allClose Accuracy.veryHigh (x.ToRowMajorArray()) (y.ToRowMajorArray())
+                let still = List.replicate steps moving.Head
+                let zero = Matrix<float>.Build.Dense(3, 4)
+                close (gap bs moving) (covariance bs moving)
+                && (steps < 2 || tau < 1e-6 || tau > 1.0 - 1e-6 || (gap bs moving).FrobeniusNorm() > 1e-12)   // not zero in general
+                && close (gap bs still) zero
+                && close (gap (List.replicate steps bs.Head) moving) zero)
 
         testCase "POPO's target is the shared base + the EMA adapters: no second base, its features are those of base merged with the EMA adapters" <| fun () ->
             let model, adapters, policy = loraPolicy ScalarType.Float64 2
