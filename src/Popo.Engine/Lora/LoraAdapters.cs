@@ -112,6 +112,7 @@ public sealed class LoraAdapters : nn.Module
     public void MergeInto(Qwen2ForCausalLM model)
     {
         using var noGrad = no_grad();
+        using Scalar s = Settings.Scale;   // held across the native calls (HeldScalars.AdamW says why)
         var layers = model.named_modules().Where(m => m.module is Linear).ToDictionary(m => m.name, m => (Linear)m.module);
         for (int i = 0; i < adapters.Count; i++)
         {
@@ -119,7 +120,7 @@ public sealed class LoraAdapters : nn.Module
             if (!layers.TryGetValue(ModuleNames[i], out var layer))
                 throw new ArgumentException($"the model has no layer '{ModuleNames[i]}' to merge an adapter into");
             var w = layer.weight!;
-            var delta = adapters[i].B.to(ScalarType.Float64).matmul(adapters[i].A.to(ScalarType.Float64)).mul_(Settings.Scale);   // [out,in]
+            var delta = adapters[i].B.to(ScalarType.Float64).matmul(adapters[i].A.to(ScalarType.Float64)).mul_(s);   // [out,in]
             w.copy_(w.to(ScalarType.Float64).add_(delta));
         }
         model.Precision.Invalidate();
