@@ -64,6 +64,18 @@ public sealed class LoraAdapters : nn.Module
         return adapters;
     }
 
+    /// <summary>
+    /// The adapters a run's keys ask for, attached to <paramref name="model"/> (null when `lora_r` is 0): fresh ones, or with
+    /// `adapter` set, that PEFT folder's weights.
+    /// </summary>
+    public static LoraAdapters? ForRun(Qwen2ForCausalLM model, Configuration.TrainConfig c)
+    {
+        if (LoraSettings.Of(c) is not { } settings) return null;
+        var adapters = Attach(model, settings, c.Seed + 11);
+        if (!string.IsNullOrEmpty(c.Adapter)) PeftAdapterFolder.Load(c.Adapter, adapters);
+        return adapters;
+    }
+
     /// <summary>A zero-filled set of the same shapes on the same layers, without dropout (the EMA target, filled by its first copy).</summary>
     public LoraAdapters Like() =>
         new(Settings, ModuleNames.Zip(adapters).Select(p => (p.First, LayerOf(p.Second))).ToList(), adapters.Count > 0 ? adapters[0].A.dtype : ScalarType.Float32, null);

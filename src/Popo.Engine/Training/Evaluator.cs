@@ -71,9 +71,8 @@ public static class FolderEvaluation
         var task = TaskFactory.Create(c);
         var (model, tokenizer) = ModelFactory.Load(c.Model, device, ModelFactory.Dtype(c));
         using (model)
-        using (var adapters = Lora.LoraSettings.Of(c) is { } lora && !string.IsNullOrEmpty(c.Adapter) ? Lora.LoraAdapters.Attach(model, lora, c.Seed) : null)
+        using (Lora.LoraAdapters.ForRun(model, c))
         {
-            if (adapters is not null) Lora.PeftAdapterFolder.Load(c.Adapter, adapters);
             var sampling = new SamplerOptions { Temperature = c.Temperature, TopP = c.TopP, TopK = c.TopK, MaxNewTokens = c.MaxNewTokens, PadId = tokenizer.PadId,
                 SharePromptPrefill = c.SharePromptPrefill, CompactFinishedRows = c.CompactFinishedRows };
             return Evaluator.Evaluate(model, new PromptFormat(tokenizer, c.SystemPrompt, c.EnableThinking), task, c.EvalProblems, samples, sampling, c.Seed + 7, onSample: onSample);

@@ -138,13 +138,11 @@ public sealed class Trainer
 
         var basePolicy = new Qwen2Policy(model);
         // LoRA trains adapters on the warmed-up (or given) model, which stays frozen from here on.
-        using var adapters = LoraSettings.Of(config) is { } lora ? LoraAdapters.Attach(model, lora, config.Seed + 11) : null;
-        if (adapters is not null && !string.IsNullOrEmpty(config.Adapter)) PeftAdapterFolder.Load(config.Adapter, adapters);
-        var loraPolicy = adapters is null ? null : new LoraPolicy(basePolicy, adapters);
-        IPolicy policy = loraPolicy is null ? basePolicy : loraPolicy;
-        using var objective = ObjectiveRegistry.Create(config.Algo, loraPolicy is null
-            ? new ObjectiveContext(policy, basePolicy.FrozenClone, model.Config.HiddenSize, config, device, model.HiddenDtype)
-            : new ObjectiveContext(policy, loraPolicy.FrozenClone, model.Config.HiddenSize, config, device, model.HiddenDtype, loraPolicy.WithoutAdapters));
+        using var adapters = LoraAdapters.ForRun(model, config);
+        var lora = adapters is null ? null : new LoraPolicy(basePolicy, adapters);
+        IPolicy policy = lora is null ? basePolicy : lora;
+        using var objective = ObjectiveRegistry.Create(config.Algo, new ObjectiveContext(
+            policy, lora is null ? basePolicy.FrozenClone : lora.FrozenClone, model.Config.HiddenSize, config, device, model.HiddenDtype, lora is null ? null : lora.WithoutAdapters));
         var parameters = policy.Parameters.Concat(objective.ExtraParameters).ToList();
         using var optimizer = new HeldScalars.AdamW(parameters, config.Lr, config.WeightDecay);
         using var generator = new Generator((ulong)config.Seed + 1, device);
