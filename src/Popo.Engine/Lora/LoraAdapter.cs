@@ -38,13 +38,16 @@ public sealed class LoraAdapter : nn.Module
         lora_B.zero_();
     }
 
-    /// <summary>y + s B A x for y = the base layer's output [..., out] and its input x [..., in], in x's dtype (the compute precision).</summary>
+    /// <summary>
+    /// y += s B A x for y = the base layer's output [..., out] and its input x [..., in], in x's dtype (the compute precision); returns y.
+    /// In place: the linear's backward does not read its output, and a second [..., out] tensor per layer would be pure overhead.
+    /// </summary>
     internal Tensor Add(Tensor y, Tensor x, Scalar scale)
     {
         using var scope = NewDisposeScope();
         var a = lora_A.dtype == x.dtype ? lora_A : lora_A.to(x.dtype);   // a differentiable cast: the masters get the gradient
         var b = lora_B.dtype == x.dtype ? lora_B : lora_B.to(x.dtype);
         var delta = nn.functional.linear(nn.functional.linear(x, a), b);   // [..., r] -> [..., out]
-        return y.add(delta, alpha: scale).MoveToOuterDisposeScope();
+        return y.add_(delta, alpha: scale);
     }
 }

@@ -100,7 +100,7 @@ public sealed class LoraAdapters : nn.Module
     /// <summary>This set's adapter of <paramref name="layer"/>, or null when the layer is not a target.</summary>
     public LoraAdapter? For(Linear layer) => byLayer.GetValueOrDefault(layer);
 
-    /// <summary>The layer's output with its adapter: y + s B A dropout(x); dropout only in a training forward.</summary>
+    /// <summary>The layer's output with its adapter, y += s B A dropout(x) in place (y itself when the layer has none); dropout only in a training forward.</summary>
     internal Tensor Apply(Linear layer, Tensor y, Tensor x, bool training)
     {
         if (For(layer) is not { } adapter) return y;
@@ -108,7 +108,7 @@ public sealed class LoraAdapters : nn.Module
         using var scope = NewDisposeScope();
         // The mask is drawn in float32 whatever the compute dtype, so the same seed gives the same mask under bf16.
         var mask = rand(x.shape, dtype: ScalarType.Float32, device: x.device, generator: dropoutGenerator).ge_(dropout);
-        return adapter.Add(y, x.mul(mask).mul_(keep), scale).MoveToOuterDisposeScope();
+        return adapter.Add(y, x.mul(mask).mul_(keep), scale);
     }
 
     /// <summary>True when a training forward applies dropout (this set has a dropout generator and p > 0).</summary>
