@@ -41,12 +41,12 @@ public sealed class BenchReport(TextWriter output)
         foreach (var (k, v) in section.Facts) output.WriteLine($"{k}: {Format(v)}");
         if (section.Rows.Count > 0)
         {
-            var columns = section.Rows[0].Keys.ToList();
+            var columns = section.Rows.SelectMany(r => r.Keys).Distinct().ToList();   // a column some rows lack is blank in the others
             output.WriteLine();
             output.WriteLine("| " + string.Join(" | ", columns) + " |");
             output.WriteLine("|" + string.Concat(columns.Select(_ => "---|")));
             foreach (var row in section.Rows)
-                output.WriteLine("| " + string.Join(" | ", columns.Select(c => Format(row[c]))) + " |");
+                output.WriteLine("| " + string.Join(" | ", columns.Select(c => row.TryGetValue(c, out var v) ? Format(v) : "")) + " |");
         }
         foreach (var note in section.Notes) output.WriteLine(note);
         output.Flush();

@@ -1,3 +1,4 @@
+using Popo.Engine.Lora;
 using Popo.Engine.Model;
 using Popo.Engine.Objectives;
 using Popo.Engine.Policy;
@@ -14,7 +15,10 @@ namespace Popo.Bench;
 /// of one POPO / GRPO update (Prepare, micro-batch forward/backward, clip, AdamW, EMA), in float32 and bf16, with
 /// the memory features off and on; then the head alone (l and H of one micro-batch, forward + backward) with and
 /// without chunking. Update rows run on synthetic completions (random tokens, the drawn lengths): a random model
-/// never stops by itself, so only the update, not the sampler, can see the long tail.
+/// never stops by itself, so only the update, not the sampler, can see the long tail. LoRA rows (issue 15) run the
+/// same POPO update with r = 16 adapters on every linear of a bf16 base (no float32 masters: the base is frozen), its
+/// EMA target the adapters' EMA on the shared base; they run first, before the float32 model exists, so their peak
+/// RSS is theirs alone.
 /// </summary>
 public static class ScaleBench
 {
@@ -57,6 +61,7 @@ public static class ScaleBench
 
         ResidentMemory.ResetPeak();
         var baseline = ResidentMemory.CurrentMiB();
+        LoraRows(s, setup, lengths, Wants);
         torch.manual_seed(0);
         using var model = new Qwen2ForCausalLM(setup.Config, torch.CPU, ScalarType.Float32);
         model.InitializeWeights(0);
@@ -118,15 +123,61 @@ public static class ScaleBench
         model.Precision.Dtype = null;
         HeadRows(s, model, setup, lengths, Wants);
 
+        foreach (var row in s.Rows.Where(r => ((string)r["row"]).Contains(LoraLabel)))
+            if (s.Rows.FirstOrDefault(r => (string)r["row"] == ((string)row["row"]).Replace(LoraLabel + " ", "")) is { } full)
+                row["speedup_vs_full"] = (double)full["seconds"] / (double)row["seconds"];
         s.Notes.Add("seconds: one pass (no repeats: a full-depth update takes minutes); peak_rss_mib: VmHWM of the whole process after a reset (malloc_trim) before the row, so it includes the weights and the runtime.");
+        s.Notes.Add($"{LoraLabel} rows: LoRA r = {LoraRank} (alpha {2 * LoraRank}) on all seven linears of every layer, the base stored in bf16 and frozen; states = bf16 base + adapter masters, gradients, AdamW moments and EMA + predictor; target = 1.2 x bf16 base + 1536 MiB (issue 15: no second base for the target); speedup_vs_full = seconds of the full fine-tuning row with the same features (float32 masters, bf16 compute) / the LoRA row's (issue 15: at least 1.5).");
         s.Notes.Add("states_mib: bytes a step needs by construction (masters 4 + grads 4 + AdamW 8 bytes per trained parameter, + 2 for the bf16 compute copy, + 4 for POPO's EMA target); target = 1.15 x states + 1024 MiB (issue 18; met is judged for bf16 rows with features on).");
         s.Notes.Add("rollout rows: every row ends at its drawn length (SamplerOptions.MaxNewTokensPerRow); without compaction each step still runs all rows (rows_x_longest row-steps), with it the finished rows leave the batch; tokens = the completion tokens generated.");
         return s;
     }
 
-    private static Dictionary<string, object> Row(string label, string phase, string precision, string features, double seconds, double peak, double statesMiB, int tokens)
+    private const string LoraLabel = "lora-r16";
+    private const int LoraRank = 16;
+
+    /// <summary>One POPO update per feature set with LoRA r = 16 on all linears of a bf16 base (the base model built, measured and dropped here).</summary>
+    private static void LoraRows(BenchSection s, Setup setup, int[] lengths, Func<string, bool> wants)
     {
-        var target = 1.15 * statesMiB + 1024;
+        var labels = FeatureSets.Select(f => (Features: f, Label: $"popo {LoraLabel} bf16 {f.Name}")).Where(x => wants(x.Label)).ToList();
+        if (labels.Count == 0) return;
+        torch.manual_seed(0);
+        using var model = new Qwen2ForCausalLM(setup.Config, torch.CPU, ScalarType.BFloat16);
+        model.InitializeWeights(0);
+        long parameters = model.parameters().Sum(p => p.numel());
+        var settings = new LoraSettings(LoraRank, 2 * LoraRank, 0, LoraSettings.AllLinear, false);
+        using var adapters = LoraAdapters.Attach(model, settings, 0);
+        long adapterParameters = adapters.parameters().Sum(p => p.numel());
+        s.Facts["lora_adapter_params_M"] = adapterParameters / 1e6;
+        s.Facts["lora_rss_with_bf16_base_mib"] = ResidentMemory.CurrentMiB();
+        var policy = new LoraPolicy(new Qwen2Policy(model), adapters);
+        var prompts = Prompts(setup);
+        foreach (var (f, label) in labels)
+        {
+            model.LogitChunkSize = f.LogitChunkSize;
+            model.GradientCheckpointing = f.Checkpointing;
+            using var batch = SyntheticBatch(setup, prompts, lengths);
+            ResidentMemory.ResetPeak();
+            Span time;
+            double extra;
+            using (var objective = new PopoObjective("popo", policy, policy.FrozenClone, setup.Config.HiddenSize, new PopoOptions(), 1.0, torch.CPU, model.HiddenDtype, 0))
+            {
+                var trained = policy.Parameters.Concat(objective.ExtraParameters).ToList();
+                extra = objective.ExtraParameters.Sum(p => p.numel());
+                using var optimizer = optim.AdamW(trained, lr: 1e-4, weight_decay: 0.01);
+                time = BenchClock.Time(() => PopoSavingBench.UpdateOnce(objective, optimizer, trained, batch, setup.MicroBatch));
+            }
+            var peak = ResidentMemory.PeakMiB();
+            // bf16 base, adapter masters + grads + AdamW (16 B) + EMA (4 B), predictor with its AdamW (16 B).
+            double states = 2.0 * parameters + 20.0 * adapterParameters + 16.0 * extra;
+            s.Rows.Add(Row(label, "popo", "bf16", f.Name, time.Wall, peak, states / (1 << 20), lengths.Sum(), 1.2 * 2.0 * parameters / (1 << 20) + 1536));
+        }
+    }
+
+    private static Dictionary<string, object> Row(string label, string phase, string precision, string features, double seconds, double peak, double statesMiB, int tokens,
+                                                  double? targetMiB = null)
+    {
+        var target = targetMiB ?? 1.15 * statesMiB + 1024;
         return new()
         {
             ["row"] = label,

@@ -14,6 +14,7 @@ public static class Program
         root.Subcommands.Add(CompareCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(InitCommand.Create());
+        root.Subcommands.Add(ExportCommand.Create());
         var parse = root.Parse(args);
         return parse.Errors.Count > 0 ? UsageErrors.Report(parse) : parse.Invoke();
     }

@@ -62,7 +62,8 @@ public static partial class CompareCommand
                 observer.Log($"{arm.Name}, seed {seed}");
                 var summary = Trainer.Start(runConfig, observer);
                 // The final evaluation with k samples per problem measures pass@1 more precisely than the trainer's.
-                var final = k > 0 ? FolderEvaluation.Run(runConfig with { Model = Path.Combine(summary.FinalCheckpoint, "model") }, k) : summary.Final;
+                var finalConfig = summary.FinalAdapter ? runConfig with { Adapter = summary.FinalCheckpoint } : runConfig with { Model = Path.Combine(summary.FinalCheckpoint, "model") };
+                var final = k > 0 ? FolderEvaluation.Run(finalConfig, k) : summary.Final;
                 results.Add(new RunResult(arm.Name, seed, ReadMetrics(Path.Combine(runConfig.Out, "metrics.jsonl")),
                     final.Pass1, final.Greedy, summary.Rollouts, k > 0 ? final.PassCurve : null));
             }

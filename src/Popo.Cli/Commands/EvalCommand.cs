@@ -17,7 +17,7 @@ public static class EvalCommand
 {
     private static readonly HashSet<string> Keys =
     [
-        "model", "task", "difficulty", "dataset", "answer_field", "train_fraction", "skip_bad_lines", "task_seed",
+        "model", "adapter", "task", "difficulty", "dataset", "answer_field", "train_fraction", "skip_bad_lines", "task_seed",
         "eval_problems", "max_new_tokens", "temperature", "top_p", "top_k", "seed", "device", "dtype", "threads", "out",
     ];
 
@@ -39,7 +39,7 @@ public static class EvalCommand
                 if (!has("train_fraction")) forced.Add(("train_fraction", "0"));
                 if (!has("eval_problems")) forced.Add(("eval_problems", "1000000"));
             }
-            else if (!has("eval_problems") && has("model")) forced.Add(("eval_problems", "256"));   // a --model run's default is no evaluation
+            else if (!has("eval_problems") && (has("model") || has("adapter"))) forced.Add(("eval_problems", "256"));   // a --model run's default is no evaluation
             if (!has("out")) forced.Add(("out", Path.Combine("runs", "eval-" + DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture))));
             var c = config.Resolve(parse, [.. forced]);
             if (File.Exists(Path.Combine(c.Out, RunFolder.ConfigFile)) || Directory.Exists(Path.Combine(c.Out, "checkpoints")))
@@ -58,7 +58,7 @@ public static class EvalCommand
             Popo.Engine.Checkpoints.AtomicFile.WriteAllText(samplesFile, string.Concat(records.Select(r => JsonSerializer.Serialize(r) + "\n")));
             var summary = JsonSerializer.Serialize(new
             {
-                model = c.Model, task = string.IsNullOrEmpty(c.Dataset) ? c.Task : c.Dataset, problems = result.Problems, k = result.Samples,
+                model = c.Model, adapter = c.Adapter == "" ? null : c.Adapter, task = string.IsNullOrEmpty(c.Dataset) ? c.Task : c.Dataset, problems = result.Problems, k = result.Samples,
                 pass_at_1 = result.Pass1, pass_at_k = result.PassK, mean_at_k = result.MeanK, greedy = result.Greedy,
                 max_new_tokens = c.MaxNewTokens, temperature = c.Temperature, seed = c.Seed,
             }, new JsonSerializerOptions { WriteIndented = true });

@@ -34,5 +34,5 @@ public static class TrainCommand
         Console.Error.WriteLine($"done: {s.Algo}, {s.Steps} steps, {s.Rollouts} rollouts, {s.WallTime:F0} s; " +
                                 (s.Final.Problems == 0 ? "no held-out evaluation (eval_problems = 0; score it with `popo eval`)"
                                     : $"held-out pass@1 {s.Warmup.Pass1:F3} -> {s.Final.Pass1:F3} (greedy {s.Warmup.Greedy:F3} -> {s.Final.Greedy:F3})") +
-                                $"; final model: {s.FinalCheckpoint}/model");
+                                (s.FinalAdapter ? $"; final adapter: {s.FinalCheckpoint} (merge with `popo export --merge --checkpoint {s.FinalCheckpoint} --out DIR`)" : $"; final model: {s.FinalCheckpoint}/model"));
 }

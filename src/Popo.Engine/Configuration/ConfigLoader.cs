@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Popo.Engine.Lora;
 using Tomlyn;
 using Tomlyn.Model;
 
@@ -40,6 +41,16 @@ public static class ConfigLoader
         var algo = converted.LastOrDefault(c => c.Entry.Key == "algo").Value as string ?? new TrainConfig().Algo;
 
         var model = converted.LastOrDefault(c => c.Entry.Key == "model").Value as string ?? "";
+        var adapter = converted.LastOrDefault(c => c.Entry.Key == "adapter").Value as string ?? "";
+        var peft = adapter == "" ? ((LoraSettings, string?)?)null : PeftAdapterConfig.Read(adapter);
+        if (peft is var (_, baseModel) && model == "")
+        {
+            if (baseModel is null || !Directory.Exists(baseModel))
+                throw new ConfigException($"key 'adapter': {Path.Combine(adapter, PeftAdapterConfig.FileName)} names base model '{baseModel ?? "(none)"}', " +
+                                          "which is not a model folder here; pass --model BASE");
+            model = baseModel;
+            converted.Add((ConfigSchema.Find("model", "adapter"), model, adapter));
+        }
 
         var config = RunKindDefaults.Apply(new TrainConfig(), model, With);
         foreach (var (key, value) in Presets[algo])
@@ -47,11 +58,44 @@ public static class ConfigLoader
         foreach (var (entry, value, _) in converted)
             config = With(config, entry, value);
         var given = converted.Select(c => c.Entry.Key).ToHashSet();
+        if (peft is var (settings, _)) config = FromAdapter(config, settings, adapter, converted.Select(c => (c.Entry.Key, c.Source)).ToList());
         if (algo == "dapo" && !given.Contains("overlong_buffer"))
             config = config with { OverlongBuffer = Math.Max(1, config.MaxNewTokens / 4) };
         Validate(config);
         return config;
     }
+
+    /// <summary>
+    /// The lora_* keys of a run started from a PEFT adapter are the adapter's own: each is taken from its adapter_config.json, and
+    /// one also given by a flag or file must agree with it (naming both).
+    /// </summary>
+    private static TrainConfig FromAdapter(TrainConfig config, LoraSettings settings, string adapter, IReadOnlyList<(string Key, string Source)> given)
+    {
+        var file = Path.Combine(adapter, PeftAdapterConfig.FileName);
+        var fromFile = new (string Key, string Field, object Value, object Current)[]
+        {
+            ("lora_r", "r", settings.Rank, config.LoraR),
+            ("lora_alpha", "lora_alpha", settings.Alpha, config.LoraAlpha),
+            ("lora_dropout", "lora_dropout", settings.Dropout, config.LoraDropout),
+            ("lora_target_modules", "target_modules", settings.TargetsKey, LoraSettings.KeyOf(LoraSettings.ParseTargets(config.LoraTargetModules, "key 'lora_target_modules'"))),
+            ("use_rslora", "use_rslora", settings.UseRsLora, config.UseRslora),
+        };
+        foreach (var (key, field, value, current) in fromFile)
+        {
+            if (given.LastOrDefault(g => g.Key == key) is { Source: { } source } && !Equals(value, current))
+                throw new ConfigException($"{source}: key '{key}' is {Show(current)} but the adapter's {file} has {field} = {Show(value)}; " +
+                                          "a run started from an adapter keeps its LoRA settings (drop the key)");
+            config = With(config, ConfigSchema.Find(key, file), value);
+        }
+        return config;
+    }
+
+    private static string Show(object value) => value switch
+    {
+        bool b => b ? "true" : "false",
+        IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
+        _ => $"'{value}'",
+    };
 
     /// <summary>Checks relations between keys that single-key ranges cannot express.</summary>
     public static void Validate(TrainConfig c)
@@ -75,7 +119,11 @@ public static class ConfigLoader
             throw new ConfigException($"key 'device': '{c.Device}' is not a device this build knows; expected cpu, cuda or cuda:N" +
                                       (c.Device is "gpu" or "mps" ? $" ('{c.Device}' is not a torch device name{(c.Device == "gpu" ? "; an NVIDIA GPU is cuda" : "; Apple GPUs are not supported by TorchSharp on Linux")})" : ""));
         if (c.Bf16 && c.Dtype != "float32")
-            throw new ConfigException($"key 'bf16': mixed precision keeps float32 master weights, so it needs dtype = float32 (got dtype = {c.Dtype})");
+            throw new ConfigException($"key 'bf16': mixed precision keeps float32 master weights, so it needs dtype = float32 (got dtype = {c.Dtype})" +
+                                      (c.LoraR > 0 && c.Dtype == "bfloat16" ? "; with LoRA, dtype = bfloat16 alone keeps the frozen base in bf16 and trains the adapters in float32 (drop --bf16)" : ""));
+        LoraSettings.ParseTargets(c.LoraTargetModules, "key 'lora_target_modules'");
+        if (c.LoraDropout >= 1)
+            throw new ConfigException($"key 'lora_dropout': expected a number in [0, 1), got {c.LoraDropout.ToString(CultureInfo.InvariantCulture)} (dropout 1 would zero every adapter input)");
         if (string.IsNullOrWhiteSpace(c.Out))
             throw new ConfigException("key 'out': expected a folder path, got ''");
     }

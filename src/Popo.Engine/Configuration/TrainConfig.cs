@@ -72,6 +72,25 @@ public sealed record TrainConfig
     [ConfigKey("logit_chunk_size", "positions per head chunk for token log-probs and entropies (0 = whole micro-batch at once; -1 = as many as fit 64 MiB of float32 logits)", Min = -1, Max = 1_000_000)]
     public int LogitChunkSize { get; init; } = -1;
 
+    // ---- LoRA (PEFT's LoraConfig names) --------------------------------------------------------
+    [ConfigKey("lora_r", "LoRA rank r: train adapters W + s B A on a frozen base instead of every weight (0 = off: full fine-tuning)", Min = 0, Max = 65536)]
+    public int LoraR { get; init; }
+
+    [ConfigKey("lora_alpha", "LoRA alpha: the adapters' scale s = alpha / r (alpha / sqrt(r) with use_rslora)", Above = 0, Max = 1e6)]
+    public double LoraAlpha { get; init; } = 8;
+
+    [ConfigKey("lora_dropout", "dropout on the adapters' input during training forwards (below 1)", Min = 0, Max = 1)]
+    public double LoraDropout { get; init; }
+
+    [ConfigKey("lora_target_modules", "linear layers that get adapters: a comma list of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, or all-linear (PEFT's default for Qwen2: q_proj,v_proj)")]
+    public string LoraTargetModules { get; init; } = "q_proj,v_proj";
+
+    [ConfigKey("use_rslora", "rank-stabilised LoRA: s = alpha / sqrt(r) instead of alpha / r")]
+    public bool UseRslora { get; init; }
+
+    [ConfigKey("adapter", "a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) to start from; sets the lora_* keys from its config and, without --model, the base model from its base_model_name_or_path")]
+    public string Adapter { get; init; } = "";
+
     // ---- supervised warm-up -------------------------------------------------------------------
     [ConfigKey("sft_steps", "supervised warm-up steps on worked solutions before RL (0 = none)", Min = 0, Max = 1_000_000)]
     public int SftSteps { get; init; } = 1000;

@@ -1,3 +1,4 @@
+using Popo.Engine.Lora;
 using static TorchSharp.torch;
 using static TorchSharp.torch.autograd;
 
@@ -7,15 +8,16 @@ namespace Popo.Engine.Model;
 /// Activation checkpointing of one decoder layer (`gradient_checkpointing`): the forward runs without a graph
 /// and keeps only the layer's input; the backward runs the layer again from that input, with a graph, and
 /// back-propagates through it (a reentrant backward: the layer's parameter gradients accumulate into .grad
-/// directly, the input's gradient is returned). The model has no dropout, so the recomputation is exact.
+/// directly, the input's gradient is returned). The base model has no dropout; LoRA dropout draws from the
+/// adapters' own generator, whose state before the layer is kept and replayed, so the recomputation is exact.
 /// </summary>
 internal sealed class CheckpointedLayer : SingleTensorFunction<CheckpointedLayer>
 {
     public override string Name => nameof(CheckpointedLayer);
 
     /// <summary>Runs <paramref name="layer"/> on x; only x (and the shared cos/sin/mask tables) stay saved for backward.</summary>
-    public static Tensor Run(Qwen2DecoderLayer layer, int index, Tensor x, Tensor cos, Tensor sin, Tensor allowed) =>
-        apply(x, cos, sin, allowed, layer, index);
+    public static Tensor Run(Qwen2DecoderLayer layer, int index, Tensor x, Tensor cos, Tensor sin, Tensor allowed, LoraSlot? lora) =>
+        apply(x, cos, sin, allowed, layer, index, lora!);
 
     public override Tensor forward(AutogradContext ctx, params object[] vars)
     {
@@ -23,9 +25,13 @@ internal sealed class CheckpointedLayer : SingleTensorFunction<CheckpointedLayer
         Tensor cos = (Tensor)vars[1], sin = (Tensor)vars[2], allowed = (Tensor)vars[3];
         var layer = (Qwen2DecoderLayer)vars[4];
         var index = (int)vars[5];
-        ctx.save_for_backward([x, cos, sin, allowed]);
+        var lora = vars[6] as LoraSlot;
+        var dropout = lora?.CaptureDropout();
+        ctx.save_for_backward(dropout is var (_, state) ? [x, cos, sin, allowed, state] : [x, cos, sin, allowed]);
         ctx.save_data("layer", layer);
         ctx.save_data("index", index);
+        ctx.save_data("lora", lora!);
+        ctx.save_data("dropout", dropout?.Adapters!);
         return layer.Forward(x, cos, sin, allowed, null, index);
     }
 
@@ -38,6 +44,7 @@ internal sealed class CheckpointedLayer : SingleTensorFunction<CheckpointedLayer
         {
             var saved = ctx.get_saved_variables();
             var x = saved[0].detach().requires_grad_(true);
+            using (ctx.get_data("dropout") is LoraAdapters adapters ? ((LoraSlot)ctx.get_data("lora")).ReplayDropout(adapters, saved[4]) : null)
             using (enable_grad())
             {
                 var y = layer.Forward(x, saved[1], saved[2], saved[3], null, index);
@@ -45,6 +52,6 @@ internal sealed class CheckpointedLayer : SingleTensorFunction<CheckpointedLayer
             }
             inputGrad = x.grad!.detach().MoveToOuterDisposeScope();
         }
-        return [inputGrad, null!, null!, null!, null!, null!];
+        return [inputGrad, null!, null!, null!, null!, null!, null!];
     }
 }

@@ -65,7 +65,8 @@ internal sealed class ChunkedHead : MultiTensorFunction<ChunkedHead>
     {
         var s = (HeadSettings)ctx.get_data("settings");
         Tensor? gl = Defined(grads[0]), gh = Defined(grads[1]);
-        Tensor dHidden, dWeight;
+        Tensor dHidden;
+        Tensor? dWeight;
         using (NewDisposeScope())
         {
             var saved = ctx.get_saved_variables();
@@ -73,7 +74,7 @@ internal sealed class ChunkedHead : MultiTensorFunction<ChunkedHead>
             long n = hidden.shape[0];
             var wide = hidden.dtype;
             dHidden = zeros_like(hidden);
-            dWeight = zeros_like(weight, requires_grad: false);
+            dWeight = weight.requires_grad ? zeros_like(weight, requires_grad: false) : null;   // a frozen head (LoRA) needs no [V,D] gradient
             if (gl is not null || gh is not null)
             {
                 var w = Compute(weight, s);
@@ -99,13 +100,13 @@ internal sealed class ChunkedHead : MultiTensorFunction<ChunkedHead>
                     var dzc = s.ComputeDtype is ScalarType d ? dz.to(d) : dz;
                     dHidden.narrow(0, start, c).copy_(dzc.matmul(w));                          // [c,V] x [V,D]
                     // In place, in the masters' dtype: no [V,D] temporary per chunk (that would double the head's peak).
-                    if (weight.requires_grad) dWeight.addmm_(dz.t(), h.to(dWeight.dtype));     // [V,c] x [c,D]
+                    dWeight?.addmm_(dz.t(), h.to(dWeight.dtype));                                 // [V,c] x [c,D]
                 }
             }
             dHidden.MoveToOuterDisposeScope();
-            dWeight.MoveToOuterDisposeScope();
+            dWeight?.MoveToOuterDisposeScope();
         }
-        return [dHidden, dWeight, null!, null!];
+        return [dHidden, dWeight!, null!, null!];
     }
 
     private static Tensor? Defined(Tensor g) => g is null || g.IsInvalid ? null : g;

@@ -1,3 +1,4 @@
+using Popo.Engine.Lora;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -20,10 +21,12 @@ public sealed class Qwen2Attention : nn.Module
     private readonly int kvHeads;
     private readonly int headDim;
     private readonly ComputePrecision? precision;
+    private readonly LoraSlot? lora;
 
-    public Qwen2Attention(ModelConfig config, Device device, ScalarType dtype, ComputePrecision? precision = null) : base(nameof(Qwen2Attention))
+    public Qwen2Attention(ModelConfig config, Device device, ScalarType dtype, ComputePrecision? precision = null, LoraSlot? lora = null) : base(nameof(Qwen2Attention))
     {
         this.precision = precision;
+        this.lora = lora;
         heads = config.NumAttentionHeads;
         kvHeads = config.NumKeyValueHeads;
         headDim = config.HeadDim;
@@ -43,9 +46,9 @@ public sealed class Qwen2Attention : nn.Module
         using var scope = torch.NewDisposeScope();
         long b = x.shape[0], t = x.shape[1];
         var groups = heads / kvHeads;
-        var q = Projection.Apply(q_proj, x, precision).view(b, t, heads, headDim).transpose(1, 2);   // [B,H,T,d]
-        var k = Projection.Apply(k_proj, x, precision).view(b, t, kvHeads, headDim).transpose(1, 2); // [B,Hkv,T,d]
-        var v = Projection.Apply(v_proj, x, precision).view(b, t, kvHeads, headDim).transpose(1, 2); // [B,Hkv,T,d]
+        var q = Projection.Apply(q_proj, x, precision, lora).view(b, t, heads, headDim).transpose(1, 2);   // [B,H,T,d]
+        var k = Projection.Apply(k_proj, x, precision, lora).view(b, t, kvHeads, headDim).transpose(1, 2); // [B,Hkv,T,d]
+        var v = Projection.Apply(v_proj, x, precision, lora).view(b, t, kvHeads, headDim).transpose(1, 2); // [B,Hkv,T,d]
         q = RotaryEmbedding.Apply(q, cos, sin);
         k = RotaryEmbedding.Apply(k, cos, sin);
         if (cache is not null) (k, v) = cache.Append(layer, k, v);              // [B,Hkv,L,d]
@@ -53,6 +56,6 @@ public sealed class Qwen2Attention : nn.Module
         var qg = q.reshape(b, kvHeads, groups * t, headDim);                     // [B,Hkv,G*T,d]
         var o = nn.functional.scaled_dot_product_attention(qg, k, v, allowed);   // [B,Hkv,G*T,d]
         o = o.reshape(b, heads, t, headDim).transpose(1, 2).reshape(b, t, heads * headDim); // [B,T,H*d]
-        return Projection.Apply(o_proj, o, precision).MoveToOuterDisposeScope();
+        return Projection.Apply(o_proj, o, precision, lora).MoveToOuterDisposeScope();
     }
 }

@@ -1,3 +1,4 @@
+using Popo.Engine.Lora;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -13,12 +14,12 @@ public sealed class Qwen2DecoderLayer : nn.Module
     private readonly Qwen2Mlp mlp;
 #pragma warning restore IDE1006
 
-    public Qwen2DecoderLayer(ModelConfig config, Device device, ScalarType dtype, ComputePrecision? precision = null) : base(nameof(Qwen2DecoderLayer))
+    public Qwen2DecoderLayer(ModelConfig config, Device device, ScalarType dtype, ComputePrecision? precision = null, LoraSlot? lora = null) : base(nameof(Qwen2DecoderLayer))
     {
         input_layernorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, device, dtype, precision);
-        self_attn = new Qwen2Attention(config, device, dtype, precision);
+        self_attn = new Qwen2Attention(config, device, dtype, precision, lora);
         post_attention_layernorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, device, dtype, precision);
-        mlp = new Qwen2Mlp(config, device, dtype, precision);
+        mlp = new Qwen2Mlp(config, device, dtype, precision, lora);
         RegisterComponents();
     }
 

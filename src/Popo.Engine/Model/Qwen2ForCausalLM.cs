@@ -1,3 +1,4 @@
+using Popo.Engine.Lora;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -25,6 +26,15 @@ public sealed class Qwen2ForCausalLM : nn.Module
 
     /// <summary>The dtype activations, logits of the matmuls and the KV cache are computed in.</summary>
     public ScalarType ComputeDtype => Precision.Dtype ?? Dtype;
+
+    /// <summary>The LoRA adapter set the linear layers apply (none unless a run attaches one: <see cref="LoraAdapters.Attach"/>).</summary>
+    public LoraSlot Lora { get; } = new();
+
+    /// <summary>
+    /// The dtype hidden states and logits leave the model in: the storage dtype, except float32 for a 16-bit base under
+    /// float32 LoRA adapters (set by <see cref="LoraAdapters.Attach"/>), so that the predictor and the losses train in float32.
+    /// </summary>
+    public ScalarType HiddenDtype { get; set; }
 
     /// <summary>Per-layer activation checkpointing in training forwards (`gradient_checkpointing`).</summary>
     public bool GradientCheckpointing { get => model.GradientCheckpointing; set => model.GradientCheckpointing = value; }
@@ -56,7 +66,8 @@ public sealed class Qwen2ForCausalLM : nn.Module
         Config = config;
         Device = device;
         Dtype = dtype;
-        model = new Qwen2Model(config, device, dtype, Precision);
+        HiddenDtype = dtype;
+        model = new Qwen2Model(config, device, dtype, Precision, Lora);
         lm_head = config.TieWordEmbeddings ? null
             : nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false, device: device, dtype: dtype);
         RegisterComponents();
@@ -102,23 +113,26 @@ public sealed class Qwen2ForCausalLM : nn.Module
         var training = torch.is_grad_enabled();
         if (training) Precision.Invalidate();
         Precision.Training = training;
+        Lora.Training = training;
         try
         {
-            return model.Forward(ids, mask, positions, cache).MoveToOuterDisposeScope();
+            var hidden = model.Forward(ids, mask, positions, cache);
+            return (hidden.dtype == HiddenDtype ? hidden : hidden.to(HiddenDtype)).MoveToOuterDisposeScope();
         }
         finally
         {
             Precision.Training = false;
+            Lora.Training = false;
         }
     }
 
-    /// <summary>Logits [...,V] of hidden states [...,D]: lm_head(h), or h · E^T with tied embeddings; in <see cref="Dtype"/> (computed in <see cref="ComputeDtype"/>).</summary>
+    /// <summary>Logits [...,V] of hidden states [...,D]: lm_head(h), or h · E^T with tied embeddings; in the hidden states' dtype (computed in <see cref="ComputeDtype"/>).</summary>
     public Tensor LogitsOf(Tensor hidden)
     {
-        if (!Precision.Casts(Dtype))
+        if (hidden.dtype == Dtype && !Precision.Casts(Dtype))
             return lm_head is not null ? lm_head.forward(hidden) : nn.functional.linear(hidden, model.EmbeddingWeight);
         using var scope = torch.NewDisposeScope();
-        return nn.functional.linear(Precision.Input(hidden), Precision.Weight(HeadWeight)).to(Dtype).MoveToOuterDisposeScope();
+        return nn.functional.linear(hidden.to(ComputeDtype), Precision.Weight(HeadWeight)).to(hidden.dtype).MoveToOuterDisposeScope();
     }
 
     /// <summary>The head's weight [V,D]: lm_head's, or the embedding table when tied. Held once: Embedding.weight hands out a new wrapper per call, which would defeat the compute cache's identity keys.</summary>

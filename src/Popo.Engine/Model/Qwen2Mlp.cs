@@ -1,3 +1,4 @@
+using Popo.Engine.Lora;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -13,10 +14,12 @@ public sealed class Qwen2Mlp : nn.Module<Tensor, Tensor>
     private readonly Linear down_proj;
 #pragma warning restore IDE1006
     private readonly ComputePrecision? precision;
+    private readonly LoraSlot? lora;
 
-    public Qwen2Mlp(ModelConfig config, Device device, ScalarType dtype, ComputePrecision? precision = null) : base(nameof(Qwen2Mlp))
+    public Qwen2Mlp(ModelConfig config, Device device, ScalarType dtype, ComputePrecision? precision = null, LoraSlot? lora = null) : base(nameof(Qwen2Mlp))
     {
         this.precision = precision;
+        this.lora = lora;
         gate_proj = nn.Linear(config.HiddenSize, config.IntermediateSize, hasBias: false, device: device, dtype: dtype);
         up_proj = nn.Linear(config.HiddenSize, config.IntermediateSize, hasBias: false, device: device, dtype: dtype);
         down_proj = nn.Linear(config.IntermediateSize, config.HiddenSize, hasBias: false, device: device, dtype: dtype);
@@ -26,7 +29,7 @@ public sealed class Qwen2Mlp : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
-        var hidden = nn.functional.silu(Projection.Apply(gate_proj, x, precision)).mul_(Projection.Apply(up_proj, x, precision));
-        return Projection.Apply(down_proj, hidden, precision).MoveToOuterDisposeScope();
+        var hidden = nn.functional.silu(Projection.Apply(gate_proj, x, precision, lora)).mul_(Projection.Apply(up_proj, x, precision, lora));
+        return Projection.Apply(down_proj, hidden, precision, lora).MoveToOuterDisposeScope();
     }
 }

@@ -1,3 +1,4 @@
+using Popo.Engine.Lora;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -15,13 +16,15 @@ public sealed class Qwen2Model : nn.Module
     private readonly RotaryEmbedding rotary;
     private readonly int groups;
     private readonly ComputePrecision? precision;
+    private readonly LoraSlot? lora;
 
-    public Qwen2Model(ModelConfig config, Device device, ScalarType dtype, ComputePrecision? precision = null) : base(nameof(Qwen2Model))
+    public Qwen2Model(ModelConfig config, Device device, ScalarType dtype, ComputePrecision? precision = null, LoraSlot? lora = null) : base(nameof(Qwen2Model))
     {
         this.precision = precision;
+        this.lora = lora;
         embed_tokens = nn.Embedding(config.VocabSize, config.HiddenSize, device: device, dtype: dtype);
         layers = nn.ModuleList(Enumerable.Range(0, config.NumHiddenLayers)
-            .Select(_ => new Qwen2DecoderLayer(config, device, dtype, precision)).ToArray());
+            .Select(_ => new Qwen2DecoderLayer(config, device, dtype, precision, lora)).ToArray());
         norm = new RmsNorm(config.HiddenSize, config.RmsNormEps, device, dtype, precision);
         rotary = new RotaryEmbedding(config.HeadDim, config.RopeTheta, device, dtype);
         groups = config.NumAttentionHeads / config.NumKeyValueHeads;
@@ -48,9 +51,13 @@ public sealed class Qwen2Model : nn.Module
         var storage = x.dtype;
         if (precision is not null && precision.Casts(storage))
             (x, cos, sin) = (precision.Input(x), precision.Input(cos), precision.Input(sin));
-        var checkpoint = GradientCheckpointing && cache is null && is_grad_enabled() && x.requires_grad;
+        var checkpoint = GradientCheckpointing && cache is null && is_grad_enabled();
+        // A frozen embedding (LoRA) gives an input without gradient, and a reentrant checkpoint whose input needs no gradient
+        // builds no graph, so the adapters inside would get none: the input is made a leaf that asks for one (what
+        // transformers' enable_input_require_grads does for PEFT with gradient checkpointing).
+        if (checkpoint && !x.requires_grad) x = x.detach().requires_grad_(true);
         for (var l = 0; l < layers.Count; l++)
-            x = checkpoint ? CheckpointedLayer.Run(layers[l], l, x, cos, sin, allowed) : layers[l].Forward(x, cos, sin, allowed, cache, l);
+            x = checkpoint ? CheckpointedLayer.Run(layers[l], l, x, cos, sin, allowed, lora) : layers[l].Forward(x, cos, sin, allowed, cache, l);
         cache?.Advance((int)t);
         var hidden = norm.forward(x);
         // The hidden state leaves in the storage dtype: pooling, the predictor and the losses run in float32.

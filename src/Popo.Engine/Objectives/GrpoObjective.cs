@@ -24,17 +24,14 @@ public sealed class GrpoObjective : IObjective
     public int Iterations => options.NumIterations;
     public IEnumerable<Parameter> ExtraParameters => [];
 
+    /// <param name="newReference">Builds the frozen reference: a copy of theta_0, or under LoRA the base with the adapters off (TRL with PEFT).</param>
     public GrpoObjective(string name, IPolicy policy, Func<IPolicy> newReference, GrpoOptions options, double temperature)
     {
         Name = name;
         this.policy = policy;
         this.options = options;
         this.temperature = temperature;
-        if (options.Beta != 0)
-        {
-            reference = newReference();
-            FrozenCopy.Copy(policy.Module, reference.Module);   // theta_0, never updated
-        }
+        if (options.Beta != 0) reference = newReference();   // never updated
     }
 
     public PreparedBatch Prepare(GenerationBatch batch, StepMetrics metrics)

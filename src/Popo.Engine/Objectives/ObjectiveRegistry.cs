@@ -4,8 +4,12 @@ using static TorchSharp.torch;
 
 namespace Popo.Engine.Objectives;
 
-/// <summary>What an objective may need to build itself.</summary>
-public sealed record ObjectiveContext(IPolicy Policy, Func<IPolicy> NewFrozenPolicy, int HiddenSize, TrainConfig Config, Device Device, ScalarType Dtype);
+/// <summary>
+/// What an objective may need to build itself. NewFrozenPolicy builds POPO's EMA target (filled by its first copy);
+/// NewReference GRPO's frozen reference (default: NewFrozenPolicy, a copy of theta_0; under LoRA the base without adapters).
+/// </summary>
+public sealed record ObjectiveContext(IPolicy Policy, Func<IPolicy> NewFrozenPolicy, int HiddenSize, TrainConfig Config, Device Device, ScalarType Dtype,
+                                      Func<IPolicy>? NewReference = null);
 
 /// <summary>
 /// Objectives by name, behind one constructor signature (as verl registers its policy losses). The
@@ -41,5 +45,5 @@ public static class ObjectiveRegistry
                           c.Config.Temperature, c.Device, c.Dtype, c.Config.Seed);
 
     private static Func<ObjectiveContext, IObjective> Grpo(string name) => c =>
-        new GrpoObjective(name, c.Policy, c.NewFrozenPolicy, c.Config.ToGrpoOptions(), c.Config.Temperature);
+        new GrpoObjective(name, c.Policy, c.NewReference ?? c.NewFrozenPolicy, c.Config.ToGrpoOptions(), c.Config.Temperature);
 }

@@ -25,7 +25,7 @@ public sealed class Qwen2Policy(Qwen2ForCausalLM model) : IPolicy
         if (chunk == 0 || tokens.numel() <= chunk) return Unchunked(hidden, tokens, temperature, entropy);
         using var scope = NewDisposeScope();
         var shape = tokens.shape;
-        var settings = new HeadSettings(temperature, chunk, Model.Precision.Casts(Model.Dtype) ? Model.ComputeDtype : null, entropy != EntropyNeed.None);
+        var settings = new HeadSettings(temperature, chunk, hidden.dtype != Model.ComputeDtype ? Model.ComputeDtype : null, entropy != EntropyNeed.None);
         var (l, h) = ChunkedHead.Run(hidden.reshape(-1, hidden.shape[^1]), Model.HeadWeight, tokens.reshape(-1), settings);
         var logProbs = l.view(shape).MoveToOuterDisposeScope();
         Tensor? entropies = entropy switch

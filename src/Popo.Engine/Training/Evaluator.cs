@@ -60,17 +60,18 @@ public static class Evaluator
     }
 }
 
-/// <summary>`popo eval`: a saved model folder on a task's held-out split.</summary>
+/// <summary>`popo eval`: a saved model folder (with `adapter`: a base and its PEFT adapter) on a task's held-out split.</summary>
 public static class FolderEvaluation
 {
     public static EvalResult Run(Configuration.TrainConfig c, int samples, Action<Evaluator.Sample>? onSample = null)
     {
-        if (string.IsNullOrEmpty(c.Model)) throw new Configuration.ConfigException("key 'model': popo eval needs --model DIR (a model folder)");
+        if (string.IsNullOrEmpty(c.Model)) throw new Configuration.ConfigException("key 'model': popo eval needs --model DIR (a model folder) or --adapter DIR (a PEFT adapter whose base is a folder here)");
         var device = Runtime.TorchRuntime.ResolveDevice(c.Device);
         if (c.Threads > 0) TorchSharp.torch.set_num_threads(c.Threads);
         var task = TaskFactory.Create(c);
         var (model, tokenizer) = ModelFactory.Load(c.Model, device, ModelFactory.Dtype(c));
         using (model)
+        using (Lora.LoraAdapters.ForRun(model, c))
         {
             var sampling = new SamplerOptions { Temperature = c.Temperature, TopP = c.TopP, TopK = c.TopK, MaxNewTokens = c.MaxNewTokens, PadId = tokenizer.PadId,
                 SharePromptPrefill = c.SharePromptPrefill, CompactFinishedRows = c.CompactFinishedRows };

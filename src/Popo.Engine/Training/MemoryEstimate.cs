@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Popo.Engine.Configuration;
+using Popo.Engine.Lora;
 using Popo.Engine.Model;
 
 namespace Popo.Engine.Training;
@@ -33,6 +34,8 @@ public sealed record MemoryInputs
     public bool ScaledLogits { get; init; }
     /// <summary>A frozen copy of the policy in float32 or wider: POPO's EMA target or GRPO's reference (beta > 0).</summary>
     public bool FrozenCopy { get; init; }
+    /// <summary>LoRA adapter parameters (0 = full fine-tuning): then only they have gradients and AdamW moments, POPO's target is an EMA of them, GRPO's reference is the base itself.</summary>
+    public long LoraParameters { get; init; }
     public int PredictorHidden { get; init; }
     public int PredictorDepth { get; init; }
     /// <summary>Rows of one evaluation batch (0 = no held-out evaluation).</summary>
@@ -82,9 +85,12 @@ public sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyList
         long kvDim = (long)m.NumKeyValueHeads * m.HeadDim, heads = m.NumAttentionHeads;
         long t = x.PromptTokens + x.MaxNewTokens;
 
-        var persistent = new List<(string, long)> { ("baseline (runtime, libtorch, tokenizer)", x.BaselineBytes), ("weights", p * w) };
+        bool lora = x.LoraParameters > 0;
+        long trained = lora ? x.LoraParameters : p, tw = lora ? Math.Max(w, 4) : w;   // adapters are float32 masters even on a 16-bit base
+        var persistent = new List<(string, long)> { ("baseline (runtime, libtorch, tokenizer)", x.BaselineBytes), (lora ? "weights (frozen base)" : "weights", p * w) };
+        if (lora) persistent.Add(("LoRA adapters", trained * tw));
         if (x.Bf16Compute) persistent.Add(("bf16 compute copy of the weights", p * 2));
-        if (x.FrozenCopy) persistent.Add(("EMA target / reference (float32)", p * Math.Max(w, 4)));
+        if (x.FrozenCopy) persistent.Add(lora ? ("EMA target adapters (the base is shared)", trained * tw) : ("EMA target / reference (float32)", p * Math.Max(w, 4)));
         if (x.PredictorHidden > 0)
         {
             long h = x.PredictorHidden, pred = d * h + 3 * h + (long)Math.Max(0, x.PredictorDepth - 1) * (h * h + 3 * h) + h * d + d;
@@ -93,8 +99,8 @@ public sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyList
         // TorchSharp's AdamW allocates its moments when it is built; gradients exist from the first backward on.
         var training = new List<(string, long)>
         {
-            ("gradients", p * w),
-            ("AdamW moments", 2 * p * w),
+            ("gradients", trained * tw),
+            ("AdamW moments", 2 * trained * tw),
         };
 
         // Rollout: KV cache of every row, plus the prefill's transient activations of one layer.
@@ -123,7 +129,7 @@ public sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyList
         {
             ("rollout", [.. persistent, .. training, .. rollout]),
             ("update", [.. persistent, .. training, .. update]),
-            ("optimizer step", [.. persistent, .. training, ("AdamW step temporaries", 2 * LargestParameter(m) * w)]),
+            ("optimizer step", [.. persistent, .. training, ("AdamW step temporaries", 2 * (lora ? Math.Min(trained, LargestParameter(m)) : LargestParameter(m)) * tw)]),
         };
         if (x.EvalRows > 0)
             phases.Add(("evaluation", [.. persistent, .. training,
@@ -160,7 +166,8 @@ public sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyList
             MicroBatchRows = Math.Min(c.MicroBatchSize, c.PromptsPerStep * c.GroupSize),
             Entropy = popo && c.BetaEnt != 0,
             ScaledLogits = c.Temperature != 1.0,
-            FrozenCopy = popo ? c.Alpha != 0 : c.Beta != 0,
+            FrozenCopy = popo ? c.Alpha != 0 : c.Beta != 0 && c.LoraR == 0,   // GRPO's reference under LoRA is the base itself
+            LoraParameters = LoraSettings.Of(c)?.ParameterCount(model) ?? 0,
             PredictorHidden = popo && c.Alpha != 0 ? c.PredictorHidden : 0,
             PredictorDepth = c.PredictorDepth,
             EvalRows = evalRows,

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Popo.Engine.Configuration;
+using Popo.Engine.Lora;
 using Popo.Engine.Model;
 using Popo.Engine.Objectives;
 using Popo.Engine.Policy;
@@ -14,8 +15,8 @@ using static TorchSharp.torch;
 
 namespace Popo.Engine.Training;
 
-/// <summary>The results a finished run writes to summary.json.</summary>
-public sealed record RunSummary(string Algo, int Steps, long Rollouts, double WallTime, EvalResult Warmup, EvalResult Final, string FinalCheckpoint);
+/// <summary>The results a finished run writes to summary.json. <paramref name="FinalAdapter"/>: the final checkpoint holds a PEFT adapter (a LoRA run), not model/.</summary>
+public sealed record RunSummary(string Algo, int Steps, long Rollouts, double WallTime, EvalResult Warmup, EvalResult Final, string FinalCheckpoint, bool FinalAdapter = false);
 
 /// <summary>Training stopped because too many steps had a non-finite loss or gradient.</summary>
 public sealed class TrainingDivergedException(string message) : Exception(message);
@@ -135,9 +136,13 @@ public sealed class Trainer
         var warmup = WarmUp(model, tokenizer, tokenizerSource, format, task, sampling);
         model.Precision.Invalidate();   // a loaded warm-up replaced the weights
 
-        var policy = new Qwen2Policy(model);
+        var basePolicy = new Qwen2Policy(model);
+        // LoRA trains adapters on the warmed-up (or given) model, which stays frozen from here on.
+        using var adapters = LoraAdapters.ForRun(model, config);
+        var lora = adapters is null ? null : new LoraPolicy(basePolicy, adapters);
+        IPolicy policy = lora is null ? basePolicy : lora;
         using var objective = ObjectiveRegistry.Create(config.Algo, new ObjectiveContext(
-            policy, policy.FrozenClone, model.Config.HiddenSize, config, device, model.Dtype));
+            policy, lora is null ? basePolicy.FrozenClone : lora.FrozenClone, model.Config.HiddenSize, config, device, model.HiddenDtype, lora is null ? null : lora.WithoutAdapters));
         var parameters = policy.Parameters.Concat(objective.ExtraParameters).ToList();
         using var optimizer = new HeldScalars.AdamW(parameters, config.Lr, config.WeightDecay);
         using var generator = new Generator((ulong)config.Seed + 1, device);
@@ -145,7 +150,7 @@ public sealed class Trainer
         var progress = new TrainerProgress(0, 0, 0, 0, warmup.Pass1);
         if (TrainingCheckpoint.Latest(config.Out) is var (folder, _))
         {
-            progress = TrainingCheckpoint.Load(folder, model, optimizer, objective, generator);
+            progress = TrainingCheckpoint.Load(folder, model, optimizer, objective, generator, adapters);
             model.Precision.Invalidate();   // the weights changed under the cached bf16 copy
             observer.Log($"resumed from {folder} (step {progress.Step})");
         }
@@ -224,7 +229,7 @@ public sealed class Trainer
 
             if (last || (config.SaveEvery > 0 && step % config.SaveEvery == 0))
             {
-                TrainingCheckpoint.Save(config.Out, progress, model, tokenizer, tokenizerSource, optimizer, objective, generator);
+                TrainingCheckpoint.Save(config.Out, progress, model, tokenizer, tokenizerSource, optimizer, objective, generator, adapters, BaseModelFolder());
                 TrainingCheckpoint.Prune(config.Out, config.SaveTotalLimit);
             }
         }
@@ -232,11 +237,18 @@ public sealed class Trainer
         if (config.Steps > 0 && ReferenceEquals(final, warmup))
             final = Evaluate(model, format, task, sampling);   // resumed after the last step: nothing evaluated yet
         var finalFolder = config.Steps == 0 ? Path.Combine(config.Out, "checkpoints", "warmup") : TrainingCheckpoint.FolderFor(config.Out, config.Steps);
-        var summary = new RunSummary(config.Algo, config.Steps, progress.Rollouts, progress.WallTime, warmup, final, finalFolder);
+        var summary = new RunSummary(config.Algo, config.Steps, progress.Rollouts, progress.WallTime, warmup, final, finalFolder, adapters is not null && config.Steps > 0);
         Checkpoints.AtomicFile.WriteAllText(Path.Combine(config.Out, "summary.json"),
             JsonSerializer.Serialize(summary, new JsonSerializerOptions(Json) { WriteIndented = true }));
         return summary;
     }
+
+    /// <summary>Whether the warm-up folder holds the starting model (a warm-up ran, or the built-in model, trained from scratch).</summary>
+    private bool WarmupSavesModel => config.SftSteps > 0 || string.IsNullOrEmpty(config.Model);
+
+    /// <summary>The frozen base of a LoRA run as a full path (adapter_config.json's base_model_name_or_path): the warm-up's model, else `model`.</summary>
+    private string BaseModelFolder() =>
+        Path.GetFullPath(WarmupSavesModel ? Path.Combine(config.Out, "checkpoints", "warmup", "model") : config.Model);
 
     /// <summary>Warm-up (or load it from this run's checkpoints/warmup), then evaluate the starting policy.</summary>
     private EvalResult WarmUp(Qwen2ForCausalLM model, ITokenizer tokenizer, string? tokenizerSource, PromptFormat format, ITask task, SamplerOptions sampling)
@@ -267,7 +279,7 @@ public sealed class Trainer
         // Without a warm-up the starting model of a --model run is that folder: only its evaluation is kept.
         AtomicFolder.Write(folder, temp =>
         {
-            if (config.SftSteps > 0 || string.IsNullOrEmpty(config.Model)) ModelFactory.Save(model, tokenizer, Path.Combine(temp, "model"), tokenizerSource);
+            if (WarmupSavesModel) ModelFactory.Save(model, tokenizer, Path.Combine(temp, "model"), tokenizerSource);
             File.WriteAllText(Path.Combine(temp, "eval.json"), JsonSerializer.Serialize(result, Json));
         });
         return result;

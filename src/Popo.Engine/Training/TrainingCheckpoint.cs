@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Popo.Engine.Checkpoints;
+using Popo.Engine.Lora;
 using Popo.Engine.Model;
 using Popo.Engine.Objectives;
 using Popo.Engine.Tokenizers;
@@ -14,8 +15,10 @@ public sealed record TrainerProgress(int Step, long Rollouts, double WallTime, i
 /// <summary>
 /// checkpoints/step-N/: model/ (HF layout + tokenizer), optimizer.bin (AdamW moments and step counts),
 /// objective.safetensors (predictor, EMA target or reference, noise RNG), rng.safetensors (the sampler's
-/// generator), trainer_state.json (counters). The folder is written beside its final place and renamed
-/// in, so it is either complete or absent.
+/// generator), trainer_state.json (counters). A LoRA run writes, instead of model/, the PEFT adapter files
+/// (adapter_config.json, adapter_model.safetensors) beside the others, and its EMA target is the EMA adapters; the
+/// frozen base is never rewritten, and the adapters' dropout generator joins rng.safetensors. The folder is written
+/// beside its final place and renamed in, so it is either complete or absent.
 /// </summary>
 public static class TrainingCheckpoint
 {
@@ -27,14 +30,16 @@ public static class TrainingCheckpoint
     /// Writes checkpoints/step-N atomically. A write that fails (disk full, folder unwritable) leaves no
     /// trace and throws an <see cref="IOException"/> naming the folder, the cause and the intact previous checkpoint.
     /// </summary>
+    /// <param name="adapters">A LoRA run's trained adapters (null = full fine-tuning: the model is saved).</param>
+    /// <param name="baseModel">The frozen base's folder, recorded as base_model_name_or_path.</param>
     public static void Save(string runFolder, TrainerProgress progress, Qwen2ForCausalLM model, ITokenizer tokenizer, string? tokenizerSource,
-                            AdamW optimizer, IObjective objective, Generator sampler)
+                            AdamW optimizer, IObjective objective, Generator sampler, LoraAdapters? adapters = null, string? baseModel = null)
     {
         var folder = FolderFor(runFolder, progress.Step);
         var previous = Latest(runFolder);
         try
         {
-            Write(folder, progress, model, tokenizer, tokenizerSource, optimizer, objective, sampler);
+            Write(folder, progress, model, tokenizer, tokenizerSource, optimizer, objective, sampler, adapters, baseModel);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -45,18 +50,23 @@ public static class TrainingCheckpoint
     }
 
     private static void Write(string folder, TrainerProgress progress, Qwen2ForCausalLM model, ITokenizer tokenizer, string? tokenizerSource,
-                              AdamW optimizer, IObjective objective, Generator sampler)
+                              AdamW optimizer, IObjective objective, Generator sampler, LoraAdapters? adapters, string? baseModel)
     {
         AtomicFolder.Write(folder, temp =>
         {
-            ModelFactory.Save(model, tokenizer, Path.Combine(temp, "model"), tokenizerSource);
+            if (adapters is null) ModelFactory.Save(model, tokenizer, Path.Combine(temp, "model"), tokenizerSource);
+            else PeftAdapterFolder.Save(temp, adapters, baseModel);
             using (var stream = File.Create(Path.Combine(temp, "optimizer.bin")))
             using (var writer = new BinaryWriter(stream))
                 optimizer.save_state_dict(writer);
             using (var scope = NewDisposeScope())   // State() makes new tensors (RNG states) beside the live parameters
                 SafeTensorsFile.Write(Path.Combine(temp, "objective.safetensors"), objective.State().Select(kv => (kv.Key, kv.Value)));
-            using (var state = sampler.get_state())
-                SafeTensorsFile.Write(Path.Combine(temp, "rng.safetensors"), [("sampler", state)]);
+            using (var scope = NewDisposeScope())
+            {
+                var states = new List<(string, Tensor)> { ("sampler", sampler.get_state()) };
+                if (adapters?.DropoutState() is { } dropout) states.Add((LoraDropoutRng, dropout));
+                SafeTensorsFile.Write(Path.Combine(temp, "rng.safetensors"), states);
+            }
             File.WriteAllText(Path.Combine(temp, "trainer_state.json"), JsonSerializer.Serialize(progress, Trainer.Json));
         });
     }
@@ -91,10 +101,14 @@ public static class TrainingCheckpoint
             .FirstOrDefault();
     }
 
-    /// <summary>Restores model weights, optimizer, objective state and sampler RNG; returns the counters.</summary>
-    public static TrainerProgress Load(string folder, Qwen2ForCausalLM model, AdamW optimizer, IObjective objective, Generator sampler)
+    private const string LoraDropoutRng = "lora_dropout";
+
+    /// <summary>Restores model weights (a LoRA run: its adapters), optimizer, objective state and sampler RNG; returns the counters.</summary>
+    public static TrainerProgress Load(string folder, Qwen2ForCausalLM model, AdamW optimizer, IObjective objective, Generator sampler,
+                                       LoraAdapters? adapters = null)
     {
-        HfCheckpoint.LoadWeights(model, Path.Combine(folder, "model"));
+        if (adapters is null) HfCheckpoint.LoadWeights(model, Path.Combine(folder, "model"));
+        else PeftAdapterFolder.Load(folder, adapters);
         var optimizerFile = Path.Combine(folder, "optimizer.bin");
         try
         {
@@ -112,6 +126,7 @@ public static class TrainingCheckpoint
             objective.LoadState(objectiveFile.Tensors.Keys.ToDictionary(k => k, k => objectiveFile.Read(k)));
             var rng = SafeTensorsFile.Open(Path.Combine(folder, "rng.safetensors"));
             sampler.set_state(rng.Read("sampler"));
+            if (adapters?.DropoutState() is not null) adapters.SetDropoutState(rng.Read(LoraDropoutRng));
         }
         var stateFile = Path.Combine(folder, "trainer_state.json");
         try

@@ -1,5 +1,6 @@
 /// `popo bench --only scale --quick` end to end on a few rows: the section exists with positive timings and peaks,
-/// the drawn completion lengths are long-tailed within [8, cap], and the memory target column is filled for update rows.
+/// the drawn completion lengths are long-tailed within [8, cap], the memory target column is filled for update rows, and a
+/// LoRA row carries its speed-up over the full fine-tuning row with the same features.
 module Popo.Tests.Bench.ScaleSmoke
 
 open System
@@ -19,7 +20,7 @@ let tests =
                 try
                     Console.SetOut TextWriter.Null
                     Popo.Cli.Program.Main([| "bench"; "--quick"; "--threads"; "1"; "--only"; "scale"; "--out"; path
-                                             "--rows"; "popo float32 none,grpo bf16 chunked head + checkpointing,head float32" |])
+                                             "--rows"; "popo float32 none,grpo bf16 chunked head + checkpointing,head float32,popo bf16 chunked head + checkpointing,popo lora-r16 bf16 chunked head + checkpointing" |])
                 finally Console.SetOut saved
             Expect.equal code 0 "exit code"
             let root = JsonDocument.Parse(File.ReadAllText path).RootElement
@@ -27,7 +28,9 @@ let tests =
             let scale = root.GetProperty("sections").GetProperty("scale")
             let rows = scale.GetProperty("rows").EnumerateArray() |> Seq.toList
             let labels = rows |> List.map (fun r -> r.GetProperty("row").GetString())
-            Expect.equal rows.Length 4 $"popo float32 none, grpo bf16 all features, two head rows: {labels}"
+            Expect.equal rows.Length 6 $"popo float32 none, grpo and popo bf16 all features, the LoRA row, two head rows: {labels}"
+            let lora = rows |> List.find (fun r -> r.GetProperty("row").GetString().Contains "lora-r16")
+            Expect.isGreaterThan (lora.GetProperty("speedup_vs_full").GetDouble()) 0.0 "the LoRA row is set against full fine-tuning with the same features"
             for r in rows do
                 Expect.isGreaterThan (r.GetProperty("seconds").GetDouble()) 0.0 "seconds"
                 Expect.isGreaterThan (r.GetProperty("peak_rss_mib").GetDouble()) 0.0 "peak RSS"
