@@ -40,14 +40,15 @@ let private readRows (path: string) =
 let private timing = set [ "wall_time"; "tokens_per_s"; "step_time"; "rollout_time"; "update_time" ]
 
 /// An observer that crashes the run after a given step, as a kill would.
-type private CrashAfter(step: int) =
+type CrashAfter(step: int) =
     let mutable phase = ""
     interface ITrainingObserver with
         member _.Phase(name, _, _) = phase <- name
         member _.Log _ = ()
         member _.Step(s, _) = if phase = "rl" && s = step then failwith "simulated crash"
 
-type private Quiet() =
+/// An observer that prints nothing.
+type Quiet() =
     interface ITrainingObserver with
         member _.Phase(_, _, _) = ()
         member _.Log _ = ()

@@ -30,19 +30,6 @@ let private loraFlags (out: string) =
 let private configOf (flags: string list) =
     ConfigLoader.Resolve(null, flags |> List.chunkBySize 2 |> List.map (fun p -> struct (p.[0].TrimStart('-').Replace('-', '_'), p.[1])) |> ResizeArray)
 
-type private CrashAfter(step: int) =
-    let mutable phase = ""
-    interface ITrainingObserver with
-        member _.Phase(name, _, _) = phase <- name
-        member _.Log _ = ()
-        member _.Step(s, _) = if phase = "rl" && s = step then failwith "simulated crash"
-
-type private Quiet() =
-    interface ITrainingObserver with
-        member _.Phase(_, _, _) = ()
-        member _.Log _ = ()
-        member _.Step(_, _) = ()
-
 /// Every tensor of a safetensors file, by name, as float64 values.
 let private tensorsOf (path: string) =
     let f = SafeTensorsFile.Open path
