@@ -12,11 +12,7 @@ open Popo.Engine.Configuration
 open Popo.Engine.Lora
 open Popo.Engine.Training
 open Popo.Tests.Cli.TrainCli
-
-let private withTemp (f: string -> unit) =
-    let dir = Path.Combine(Path.GetTempPath(), "popo-lora-cli-" + Guid.NewGuid().ToString("N"))
-    Directory.CreateDirectory dir |> ignore
-    try f dir finally Directory.Delete(dir, true)
+open Popo.Tests.Reliability.Harness
 
 /// A tiny run whose warm-up (150 steps, 24 new tokens) solves some problems, so RL steps after the resume point update
 /// (checked), with LoRA on every linear (r = 4) and adapter dropout, so that resume must restore its generator too.
@@ -34,15 +30,6 @@ let private configOf (flags: string list) =
 let private tensorsOf (path: string) =
     let f = SafeTensorsFile.Open path
     f.Tensors.Keys |> Seq.sort |> Seq.map (fun k -> use t = f.Read k in k, t.to_type(TorchSharp.torch.ScalarType.Float64).data<float>().ToArray()) |> List.ofSeq
-
-/// metrics.jsonl without the clock's columns.
-let private metrics (run: string) =
-    File.ReadAllLines(Path.Combine(run, "metrics.jsonl"))
-    |> Array.filter (fun l -> l.Length > 0)
-    |> Array.map (fun l ->
-        JsonDocument.Parse(l).RootElement.EnumerateObject()
-        |> Seq.filter (fun p -> not (Set.contains p.Name (set [ "wall_time"; "tokens_per_s"; "step_time"; "rollout_time"; "update_time" ])))
-        |> Seq.map (fun p -> p.Name, p.Value.ToString()) |> List.ofSeq)
 
 [<Tests>]
 let tests =
@@ -66,9 +53,9 @@ let tests =
                 let crashed = Path.Combine(root, "crashed")
                 Expect.throws (fun () -> Trainer.Start(configOf (loraFlags crashed), CrashAfter 3) |> ignore) "crash after step 3"
                 Trainer.Resume(crashed, Quiet()) |> ignore
-                let last = metrics whole |> Array.last
-                Expect.equal (last |> List.find (fst >> (=) "skipped_update") |> snd) "0" "the premise: step 4, after the resume point, updates the adapters"
-                Expect.sequenceEqual (metrics crashed) (metrics whole) "metrics equal"
+                let last = metricsRows whole |> Array.last
+                Expect.equal (last |> List.find (fst >> (=) "skipped_update") |> snd) (Nullable 0.0) "the premise: step 4, after the resume point, updates the adapters"
+                Expect.sequenceEqual (metricsRows crashed) (metricsRows whole) "metrics equal"
                 for file in [ PeftAdapterFolder.WeightsFile; "objective.safetensors"; "rng.safetensors" ] do
                     Expect.sequenceEqual (tensorsOf (Path.Combine(TrainingCheckpoint.FolderFor(crashed, 4), file))) (tensorsOf (Path.Combine(ck, file))) $"{file} equal"
                 Expect.equal (File.ReadAllBytes(Path.Combine(TrainingCheckpoint.FolderFor(crashed, 4), "optimizer.bin"))) (File.ReadAllBytes(Path.Combine(ck, "optimizer.bin"))) "AdamW state equal")
