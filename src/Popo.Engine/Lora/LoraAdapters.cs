@@ -15,6 +15,7 @@ public sealed class LoraAdapters : nn.Module
 {
     private readonly ModuleList<LoraAdapter> adapters;
     private readonly Dictionary<Linear, LoraAdapter> byLayer = new(ReferenceEqualityComparer.Instance);
+    private readonly IReadOnlyList<(string Name, Linear Layer)> targets;
     private readonly Scalar scale, dropout, keep;
     private readonly Generator? dropoutGenerator;
 
@@ -27,6 +28,7 @@ public sealed class LoraAdapters : nn.Module
         : base(nameof(LoraAdapters))
     {
         Settings = settings;
+        this.targets = targets;
         ModuleNames = targets.Select(t => t.Name).ToList();
         var list = new List<LoraAdapter>();
         foreach (var (_, layer) in targets)
@@ -78,12 +80,10 @@ public sealed class LoraAdapters : nn.Module
 
     /// <summary>A zero-filled set of the same shapes on the same layers, without dropout (the EMA target, filled by its first copy).</summary>
     public LoraAdapters Like() =>
-        new(Settings, ModuleNames.Zip(adapters).Select(p => (p.First, LayerOf(p.Second))).ToList(), adapters.Count > 0 ? adapters[0].A.dtype : ScalarType.Float32, null);
+        new(Settings, targets, adapters.Count > 0 ? adapters[0].A.dtype : ScalarType.Float32, null);
 
     /// <summary>No adapter at all: the forward pass is the base model's (GRPO's reference with the adapters switched off).</summary>
     public static LoraAdapters None(LoraSettings settings) => new(settings, [], ScalarType.Float32, null);
-
-    private Linear LayerOf(LoraAdapter adapter) => byLayer.First(kv => ReferenceEquals(kv.Value, adapter)).Key;
 
     /// <summary>The model's linear layers named by the settings' targets, in layer order (model.layers.N.self_attn.q_proj ...).</summary>
     private static List<(string, Linear)> Targets(Qwen2ForCausalLM model, LoraSettings settings) =>
