@@ -100,16 +100,11 @@ public static class ScaleBench
                     ResidentMemory.ResetPeak();
                     model.train();
                     Span time;
-                    double extra;
+                    long extra;
                     using (var objective = algo == "popo"
                                ? (IObjective)new PopoObjective("popo", policy, policy.FrozenClone, setup.Config.HiddenSize, new PopoOptions(), 1.0, torch.CPU, ScalarType.Float32, 0)
                                : new GrpoObjective("grpo", policy, policy.FrozenClone, new GrpoOptions { MaxCompletionLength = setup.Cap }, 1.0))
-                    {
-                        var trained = model.parameters().Concat(objective.ExtraParameters).ToList();
-                        extra = objective.ExtraParameters.Sum(p => p.numel());
-                        using var optimizer = optim.AdamW(trained, lr: 1e-6, weight_decay: 0.01);
-                        time = BenchClock.Time(() => PopoSavingBench.UpdateOnce(objective, optimizer, trained, batch, setup.MicroBatch));
-                    }
+                        (time, extra) = TimedUpdate(objective, model.parameters(), 1e-6, batch, setup.MicroBatch);
                     model.eval();
                     var peak = ResidentMemory.PeakMiB();
                     // States by construction: float32 masters, float32 grads, AdamW's two float32 moments (policy + predictor),
@@ -159,19 +154,22 @@ public static class ScaleBench
             using var batch = SyntheticBatch(setup, prompts, lengths);
             ResidentMemory.ResetPeak();
             Span time;
-            double extra;
+            long extra;
             using (var objective = new PopoObjective("popo", policy, policy.FrozenClone, setup.Config.HiddenSize, new PopoOptions(), 1.0, torch.CPU, model.HiddenDtype, 0))
-            {
-                var trained = policy.Parameters.Concat(objective.ExtraParameters).ToList();
-                extra = objective.ExtraParameters.Sum(p => p.numel());
-                using var optimizer = optim.AdamW(trained, lr: 1e-4, weight_decay: 0.01);
-                time = BenchClock.Time(() => PopoSavingBench.UpdateOnce(objective, optimizer, trained, batch, setup.MicroBatch));
-            }
+                (time, extra) = TimedUpdate(objective, policy.Parameters, 1e-4, batch, setup.MicroBatch);
             var peak = ResidentMemory.PeakMiB();
             // bf16 base, adapter masters + grads + AdamW (16 B) + EMA (4 B), predictor with its AdamW (16 B).
             double states = 2.0 * parameters + 20.0 * adapterParameters + 16.0 * extra;
             s.Rows.Add(Row(label, "popo", "bf16", f.Name, time.Wall, peak, states / (1 << 20), lengths.Sum(), 1.2 * 2.0 * parameters / (1 << 20) + 1536));
         }
+    }
+
+    /// <summary>One timed update (Prepare, micro-batches, clip, AdamW, EMA) over the policy's and the objective's parameters; also the objective's parameter count.</summary>
+    private static (Span Time, long Extra) TimedUpdate(IObjective objective, IEnumerable<Parameter> policy, double lr, GenerationBatch batch, int microBatch)
+    {
+        var trained = policy.Concat(objective.ExtraParameters).ToList();
+        using var optimizer = optim.AdamW(trained, lr: lr, weight_decay: 0.01);
+        return (BenchClock.Time(() => PopoSavingBench.UpdateOnce(objective, optimizer, trained, batch, microBatch)), objective.ExtraParameters.Sum(p => p.numel()));
     }
 
     private static Dictionary<string, object> Row(string label, string phase, string precision, string features, double seconds, double peak, double statesMiB, int tokens,
