@@ -10,7 +10,8 @@ open Popo.Engine.Training
 
 let private parameters (seed: int) =
     use g = new torch.Generator(uint64 seed, torch.CPU)
-    [ for shape in [ [| 3L; 4L |]; [| 5L |] ] ->
+    // 300 x 7 = 2,100 elements: with 256-element pieces, eight whole pieces and a ragged one.
+    [ for shape in [ [| 3L; 4L |]; [| 5L |]; [| 300L; 7L |] ] ->
           let p = new Modules.Parameter(torch.randn(shape, dtype = torch.ScalarType.Float32, generator = g))
           p ]
 
@@ -27,11 +28,12 @@ let private bits (ps: Modules.Parameter list) =
 [<Tests>]
 let tests =
     testList "engine/optimizer" [
-        testCase "HeldScalars.AdamW equals TorchSharp's AdamW bit for bit over steps with weight decay and a changing rate" <| fun () ->
+      for piece in [ HeldScalars.AdamW.DefaultPieceElements; 256L; 64L ] do
+        testCase $"HeldScalars.AdamW in pieces of {piece} elements equals TorchSharp's AdamW bit for bit over steps with weight decay and a changing rate" <| fun () ->
             let reference = parameters 5
             let held = parameters 5
             use a = torch.optim.AdamW((reference |> Seq.ofList : seq<Modules.Parameter>), lr = 0.01, weight_decay = 0.01)
-            use b = new HeldScalars.AdamW((held |> Seq.ofList : seq<Modules.Parameter>), 0.01, 0.01)
+            use b = new HeldScalars.AdamW((held |> Seq.ofList : seq<Modules.Parameter>), 0.01, 0.01, piece)
             use g = new torch.Generator(9UL, torch.CPU)
             for step in 1 .. 6 do
                 a.zero_grad()
@@ -49,4 +51,9 @@ let tests =
                 b.step() |> ignore
                 Expect.equal (bits held) (bits reference) $"parameters after step {step}"
             Expect.equal (stateBytes b) (stateBytes a) "optimizer state bytes"
+
+      testCase "HeldScalars.AdamW refuses a piece size that is not a positive multiple of 64" <| fun () ->
+          let ps = parameters 1
+          for bad in [ 0L; -64L; 100L ] do
+              Expect.throwsT<System.ArgumentOutOfRangeException> (fun () -> new HeldScalars.AdamW((ps |> Seq.ofList : seq<Modules.Parameter>), 0.01, 0.01, bad) |> ignore) $"piece {bad}"
     ]
