@@ -27,7 +27,9 @@ public static class ConfigLoader
 
     public static bool IsPopoFamily(string algo) => algo is "popo" or "rft";
 
-    public static TrainConfig Resolve(string? configFile, IReadOnlyList<(string Key, string Value)> flags)
+    /// <param name="runKindModel">the model that decides the run kind, when it is not the run's own `model`: `popo compare`
+    /// trains each arm from its warm-up checkpoint, which does not make a built-in comparison a pretrained run.</param>
+    public static TrainConfig Resolve(string? configFile, IReadOnlyList<(string Key, string Value)> flags, string? runKindModel = null)
     {
         var fileValues = configFile is null ? [] : ReadFile(configFile);
         var flagValues = flags.Select(f => (Entry: ConfigSchema.Find(f.Key, "--" + f.Key.Replace('_', '-')), f.Value)).ToList();
@@ -52,7 +54,7 @@ public static class ConfigLoader
             converted.Add((ConfigSchema.Find("model", "adapter"), model, adapter));
         }
 
-        var config = RunKindDefaults.Apply(new TrainConfig(), model, With);
+        var config = RunKindDefaults.Apply(new TrainConfig(), runKindModel ?? model, With);
         foreach (var (key, value) in Presets[algo])
             config = With(config, ConfigSchema.Find(key, "preset " + algo), value);
         foreach (var (entry, value, _) in converted)

@@ -181,6 +181,10 @@ let tests =
                 Expect.isTrue (curve |> Array.pairwise |> Array.forall (fun (a, b) -> a <= b + 1e-12)) "pass@k never falls with k"
                 let uniform = JsonDocument.Parse(File.ReadAllText(Path.Combine(cmp, "popo_uniform-seed1", "config.json"))).RootElement
                 Expect.equal (uniform.GetProperty("weights").GetString()) "uniform" "the variant's key reached its run"
+                // A built-in comparison stays a built-in run although each arm loads the warm-up checkpoint as its model.
+                let defaults = TrainConfig()
+                for key, expected in [ "lr", defaults.Lr; "weight_decay", defaults.WeightDecay ] do
+                    Expect.equal (uniform.GetProperty(key: string).GetDouble()) expected $"{key}: the built-in default, not the pretrained-run one"
                 let badVariant = popo ([ "compare"; "--variant"; "oops:group_sise=4"; "--seeds"; "1" ] @ flags (Path.Combine(root, "bad")))
                 Expect.notEqual badVariant 0 "a misspelt variant key is refused"
                 Expect.isFalse (Directory.Exists(Path.Combine(root, "bad"))) "before anything is written"
