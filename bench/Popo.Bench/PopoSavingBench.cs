@@ -2,6 +2,7 @@ using Popo.Engine.Model;
 using Popo.Engine.Objectives;
 using Popo.Engine.Policy;
 using Popo.Engine.Rollout;
+using Popo.Engine.Training;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -101,7 +102,7 @@ public static class PopoSavingBench
         {
             this.objective = objective;
             parameters = model.parameters().Concat(objective.ExtraParameters).ToList();
-            optimizer = optim.AdamW(parameters, lr: 1e-6, weight_decay: 0.01);
+            optimizer = new HeldScalars.AdamW(parameters, 1e-6, 0.01);
         }
 
         public void Run(GenerationBatch batch, int microBatch) => UpdateOnce(objective, optimizer, parameters, batch, microBatch);

@@ -3,6 +3,7 @@ using Popo.Engine.Model;
 using Popo.Engine.Objectives;
 using Popo.Engine.Policy;
 using Popo.Engine.Rollout;
+using Popo.Engine.Training;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -168,7 +169,7 @@ public static class ScaleBench
     private static (Span Time, long Extra) TimedUpdate(IObjective objective, IEnumerable<Parameter> policy, double lr, GenerationBatch batch, int microBatch)
     {
         var trained = policy.Concat(objective.ExtraParameters).ToList();
-        using var optimizer = optim.AdamW(trained, lr: lr, weight_decay: 0.01);
+        using var optimizer = new HeldScalars.AdamW(trained, lr, 0.01);
         return (BenchClock.Time(() => PopoSavingBench.UpdateOnce(objective, optimizer, trained, batch, microBatch)), objective.ExtraParameters.Sum(p => p.numel()));
     }
 

@@ -1,5 +1,6 @@
 using Popo.Engine.Model;
 using Popo.Engine.Objectives;
+using Popo.Engine.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -52,7 +53,7 @@ public static class UpdateBench
             model.Precision.Dtype = bf16 ? ScalarType.BFloat16 : null;
             model.train();
             var parameters = model.parameters().ToList();
-            using var optimizer = optim.AdamW(parameters, lr: 1e-4, weight_decay: 0.01);
+            using var optimizer = new HeldScalars.AdamW(parameters, 1e-4, 0.01);
             using var ids = torch.randint(c.Size.Config.VocabSize, [c.Batch, c.SequenceLength]);
             var step = BenchClock.Best(rounds, () =>
             {

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Popo.Cli.Commands;
+using Popo.Engine.Runtime;
 
 namespace Popo.Cli;
 
@@ -7,6 +8,7 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        NativeHeap.Configure();
         var root = new RootCommand("popo: Positive-Only Policy Optimization (and GRPO baselines) on TorchSharp");
         root.Subcommands.Add(TrainCommand.Create());
         root.Subcommands.Add(SftCommand.Create());

@@ -37,6 +37,7 @@ internal sealed class CheckpointedLayer : SingleTensorFunction<CheckpointedLayer
 
     public override List<Tensor> backward(AutogradContext ctx, Tensor grad)
     {
+        HandedGradients.ReleaseEarlier();
         var layer = (Qwen2DecoderLayer)ctx.get_data("layer");
         var index = (int)ctx.get_data("index");
         Tensor inputGrad;
@@ -50,8 +51,9 @@ internal sealed class CheckpointedLayer : SingleTensorFunction<CheckpointedLayer
                 var y = layer.Forward(x, saved[1], saved[2], saved[3], null, index);
                 y.backward([grad]);
             }
-            inputGrad = x.grad!.detach().MoveToOuterDisposeScope();
+            inputGrad = HandedGradients.Hand(x.grad!.detach());
         }
+        HandedGradients.Hand(grad);
         return [inputGrad, null!, null!, null!, null!, null!, null!];
     }
 }

@@ -63,6 +63,7 @@ internal sealed class ChunkedHead : MultiTensorFunction<ChunkedHead>
 
     public override List<Tensor> backward(AutogradContext ctx, List<Tensor> grads)
     {
+        HandedGradients.ReleaseEarlier();
         var s = (HeadSettings)ctx.get_data("settings");
         Tensor? gl = Defined(grads[0]), gh = Defined(grads[1]);
         Tensor dHidden;
@@ -74,10 +75,9 @@ internal sealed class ChunkedHead : MultiTensorFunction<ChunkedHead>
             long n = hidden.shape[0];
             var wide = hidden.dtype;
             dHidden = zeros_like(hidden);
-            // dW goes straight into the weight's .grad: returned, it would be a second [V,D] buffer, since autograd
-            // cannot take over a tensor that a managed handle still holds and copies it into .grad. A frozen head
-            // (LoRA, the EMA target) needs no [V,D] gradient at all.
-            dWeight = weight.requires_grad ? GradientOf(weight) : null;
+            // dW goes straight into the weight's .grad (DirectGradient says why). A frozen head (LoRA, the EMA
+            // target) needs no [V,D] gradient at all.
+            dWeight = weight.requires_grad ? DirectGradient.Of(weight) : null;
             if (gl is not null || gh is not null)
             {
                 var w = Compute(weight, s);
@@ -106,21 +106,10 @@ internal sealed class ChunkedHead : MultiTensorFunction<ChunkedHead>
                     dWeight?.addmm_(dz.t(), h.to(dWeight.dtype));                                 // [V,c] x [c,D]
                 }
             }
-            dHidden.MoveToOuterDisposeScope();
+            HandedGradients.Hand(dHidden);
         }
+        foreach (var g in grads) HandedGradients.Hand(g);
         return [dHidden, null!, null!, null!];
-    }
-
-    /// <summary>
-    /// The weight's accumulated gradient, made (zero) when it has none yet; the caller adds into it. The handles
-    /// belong to the caller's dispose scope: once it ends, the weight holds the only reference to its gradient.
-    /// </summary>
-    private static Tensor GradientOf(Tensor weight)
-    {
-        var grad = weight.grad;
-        if (grad is not null && !grad.IsInvalid) return grad;
-        weight.grad = zeros_like(weight, requires_grad: false);
-        return weight.grad!;
     }
 
     private static Tensor? Defined(Tensor g) => g is null || g.IsInvalid ? null : g;

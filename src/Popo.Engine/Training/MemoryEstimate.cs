@@ -114,7 +114,7 @@ public sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyList
 
         // Update: one micro-batch through the policy with gradient.
         long b = x.MicroBatchRows, n = x.MaxNewTokens;
-        long perLayer = b * t * (16 * d + 4 * inter + 4 * kvDim) * act + 2 * b * heads * t * t * act;
+        long perLayer = b * t * (10 * d + 4 * inter + 3 * kvDim) * act + 2 * b * heads * t * t * act;
         long saved = x.GradientCheckpointing ? layers * b * t * d * act + perLayer : layers * perLayer;
         long positions = x.LogitChunkSize > 0 ? Math.Min(b * n, x.LogitChunkSize) : b * n;
         long live = 2 + (x.Entropy ? 1 : 0) + (x.ScaledLogits ? 1 : 0);   // logits, log-softmax, exp(log-softmax), logits / T
@@ -129,7 +129,7 @@ public sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyList
         {
             ("rollout", [.. persistent, .. training, .. rollout]),
             ("update", [.. persistent, .. training, .. update]),
-            ("optimizer step", [.. persistent, .. training, ("AdamW step temporaries", 2 * (lora ? Math.Min(trained, LargestParameter(m)) : LargestParameter(m)) * tw)]),
+            ("optimizer step", [.. persistent, .. training, ("AdamW step temporaries (one piece)", Math.Min(HeldScalars.AdamW.DefaultPieceElements, lora ? Math.Min(trained, LargestParameter(m)) : LargestParameter(m)) * tw)]),
         };
         if (x.EvalRows > 0)
             phases.Add(("evaluation", [.. persistent, .. training,
@@ -139,7 +139,7 @@ public sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyList
         if (x.SftRows > 0)
         {
             long sb = x.SftRows;
-            long sftLayer = sb * t * (16 * d + 4 * inter + 4 * kvDim) * act + 2 * sb * heads * t * t * act;
+            long sftLayer = sb * t * (10 * d + 4 * inter + 3 * kvDim) * act + 2 * sb * heads * t * t * act;
             phases.Add(("warm-up", [.. persistent, .. training,
                 ("activations saved for backward (warm-up)", layers * sftLayer + 3 * sb * t * d * act),
                 ("head: [warm-up batch x tokens, V] x 4", 4 * sb * t * v * head)]));

@@ -127,6 +127,45 @@ let tests =
             Expect.equal lNew lOld "log-probs"
             Expect.equal gNew gOld "gradients"
 
+        testCase "the embedding's in-place backward: autograd's rows and gradient (exact into no gradient, float64-close into one that holds another's)" <| fun () ->
+            use scope = torch.NewDisposeScope()
+            use g = new torch.Generator(4UL, torch.CPU)
+            let weight () = new Modules.Parameter(torch.randn([| 11L; 5L |], dtype = ScalarType.Float64, generator = new torch.Generator(2UL, torch.CPU)))
+            let ids = torch.tensor([| 3L; 0L; 3L; 10L; 7L; 3L |]).view(2L, 3L)   // 3 repeats: rows sum several gradients
+            let upstream = torch.randn([| 2L; 3L; 5L |], dtype = ScalarType.Float64, generator = g)
+            let earlier = torch.randn([| 11L; 5L |], dtype = ScalarType.Float64, generator = g)
+            let run (lookup: Modules.Parameter -> torch.Tensor) (prior: bool) =
+                let w = weight ()
+                if prior then w.grad <- earlier.clone()
+                let y = lookup w
+                (y * upstream).sum().backward()
+                values y, gradValues w
+            for prior in [ false; true ] do
+                let autograd (w: Modules.Parameter) =
+                    let e = torch.nn.Embedding(11L, 5L, dtype = ScalarType.Float64)
+                    e.weight <- w
+                    e.forward(ids)
+                let yRef, gRef = run autograd prior
+                let y, grad = run (fun w -> EmbeddingLookup.Run(w, ids)) prior
+                Expect.equal y yRef "rows"
+                if prior then Expect.isTrue (allClose Accuracy.veryHigh grad gRef) "gradient added to an earlier one"
+                else Expect.equal grad gRef "gradient"
+                Expect.isTrue (grad |> Array.exists (fun x -> x <> 0.0)) "some gradient"
+
+        testCase "a checkpointed backward leaves no per-layer handle in the caller's scope (the activation gradients are released)" <| fun () ->
+            let handlesLeft layers =
+                let c = ModelConfig(VocabSize = 37, HiddenSize = 16, IntermediateSize = 24, NumHiddenLayers = layers,
+                                    NumAttentionHeads = 4, NumKeyValueHeads = 2, MaxPositionEmbeddings = 64, TieWordEmbeddings = true)
+                use model = randomModel c 4 ScalarType.Float32
+                model.GradientCheckpointing <- true
+                use scope = torch.NewDisposeScope()
+                let ids = torch.randint(37L, [| 3L; 7L |], generator = new torch.Generator(1UL, torch.CPU))
+                let loss = model.ForwardHidden(ids).square().mean()
+                let before = scope.DisposablesCount
+                loss.backward()
+                scope.DisposablesCount - before
+            Expect.equal (handlesLeft 6) (handlesLeft 2) "handles the backward leaves do not grow with depth"
+
         testCase "gradient checkpointing gives the same gradients as the plain backward, float64 and float32" <| fun () ->
             for dtype, tol in [ ScalarType.Float64, Accuracy.veryHigh; ScalarType.Float32, Accuracy.engine32 ] do
                 use model = randomModel (config true) 4 dtype
