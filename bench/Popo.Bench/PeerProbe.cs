@@ -9,6 +9,9 @@ namespace Popo.Bench;
 /// The PyTorch-eager peer of the update step: bench/peer/qwen2_update.py run with Debian's python3-torch
 /// (/usr/bin/python3) and OPENBLAS_NUM_THREADS = the engine's thread count (torch.set_num_threads does not bind
 /// OpenBLAS). Absent (null, with the reason) when that python has no torch or the script is not found.
+/// OpenBLAS picks its kernels from CPUID, and a VM that hides the CPU model gets the fallback ("Prescott": SSE3,
+/// 20 GFLOP/s where the AVX-512 kernels do 98): the peer then runs with the core its CPU flags support
+/// (OPENBLAS_CORETYPE), unless that variable is already set.
 /// </summary>
 public static class PeerProbe
 {
@@ -35,10 +38,32 @@ public static class PeerProbe
             "--rounds", rounds.ToString(CultureInfo.InvariantCulture), "--threads", threads.ToString(CultureInfo.InvariantCulture),
             .. c.TieWordEmbeddings ? new[] { "--tied" } : [],
         ];
-        var (code, output) = Exec(args, threads);
+        var (code, output) = Exec(args, threads, Core());
         if (code != 0) return (new Span(double.NaN, double.NaN), "failed: " + output.Trim().Split('\n').LastOrDefault());
         var json = JsonNode.Parse(output.Trim().Split('\n').Last())!;
         return (new Span(json["step_s"]!.GetValue<double>(), json["step_cpu_s"]!.GetValue<double>()), json["torch"]!.GetValue<string>());
+    }
+
+    /// <summary>OpenBLAS's own choice of kernels, and the core type the peer runs with (null = OpenBLAS's choice stands).</summary>
+    public static (string Detected, string? Forced) OpenBlasCore()
+    {
+        if (Environment.GetEnvironmentVariable("OPENBLAS_CORETYPE") is { Length: > 0 } set) return (set + " (set by the caller)", null);
+        var (_, output) = Exec(["-c", "import torch; torch.ones(2, 2) @ torch.ones(2, 2)"], 1, ("OPENBLAS_VERBOSE", "2"));
+        var detected = output.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith("Core: ", StringComparison.Ordinal))?[6..] ?? "unknown";
+        var flags = File.Exists("/proc/cpuinfo") ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal))?.Split(' ') ?? [] : [];
+        string? wanted = flags.Contains("avx512f") && flags.Contains("avx512bw") && flags.Contains("avx512vl") ? (flags.Contains("avx512_bf16") ? "Cooperlake" : "SkylakeX")
+            : flags.Contains("avx2") && flags.Contains("fma") ? "Haswell" : null;
+        // Only a fallback is overridden: a core OpenBLAS recognised (a Zen, say) keeps the kernels it chose.
+        string[] fallbacks = ["Prescott", "Katmai", "Coppermine", "Northwood", "Banias", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "unknown"];
+        return (detected, wanted is not null && fallbacks.Contains(detected) ? wanted : null);
+    }
+
+    private static (string, string)[]? core;
+
+    private static (string, string)[] Core()
+    {
+        core ??= OpenBlasCore().Forced is string forced ? [("OPENBLAS_CORETYPE", forced)] : [];
+        return core;
     }
 
     private static string? Script()
@@ -51,12 +76,13 @@ public static class PeerProbe
         return null;
     }
 
-    private static (int Code, string Output) Exec(string[] args, int threads)
+    private static (int Code, string Output) Exec(string[] args, int threads, params (string Key, string Value)[] environment)
     {
         var info = new ProcessStartInfo(Python) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in args) info.ArgumentList.Add(a);
         info.Environment["OPENBLAS_NUM_THREADS"] = threads.ToString(CultureInfo.InvariantCulture);
         info.Environment["OMP_NUM_THREADS"] = threads.ToString(CultureInfo.InvariantCulture);
+        foreach (var (key, value) in environment) info.Environment[key] = value;
         using var process = Process.Start(info)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();

@@ -31,6 +31,8 @@ public static class UpdateBench
         var peerMissing = PeerProbe.Unavailable();
         var bf16Peak = Peak.MatmulGflops(peak.MatmulSize, ScalarType.BFloat16);
         s.Facts["matmul_gflops_bf16"] = bf16Peak;
+        if (peerMissing is null && PeerProbe.OpenBlasCore() is var (detected, forced))
+            s.Facts["peer_openblas_core"] = forced is null ? detected : $"{forced} (OPENBLAS_CORETYPE; OpenBLAS detected {detected}, its fallback)";
         foreach (var c in cases)
         {
             var (peerStep, peerVersion) = peerMissing is null ? PeerProbe.UpdateStep(c.Size.Config, c.Batch, c.SequenceLength, rounds, threads) : (new Span(double.NaN, double.NaN), "");
