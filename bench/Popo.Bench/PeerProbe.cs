@@ -22,7 +22,7 @@ public static class PeerProbe
     {
         if (Script() is null) return "bench/peer/qwen2_update.py not found above the working folder";
         if (!File.Exists(Python)) return $"{Python} not found";
-        var (code, output) = Exec(["-c", "import torch"], 1);
+        var (code, output, _) = Exec(["-c", "import torch"], 1);
         return code == 0 ? null : $"{Python} has no torch (apt-get install -y python3-torch libopenblas0-pthread): {output.Trim().Split('\n').LastOrDefault()}";
     }
 
@@ -38,32 +38,28 @@ public static class PeerProbe
             "--rounds", rounds.ToString(CultureInfo.InvariantCulture), "--threads", threads.ToString(CultureInfo.InvariantCulture),
             .. c.TieWordEmbeddings ? new[] { "--tied" } : [],
         ];
-        var (code, output) = Exec(args, threads, Core());
+        var (code, output, _) = Exec(args, threads, OpenBlasCore().Forced is string core ? [("OPENBLAS_CORETYPE", core)] : []);
         if (code != 0) return (new Span(double.NaN, double.NaN), "failed: " + output.Trim().Split('\n').LastOrDefault());
         var json = JsonNode.Parse(output.Trim().Split('\n').Last())!;
         return (new Span(json["step_s"]!.GetValue<double>(), json["step_cpu_s"]!.GetValue<double>()), json["torch"]!.GetValue<string>());
     }
 
-    /// <summary>OpenBLAS's own choice of kernels, and the core type the peer runs with (null = OpenBLAS's choice stands).</summary>
-    public static (string Detected, string? Forced) OpenBlasCore()
+    private static (string Detected, string? Forced)? openBlasCore;
+
+    /// <summary>OpenBLAS's own choice of kernels, and the core type the peer runs with (null = OpenBLAS's choice stands); probed once.</summary>
+    public static (string Detected, string? Forced) OpenBlasCore() => openBlasCore ??= ProbeOpenBlasCore();
+
+    private static (string Detected, string? Forced) ProbeOpenBlasCore()
     {
         if (Environment.GetEnvironmentVariable("OPENBLAS_CORETYPE") is { Length: > 0 } set) return (set + " (set by the caller)", null);
-        var (_, output) = Exec(["-c", "import torch; torch.ones(2, 2) @ torch.ones(2, 2)"], 1, ("OPENBLAS_VERBOSE", "2"));
-        var detected = output.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith("Core: ", StringComparison.Ordinal))?[6..] ?? "unknown";
+        var (_, _, verbose) = Exec(["-c", "import torch; torch.ones(2, 2) @ torch.ones(2, 2)"], 1, ("OPENBLAS_VERBOSE", "2"));   // OpenBLAS says "Core: X" on stderr
+        var detected = verbose.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith("Core: ", StringComparison.Ordinal))?[6..] ?? "unknown";
         var flags = File.Exists("/proc/cpuinfo") ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal))?.Split(' ') ?? [] : [];
         string? wanted = flags.Contains("avx512f") && flags.Contains("avx512bw") && flags.Contains("avx512vl") ? (flags.Contains("avx512_bf16") ? "Cooperlake" : "SkylakeX")
             : flags.Contains("avx2") && flags.Contains("fma") ? "Haswell" : null;
         // Only a fallback is overridden: a core OpenBLAS recognised (a Zen, say) keeps the kernels it chose.
         string[] fallbacks = ["Prescott", "Katmai", "Coppermine", "Northwood", "Banias", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "unknown"];
         return (detected, wanted is not null && fallbacks.Contains(detected) ? wanted : null);
-    }
-
-    private static (string, string)[]? core;
-
-    private static (string, string)[] Core()
-    {
-        core ??= OpenBlasCore().Forced is string forced ? [("OPENBLAS_CORETYPE", forced)] : [];
-        return core;
     }
 
     private static string? Script()
@@ -76,7 +72,8 @@ public static class PeerProbe
         return null;
     }
 
-    private static (int Code, string Output) Exec(string[] args, int threads, params (string Key, string Value)[] environment)
+    /// <summary>Runs the peer's python: exit code, stdout (with stderr appended when it failed), and stderr alone.</summary>
+    private static (int Code, string Output, string Errors) Exec(string[] args, int threads, params (string Key, string Value)[] environment)
     {
         var info = new ProcessStartInfo(Python) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in args) info.ArgumentList.Add(a);
@@ -87,6 +84,6 @@ public static class PeerProbe
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         process.WaitForExit();
-        return (process.ExitCode, stdout.Result + (process.ExitCode == 0 ? "" : stderr.Result));
+        return (process.ExitCode, stdout.Result + (process.ExitCode == 0 ? "" : stderr.Result), stderr.Result);
     }
 }
