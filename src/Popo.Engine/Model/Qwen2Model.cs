@@ -47,8 +47,7 @@ public sealed class Qwen2Model : nn.Module
         var past = cache?.Length ?? 0;
         var allowed = AttentionMask(keyMask, past, t);
         var (cos, sin) = rotary.Tables(positionIds);
-        var weight = embed_tokens.weight!;
-        var x = is_grad_enabled() && weight.requires_grad ? EmbeddingLookup.Run(weight, ids) : embed_tokens.forward(ids);
+        var x = is_grad_enabled() && EmbeddingWeight.requires_grad ? EmbeddingLookup.Run(EmbeddingWeight, ids) : embed_tokens.forward(ids);
         var storage = x.dtype;
         if (precision is not null && precision.Casts(storage))
             (x, cos, sin) = (precision.Input(x), precision.Input(cos), precision.Input(sin));

@@ -84,6 +84,9 @@ public sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyList
         long d = m.HiddenSize, inter = m.IntermediateSize, layers = m.NumHiddenLayers, v = m.VocabSize;
         long kvDim = (long)m.NumKeyValueHeads * m.HeadDim, heads = m.NumAttentionHeads;
         long t = x.PromptTokens + x.MaxNewTokens;
+        // One layer's activations for `rows` sequences: saved for backward over t tokens, or a prefill's transients over the prompt.
+        long SavedPerLayer(long rows) => rows * t * (10 * d + 4 * inter + 3 * kvDim) * act + 2 * rows * heads * t * t * act;
+        long PrefillLayer(long rows) => rows * x.PromptTokens * (6 * d + 3 * inter) * act + 2 * rows * heads * x.PromptTokens * x.PromptTokens * act;
 
         bool lora = x.LoraParameters > 0;
         long trained = lora ? x.LoraParameters : p, tw = lora ? Math.Max(w, 4) : w;   // adapters are float32 masters even on a 16-bit base
@@ -108,13 +111,13 @@ public sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyList
         var rollout = new List<(string, long)>
         {
             ("KV cache (rollout)", 2 * layers * rows * kvDim * t * act),
-            ("prefill activations (one layer)", rows * x.PromptTokens * (6 * d + 3 * inter) * act + 2 * rows * heads * x.PromptTokens * x.PromptTokens * act),
+            ("prefill activations (one layer)", PrefillLayer(rows)),
             ("sampling [rows, V] tensors", 8 * rows * v * 4),
         };
 
         // Update: one micro-batch through the policy with gradient.
         long b = x.MicroBatchRows, n = x.MaxNewTokens;
-        long perLayer = b * t * (10 * d + 4 * inter + 3 * kvDim) * act + 2 * b * heads * t * t * act;
+        long perLayer = SavedPerLayer(b);
         long saved = x.GradientCheckpointing ? layers * b * t * d * act + perLayer : layers * perLayer;
         long positions = x.LogitChunkSize > 0 ? Math.Min(b * n, x.LogitChunkSize) : b * n;
         long live = 2 + (x.Entropy ? 1 : 0) + (x.ScaledLogits ? 1 : 0);   // logits, log-softmax, exp(log-softmax), logits / T
@@ -134,14 +137,13 @@ public sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyList
         if (x.EvalRows > 0)
             phases.Add(("evaluation", [.. persistent, .. training,
                 ("KV cache (evaluation)", 2 * layers * x.EvalRows * kvDim * t * act),
-                ("prefill activations (evaluation, one layer)", x.EvalRows * x.PromptTokens * (6 * d + 3 * inter) * act + 2 * x.EvalRows * heads * x.PromptTokens * x.PromptTokens * act),
+                ("prefill activations (evaluation, one layer)", PrefillLayer(x.EvalRows)),
                 ("sampling [rows, V] tensors", 8L * x.EvalRows * v * 4)]));
         if (x.SftRows > 0)
         {
             long sb = x.SftRows;
-            long sftLayer = sb * t * (10 * d + 4 * inter + 3 * kvDim) * act + 2 * sb * heads * t * t * act;
             phases.Add(("warm-up", [.. persistent, .. training,
-                ("activations saved for backward (warm-up)", layers * sftLayer + 3 * sb * t * d * act),
+                ("activations saved for backward (warm-up)", layers * SavedPerLayer(sb) + 3 * sb * t * d * act),
                 ("head: [warm-up batch x tokens, V] x 4", 4 * sb * t * v * head)]));
         }
         var peak = phases.Select(ph => (ph.Name, ph.Items, Total: ph.Items.Sum(i => i.Item2))).MaxBy(ph => ph.Total);
