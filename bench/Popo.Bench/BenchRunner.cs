@@ -9,7 +9,7 @@ public static class BenchRunner
 
     /// <param name="only">Sections to run (null = all); the peak is always measured, every ratio needs it.</param>
     /// <param name="layers">Decoder layers of the Qwen2.5-0.5B layout in the rollout and scale sections (null = 24, the real depth).</param>
-    /// <param name="rows">Substrings selecting the scale section's rows and the update section's model sizes (null = all).</param>
+    /// <param name="rows">Substrings selecting the scale section's rows and the update section's rows ("size precision", e.g. "medium-24M float32"; null = all).</param>
     public static int Run(int? threads, bool quick, IReadOnlyCollection<string>? only, string outPath, TextWriter output,
                           int? layers = null, IReadOnlyCollection<string>? rows = null)    {
         var unknown = only?.Where(n => !SectionNames.Contains(n)).ToList() ?? [];
@@ -23,6 +23,7 @@ public static class BenchRunner
         report.Meta("threads", torch.get_num_threads());
         report.Meta("logical_cpus", Environment.ProcessorCount);
         report.Meta("quick", quick);
+        report.Meta("mkl_vendor_check", Popo.Engine.Runtime.MklVendorCheck.Configure());
         report.Meta("load_start", BenchClock.LoadAverage());
         report.Meta("started_utc", DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ"));
 
@@ -31,9 +32,7 @@ public static class BenchRunner
         report.Add(Peak.Section(peak));
         if (Wants("update"))
         {
-            var cases = (quick ? UpdateBench.Quick : UpdateBench.Full)
-                .Where(c => rows is null || rows.Any(r => c.Size.Name.Contains(r, StringComparison.OrdinalIgnoreCase))).ToArray();
-            report.Add(UpdateBench.Run(cases, peak, quick ? 1 : 2));
+            report.Add(UpdateBench.Run(quick ? UpdateBench.Quick : UpdateBench.Full, rows, peak, quick ? 1 : 2));
         }
         if (Wants("decode")) report.Add(DecodeBench.Run(quick ? DecodeBench.Quick : DecodeBench.Full, peak));
         if (Wants("popo")) report.Add(PopoSavingBench.Run(quick ? PopoSavingBench.Quick : PopoSavingBench.Full));

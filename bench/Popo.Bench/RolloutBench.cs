@@ -1,5 +1,7 @@
 using Popo.Engine.Model;
 using Popo.Engine.Rollout;
+using Popo.Engine.Runtime;
+using Popo.Engine.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -43,6 +45,7 @@ public static class RolloutBench
     public static IEnumerable<BenchSection> Run(Setup setup, PeakResult peak)
     {
         var s = new BenchSection("rollout", $"Rollouts: {setup.Prompts} prompts x G = {setup.Group}, prompts of {setup.PromptLength} tokens, long-tailed lengths capped at {setup.Cap}; before = shared prefill and compaction off, after = on");
+        NativeHeap.ConfigureFor(setup.Sizes.Max(z => MemoryEstimate.ParameterCount(z.Config)));   // as the trainer does for these models
         var rows = setup.Prompts * setup.Group;
         var lengths = Lengths(rows, setup.Cap, seed: 18);
         s.Facts["rows"] = rows;

@@ -3,6 +3,7 @@ using Popo.Engine.Model;
 using Popo.Engine.Objectives;
 using Popo.Engine.Policy;
 using Popo.Engine.Rollout;
+using Popo.Engine.Runtime;
 using Popo.Engine.Training;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -60,6 +61,7 @@ public static class ScaleBench
         s.Facts["completion_tokens"] = lengths.Sum();
         s.Facts["rows_x_longest"] = rows * lengths.Max();
 
+        NativeHeap.ConfigureFor(MemoryEstimate.ParameterCount(setup.Config));   // as the trainer does for this model
         ResidentMemory.ResetPeak();
         var baseline = ResidentMemory.CurrentMiB();
         LoraRows(s, setup, lengths, Wants);

@@ -1,5 +1,6 @@
 using Popo.Engine.Model;
 using Popo.Engine.Objectives;
+using Popo.Engine.Runtime;
 using Popo.Engine.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -24,21 +25,33 @@ public static class UpdateBench
 
     public static readonly Case[] Quick = [new(BenchModels.Tiny, 8, 32), new(BenchModels.Small, 4, 32), new(BenchModels.Small, 8, 32)];
 
-    public static BenchSection Run(IEnumerable<Case> cases, PeakResult peak, int rounds)
+    /// <param name="rows">Substrings of "size precision" selecting rows (null = all).</param>
+    public static BenchSection Run(IEnumerable<Case> cases, IReadOnlyCollection<string>? rows, PeakResult peak, int rounds)
     {
+        var skipBf16 = false;
+        bool Wanted(Case c, bool bf16) => !(bf16 && skipBf16) && (rows is null || rows.Any(r => $"{c.Size.Name} {(bf16 ? "bf16" : "float32")}".Contains(r, StringComparison.OrdinalIgnoreCase)));
         var s = new BenchSection("update", "Update: forward + backward + AdamW, model FLOPs utilisation, against the PyTorch-eager float32 peer");
         var threads = torch.get_num_threads();
         var peerMissing = PeerProbe.Unavailable();
-        var bf16Peak = Peak.MatmulGflops(peak.MatmulSize, ScalarType.BFloat16);
+        // The bf16 peak at the size a second affords: on a CPU without native bf16 one 2048^3 product takes a minute.
+        var bf16Size = MatmulRate.AffordableSize(ScalarType.BFloat16, peak.MatmulSize, 1.0);
+        var bf16Peak = Peak.MatmulGflops(bf16Size, ScalarType.BFloat16);
         s.Facts["matmul_gflops_bf16"] = bf16Peak;
+        if (bf16Size < peak.MatmulSize) s.Facts["matmul_n_bf16"] = bf16Size;
+        var explicitBf16 = rows?.Any(r => r.Contains("bf16", StringComparison.OrdinalIgnoreCase)) == true;
+        if (bf16Peak < peak.GflopsWall / 20 && !explicitBf16)
+        {
+            skipBf16 = true;
+            s.Notes.Add($"bf16 rows skipped: this CPU multiplies bfloat16 at {bf16Peak:G3} GFLOP/s against {peak.GflopsWall:G3} for float32 (no native bf16 GEMM); --rows bf16 runs them anyway");
+        }
         if (peerMissing is null && PeerProbe.OpenBlasCore() is var (detected, forced))
             s.Facts["peer_openblas_core"] = forced is null ? detected : $"{forced} (OPENBLAS_CORETYPE; OpenBLAS detected {detected}, its fallback)";
-        foreach (var c in cases)
+        foreach (var c in cases.Where(c => Wanted(c, false) || Wanted(c, true)))
         {
             var (peerStep, peerVersion) = peerMissing is null ? PeerProbe.UpdateStep(c.Size.Config, c.Batch, c.SequenceLength, rounds, threads) : (new Span(double.NaN, double.NaN), "");
             if (peerMissing is null && double.IsNaN(peerStep.Wall)) s.Notes.Add($"peer {c.Size.Name}: {peerVersion}");
             else if (peerMissing is null) s.Facts["peer"] = $"PyTorch {peerVersion} eager float32, OPENBLAS_NUM_THREADS = {threads}, torch threads {threads}";
-            foreach (var bf16 in new[] { false, true })
+            foreach (var bf16 in new[] { false, true }.Where(b => Wanted(c, b)))
                 s.Rows.Add(Row(c, peak, bf16 ? bf16Peak : peak.GflopsWall, rounds, bf16, peerStep));
         }
         if (peerMissing is not null) s.Notes.Add($"peer skipped: {peerMissing}");

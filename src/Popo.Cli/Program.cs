@@ -8,7 +8,7 @@ public static class Program
 {
     public static int Main(string[] args)
     {
-        NativeHeap.Configure();
+        MklVendorCheck.Configure();
         var root = new RootCommand("popo: Positive-Only Policy Optimization (and GRPO baselines) on TorchSharp");
         root.Subcommands.Add(TrainCommand.Create());
         root.Subcommands.Add(SftCommand.Create());

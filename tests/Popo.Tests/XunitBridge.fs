@@ -9,9 +9,15 @@ open Xunit
 
 type internal Marker = class end
 
+/// What `popo`'s Main sets up for the process, done here before any test: the in-process runs of the tests must
+/// compute with the same MKL kernels as the `popo` processes they are compared with.
+module internal HostSetup =
+    let apply () = Popo.Engine.Runtime.MklVendorCheck.Configure() |> ignore
+
 module internal Discovery =
     let all =
         lazy (
+            HostSetup.apply ()
             match testFromAssembly (typeof<Marker>.Assembly) with
             | Some t -> Test.toTestCodeList (CaseCount.scaled t) |> List.map (fun flat -> flat.fullName "/", flat)
             | None -> []

@@ -107,6 +107,7 @@ public sealed class Trainer
             log($"{data.Data.Path}: skipped {data.Data.SkippedCount} malformed line{(data.Data.SkippedCount == 1 ? "" : "s")} (skip_bad_lines); the first: {data.Data.Skipped[0].Message}");
         var limit = PromptLimit.Apply(task, new PromptFormat(tokenizer, config.SystemPrompt, config.EnableThinking), config, context, contextSource);
         if (limit.Report(config) is { } report) log(report);
+        if (config.Bf16 && MatmulRate.Bf16Warning(TorchRuntime.ResolveDevice(config.Device)) is { } slow) log(slow);
         var memory = MemoryEstimate.Of(MemoryEstimate.InputsOf(config, modelConfig, limit.LongestPrompt));
         log(memory.Describe());
         memory.Check(config, modelConfig, limit.LongestPrompt, MemoryEstimate.AvailableBytes(), log);
@@ -123,6 +124,7 @@ public sealed class Trainer
 
         var (model, tokenizer) = ModelFactory.Create(config, device);
         using var modelScope = model;
+        NativeHeap.ConfigureFor(model.parameters().Sum(p => p.numel()));
         ComputeSettings.Apply(model, config);
         var format = new PromptFormat(tokenizer, config.SystemPrompt, config.EnableThinking) { TruncateTo = plan.TruncateTo };
         var sampling = new SamplerOptions
