@@ -31,8 +31,9 @@ let withTemp (f: string -> unit) =
 let popoDll = Path.Combine(AppContext.BaseDirectory, "popo.dll")
 
 /// Starts `dotnet popo.dll args` with stdout and stderr drained in the background; Kill() is a SIGKILL.
-let startPopo (args: string list) =
+let startPopoWith (environment: (string * string) list) (args: string list) =
     let info = ProcessStartInfo("dotnet", RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false)
+    for name, value in environment do info.Environment[name] <- value
     info.ArgumentList.Add popoDll
     for a in args do info.ArgumentList.Add a
     let p = Process.Start info
@@ -40,15 +41,20 @@ let startPopo (args: string list) =
     p.StandardOutput.ReadToEndAsync() |> ignore
     p, stderr
 
-/// Runs popo to completion (at most timeoutMs); returns its exit code and stderr.
-let runPopo (timeoutMs: int) (args: string list) =
-    let p, stderr = startPopo args
+let startPopo (args: string list) = startPopoWith [] args
+
+/// Runs popo with these environment variables to completion (at most timeoutMs); returns its exit code and stderr.
+let runPopoWith (environment: (string * string) list) (timeoutMs: int) (args: string list) =
+    let p, stderr = startPopoWith environment args
     use _ = p
     if not (p.WaitForExit timeoutMs) then
         p.Kill true
         failtestf "popo %s did not finish within %d ms" (String.Join(" ", args)) timeoutMs
     p.WaitForExit()
     p.ExitCode, stderr.Result
+
+/// Runs popo to completion (at most timeoutMs); returns its exit code and stderr.
+let runPopo (timeoutMs: int) (args: string list) = runPopoWith [] timeoutMs args
 
 /// Metrics that measure the clock, not the computation.
 let timing = set [ "wall_time"; "tokens_per_s"; "step_time"; "rollout_time"; "update_time" ]
