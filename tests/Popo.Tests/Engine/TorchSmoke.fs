@@ -18,6 +18,18 @@ let tests =
             if isNull (System.Environment.GetEnvironmentVariable MklVendorCheck.Variable) then
                 Expect.equal (MklVendorCheck.Configure()) "kept" "the default keeps MKL as shipped"
         }
+        test "bf16 = true is warned about on a CPU without AVX-512 (libtorch's bf16 GEMM is then a scalar loop)" {
+            let flags =
+                if System.IO.File.Exists "/proc/cpuinfo" then
+                    System.IO.File.ReadLines "/proc/cpuinfo" |> Seq.tryFind (fun l -> l.StartsWith "flags") |> Option.map (fun l -> l.Split ' ' |> Set.ofArray)
+                else None
+            match flags with
+            | Some f when not (f.Contains "avx512f") && not (f.Contains "amx_bf16") ->
+                let warning = MatmulRate.Bf16Warning(TorchRuntime.ResolveDevice "cpu")
+                Expect.isNotNull warning "no AVX-512: bf16 multiplies slower than float32"
+                Expect.stringStarts warning "warning: bf16 = true" "the warning's wording"
+            | _ -> ()
+        }
         test "asking for cuda without a CUDA libtorch fails with a clear message" {
             if not (TorchSharp.torch.cuda.is_available ()) then
                 let ex = Expect.throwsT<System.InvalidOperationException> (fun () -> TorchRuntime.ResolveDevice "cuda" |> ignore) "no cuda"
