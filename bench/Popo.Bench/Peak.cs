@@ -32,16 +32,6 @@ public static class Peak
         return new PeakResult(n, matmul, elements * 4, copy);
     }
 
-    /// <summary>GFLOP/s (wall) of an n x n matmul in <paramref name="dtype"/>, best of 10 (bf16: oneDNN's AVX512_BF16 path where the CPU has it).</summary>
-    public static double MatmulGflops(int n, torch.ScalarType dtype)
-    {
-        using var scope = torch.NewDisposeScope();
-        var a = torch.randn(n, n).to(dtype);
-        var b = torch.randn(n, n).to(dtype);
-        var matmul = BenchClock.Best(10, () => a.matmul(b).Dispose());
-        return 2.0 * n * n * (double)n / 1e9 / matmul.Wall;
-    }
-
     public static BenchSection Section(PeakResult peak)
     {
         var s = new BenchSection("peak", "Peak: float32 matmul and memory copy (the limits every ratio below uses)");

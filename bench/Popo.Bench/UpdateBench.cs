@@ -35,7 +35,7 @@ public static class UpdateBench
         var peerMissing = PeerProbe.Unavailable();
         // The bf16 peak at the size a second affords: on a CPU without native bf16 one 2048^3 product takes a minute.
         var bf16Size = MatmulRate.AffordableSize(ScalarType.BFloat16, peak.MatmulSize, 1.0);
-        var bf16Peak = Peak.MatmulGflops(bf16Size, ScalarType.BFloat16);
+        var bf16Peak = MatmulRate.Gflops(bf16Size, ScalarType.BFloat16, rounds: 10);
         s.Facts["matmul_gflops_bf16"] = bf16Peak;
         if (bf16Size < peak.MatmulSize) s.Facts["matmul_n_bf16"] = bf16Size;
         var explicitBf16 = rows?.Any(r => r.Contains("bf16", StringComparison.OrdinalIgnoreCase)) == true;

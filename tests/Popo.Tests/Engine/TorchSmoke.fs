@@ -19,11 +19,7 @@ let tests =
                 Expect.equal (MklVendorCheck.Configure()) "kept" "the default keeps MKL as shipped"
         }
         test "bf16 = true is warned about on a CPU without AVX-512 (libtorch's bf16 GEMM is then a scalar loop)" {
-            let flags =
-                if System.IO.File.Exists "/proc/cpuinfo" then
-                    System.IO.File.ReadLines "/proc/cpuinfo" |> Seq.tryFind (fun l -> l.StartsWith "flags") |> Option.map (fun l -> l.Split ' ' |> Set.ofArray)
-                else None
-            match flags with
+            match Popo.Tests.CpuInfo.field "flags" |> Option.map (fun l -> l.Split ' ' |> Set.ofArray) with
             | Some f when not (f.Contains "avx512f") && not (f.Contains "amx_bf16") ->
                 let warning = MatmulRate.Bf16Warning(TorchRuntime.ResolveDevice "cpu")
                 Expect.isNotNull warning "no AVX-512: bf16 multiplies slower than float32"

@@ -7,11 +7,6 @@ open System.Text.Json
 open Expecto
 open Popo.Tests.Reliability.Harness
 
-let private vendor () =
-    if File.Exists "/proc/cpuinfo" then
-        File.ReadLines "/proc/cpuinfo" |> Seq.tryFind (fun l -> l.StartsWith "vendor_id") |> Option.map (fun l -> l.Split(':').[1].Trim())
-    else None
-
 /// mkl_vendor_check of `popo bench --quick --only peak` run with these variables.
 let private reported (environment: (string * string) list) =
     let mutable value = ""
@@ -29,7 +24,7 @@ let tests =
         testCase "MKL is kept as shipped by default, and its vendor test is bypassed on AMD when asked" <| fun () ->
             Expect.equal (reported [ "POPO_MKL_VENDOR_CHECK", "" ]) "kept" "default"
             let asked = reported [ "POPO_MKL_VENDOR_CHECK", "bypass" ]
-            match vendor () with
+            match Popo.Tests.CpuInfo.field "vendor_id" with
             | Some "AuthenticAMD" -> Expect.equal asked "bypassed" "AMD, bypass asked"
             | Some "GenuineIntel" -> Expect.equal asked "intel" "Intel: nothing to bypass"
             | _ -> Expect.stringStarts asked "not applicable" "elsewhere"
