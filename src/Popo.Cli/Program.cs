@@ -8,7 +8,8 @@ public static class Program
 {
     public static int Main(string[] args)
     {
-        MklVendorCheck.Configure();
+        var setup = CommandRunner.Run(() => { MklVendorCheck.Configure(); return 0; });
+        if (setup != 0) return setup;
         var root = new RootCommand("popo: Positive-Only Policy Optimization (and GRPO baselines) on TorchSharp");
         root.Subcommands.Add(TrainCommand.Create());
         root.Subcommands.Add(SftCommand.Create());

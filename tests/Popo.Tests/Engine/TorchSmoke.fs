@@ -14,10 +14,6 @@ let tests =
             let grad = TorchRuntime.SmokeGradient(TorchRuntime.ResolveDevice "cpu")
             Expect.equal grad [| 6.0; 6.0; 14.0; 14.0 |] "dy/dW"
         }
-        test "MKL's vendor test is kept unless POPO_MKL_VENDOR_CHECK=bypass" {
-            if isNull (System.Environment.GetEnvironmentVariable MklVendorCheck.Variable) then
-                Expect.equal (MklVendorCheck.Configure()) "kept" "the default keeps MKL as shipped"
-        }
         test "bf16 = true is warned about on a CPU without AVX-512 (libtorch's bf16 GEMM is then a scalar loop)" {
             match Popo.Tests.CpuInfo.field "flags" |> Option.map (fun l -> l.Split ' ' |> Set.ofArray) with
             | Some f when not (f.Contains "avx512f") && not (f.Contains "amx_bf16") ->

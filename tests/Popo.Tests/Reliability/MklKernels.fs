@@ -1,5 +1,6 @@
-/// POPO_MKL_VENDOR_CHECK=bypass lets libtorch's MKL use its tuned kernels on AMD (Runtime/MklVendorCheck.cs); the
-/// default keeps MKL as shipped. Checked in `popo` processes, so that this test host's kernels stay as they are.
+/// libtorch's MKL runs its tuned kernels on AMD once its vendor test is bypassed (Runtime/MklVendorCheck.cs): by
+/// default on CPUs with AVX-512, on any AMD CPU with POPO_MKL_VENDOR_CHECK=bypass, never with =keep. Checked in
+/// `popo` processes, so that this test host's kernels stay as they are.
 module Popo.Tests.Reliability.MklKernels
 
 open System.IO
@@ -18,14 +19,27 @@ let private reported (environment: (string * string) list) =
         value <- json.RootElement.GetProperty("meta").GetProperty("mkl_vendor_check").GetString())
     value
 
+let private avx512 () =
+    Popo.Tests.CpuInfo.field "flags" |> Option.exists (fun l -> l.Split ' ' |> Array.contains "avx512f")
+
 [<Tests>]
 let tests =
     testSequenced <| testList "reliability/mkl-kernels" [
-        testCase "MKL is kept as shipped by default, and its vendor test is bypassed on AMD when asked" <| fun () ->
-            Expect.equal (reported [ "POPO_MKL_VENDOR_CHECK", "" ]) "kept" "default"
+        testCase "MKL's vendor test: bypassed on AMD with AVX-512 by default, on any AMD when asked, kept when asked" <| fun () ->
+            let byDefault = reported [ "POPO_MKL_VENDOR_CHECK", "" ]
             let asked = reported [ "POPO_MKL_VENDOR_CHECK", "bypass" ]
+            let kept = reported [ "POPO_MKL_VENDOR_CHECK", "keep" ]
             match Popo.Tests.CpuInfo.field "vendor_id" with
-            | Some "AuthenticAMD" -> Expect.equal asked "bypassed" "AMD, bypass asked"
-            | Some "GenuineIntel" -> Expect.equal asked "intel" "Intel: nothing to bypass"
-            | _ -> Expect.stringStarts asked "not applicable" "elsewhere"
+            | Some "AuthenticAMD" ->
+                Expect.equal byDefault (if avx512 () then "bypassed" else "kept") "AMD, default"
+                Expect.equal asked "bypassed" "AMD, bypass asked"
+                Expect.equal kept "kept" "AMD, keep asked"
+            | Some "GenuineIntel" ->
+                for value in [ byDefault; asked; kept ] do Expect.equal value "intel" "Intel: nothing to bypass"
+            | _ -> for value in [ byDefault; asked; kept ] do Expect.stringStarts value "not applicable" "elsewhere"
+
+        testCase "an unknown POPO_MKL_VENDOR_CHECK is refused with the values it takes" <| fun () ->
+            let code, stderr = runPopoWith [ "POPO_MKL_VENDOR_CHECK", "yes" ] 60_000 [ "bench"; "--quick"; "--only"; "peak" ]
+            Expect.equal code 1 "exit code"
+            Expect.stringContains stderr "POPO_MKL_VENDOR_CHECK=yes: expected bypass, keep or unset" "message"
     ]
