@@ -28,8 +28,8 @@ public sealed class LoraPolicy(Qwen2Policy basePolicy, LoraAdapters adapters) : 
 
     public Tensor Logits(Tensor hidden) => Base.Logits(hidden);
 
-    public (Tensor LogProbs, Tensor? Entropy) TokenStatistics(Tensor hidden, Tensor tokens, double temperature, EntropyNeed entropy) =>
-        Base.TokenStatistics(hidden, tokens, temperature, entropy);
+    public (Tensor LogProbs, Tensor? Entropy) TokenStatistics(Tensor hidden, Tensor tokens, double temperature, EntropyNeed entropy, Tensor? mask = null) =>
+        Base.TokenStatistics(hidden, tokens, temperature, entropy, mask);
 
     /// <summary>The EMA target's view: a same-shape adapter set (its values are the online ones once <see cref="Objectives.EmaTarget"/> copies them), no second base.</summary>
     public LoraPolicy FrozenClone() => new(Base, Adapters.Like());

@@ -25,7 +25,7 @@ public sealed class CompletionOutputs(IPolicy policy, Tensor headInput, Tensor h
 
     /// <summary>l [b,n] and (as asked) H [b,n] of the completion tokens at temperature T.</summary>
     public (Tensor LogProbs, Tensor? Entropy) Statistics(double temperature, EntropyNeed entropy) =>
-        policy.TokenStatistics(HeadInput, Ids, temperature, entropy);
+        policy.TokenStatistics(HeadInput, Ids, temperature, entropy, Mask);
 
     public void Dispose() { logits?.Dispose(); HeadInput.Dispose(); Hidden.Dispose(); Ids.Dispose(); Mask.Dispose(); }
 }

@@ -14,8 +14,10 @@ public interface IPolicy
     /// <summary>
     /// l = log softmax(head(h) / T)[y] and, as asked, H = the entropy of that softmax, for hidden states [B,n,D] and
     /// tokens [B,n] -> [B,n] each; computed without holding [B,n,V] logits when the micro-batch exceeds the head's chunk.
+    /// With a <paramref name="mask"/> [B,n] the chunked head runs over its positions only (the padding of a micro-batch
+    /// of uneven completions never reaches the head), and l = H = 0 elsewhere.
     /// </summary>
-    (Tensor LogProbs, Tensor? Entropy) TokenStatistics(Tensor hidden, Tensor tokens, double temperature, EntropyNeed entropy);
+    (Tensor LogProbs, Tensor? Entropy) TokenStatistics(Tensor hidden, Tensor tokens, double temperature, EntropyNeed entropy, Tensor? mask = null);
 
     /// <summary>The trainable parameters.</summary>
     IEnumerable<TorchSharp.Modules.Parameter> Parameters { get; }

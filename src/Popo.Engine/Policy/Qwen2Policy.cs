@@ -19,14 +19,19 @@ public sealed class Qwen2Policy(Qwen2ForCausalLM model) : IPolicy
 
     public Tensor Logits(Tensor hidden) => Model.LogitsOf(hidden);
 
-    public (Tensor LogProbs, Tensor? Entropy) TokenStatistics(Tensor hidden, Tensor tokens, double temperature, EntropyNeed entropy)
+    public (Tensor LogProbs, Tensor? Entropy) TokenStatistics(Tensor hidden, Tensor tokens, double temperature, EntropyNeed entropy, Tensor? mask = null)
     {
         var chunk = Model.HeadChunkPositions;
         if (chunk == 0 || tokens.numel() <= chunk) return Unchunked(hidden, tokens, temperature, entropy);
         using var scope = NewDisposeScope();
         var shape = tokens.shape;
+        var flatHidden = hidden.reshape(-1, hidden.shape[^1]);
+        var flatTokens = tokens.reshape(-1);
+        var kept = KeptPositions(mask);
+        if (kept is not null) { flatHidden = flatHidden.index_select(0, kept); flatTokens = flatTokens.index_select(0, kept); }
         var settings = new HeadSettings(temperature, chunk, hidden.dtype != Model.ComputeDtype ? Model.ComputeDtype : null, entropy != EntropyNeed.None);
-        var (l, h) = ChunkedHead.Run(hidden.reshape(-1, hidden.shape[^1]), Model.HeadWeight, tokens.reshape(-1), settings);
+        var (l, h) = ChunkedHead.Run(flatHidden, Model.HeadWeight, flatTokens, settings);
+        if (kept is not null) { l = Spread(l, kept, tokens.numel()); h = Spread(h, kept, tokens.numel()); }
         var logProbs = l.view(shape).MoveToOuterDisposeScope();
         Tensor? entropies = entropy switch
         {
@@ -36,6 +41,18 @@ public sealed class Qwen2Policy(Qwen2ForCausalLM model) : IPolicy
         };
         return (logProbs, entropies);
     }
+
+    /// <summary>The flat indices of the mask's positions, or null when every position counts (or none does: then the head runs as without a mask).</summary>
+    private static Tensor? KeptPositions(Tensor? mask)
+    {
+        if (mask is null) return null;
+        var kept = mask.reshape(-1).nonzero().squeeze(1);
+        return kept.numel() == 0 || kept.numel() == mask.numel() ? null : kept;
+    }
+
+    /// <summary>Values at the kept positions of a flat [count] tensor, 0 elsewhere; differentiable in the values.</summary>
+    private static Tensor Spread(Tensor values, Tensor kept, long count) =>
+        zeros(count, dtype: values.dtype, device: values.device).index_copy(0, kept, values);
 
     /// <summary>The whole micro-batch's logits through one log-softmax, shared by l and H (the path of a micro-batch within one chunk).</summary>
     private (Tensor, Tensor?) Unchunked(Tensor hidden, Tensor tokens, double temperature, EntropyNeed entropy)

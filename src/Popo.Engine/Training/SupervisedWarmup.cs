@@ -46,10 +46,10 @@ public static class SupervisedWarmup
                 var predicted = logits[.., ..^1, ..];                                         // [B,T-1,V] predicts t+1
                 nll = -predicted.log_softmax(-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1); // [B,T-1]
             }
-            else   // the head in chunks of positions: no [B,T,V] logits
+            else   // the head in chunks of the target positions only: no [B,T,V] logits, no head over prompts and padding
             {
                 var hidden = model.ForwardHidden(ids, attention);                             // [B,T,D]
-                nll = -new Qwen2Policy(model).TokenStatistics(hidden[.., ..^1, ..], labels, 1.0, EntropyNeed.None).LogProbs;
+                nll = -new Qwen2Policy(model).TokenStatistics(hidden[.., ..^1, ..], labels, 1.0, EntropyNeed.None, mask).LogProbs;
             }
             var loss = (nll * mask).sum() / mask.sum().clamp_min(1.0);
 

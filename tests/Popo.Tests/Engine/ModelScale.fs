@@ -78,6 +78,27 @@ let private headCase (chunk: int) (entropy: EntropyNeed) (temperature: float) =
     loss.backward()
     values l, (if isNull ent then [||] else values ent), gradValues h, gradValues model.HeadWeight
 
+/// headCase with a mask (3 x 5, six positions off) and the masked loss sum(m (a l + c H)); the hidden states at the
+/// masked-out positions are NaN when poisoned, so any head pass over them would reach the head's gradient.
+let private maskedHeadCase (chunk: int) (masked: bool) (poisoned: bool) =
+    use model = randomModel (config true) 5 ScalarType.Float64
+    model.LogitChunkSize <- chunk
+    let policy = Qwen2Policy(model)
+    use scope = torch.NewDisposeScope()
+    use g = new torch.Generator(9UL, torch.CPU)
+    let keep = torch.tensor([| true; true; true; false; false;  true; false; false; false; false;  true; true; true; true; true |]).view(3L, 5L)
+    let m = keep.``to``(ScalarType.Int64)
+    let h0 = torch.randn([| 3L; 5L; 16L |], dtype = ScalarType.Float64, generator = g)
+    let h = (if poisoned then h0.masked_fill(keep.logical_not().unsqueeze(-1), Double.NaN) else h0).detach().requires_grad_(true)
+    let tokens = torch.randint(37L, [| 3L; 5L |], generator = g)
+    let a = torch.randn([| 3L; 5L |], dtype = ScalarType.Float64, generator = g)
+    let c = torch.randn([| 3L; 5L |], dtype = ScalarType.Float64, generator = g)
+    let struct (l, ent) = policy.TokenStatistics(h, tokens, 0.7, EntropyNeed.Differentiable, (if masked then m else null))
+    let mf = m.``to``(ScalarType.Float64)
+    let kept (t: torch.Tensor) = t.masked_select(keep)
+    (mf * (a * l + c * ent)).sum().backward()
+    values (kept l), values (kept ent), values (l * (1.0 - mf)), values (kept (h.grad.sum(-1L))), gradValues model.HeadWeight
+
 [<Tests>]
 let tests =
     testSequenced <| testList "engine/scale" [
@@ -93,6 +114,19 @@ let tests =
                         Expect.isTrue (allClose Accuracy.engine64 dh dh0) $"d/dh, {what}"
                         Expect.isTrue (allClose Accuracy.engine64 dw dw0) $"d/dW, {what}"
                         Expect.isTrue (dw |> Array.exists (fun x -> x <> 0.0)) "the head weight gets a gradient"
+
+        testCase "with a mask the chunked head runs over the masked positions only: same l, H and gradients there, 0 elsewhere (float64)" <| fun () ->
+            let l0, h0, _, dh0, dw0 = maskedHeadCase 0 false false
+            for chunk in [ 1; 4 ] do
+                let l, h, outside, dh, dw = maskedHeadCase chunk true true
+                Expect.isTrue (allClose Accuracy.engine64 l l0) $"log-probs, chunk {chunk}"
+                Expect.isTrue (allClose Accuracy.engine64 h h0) $"entropies, chunk {chunk}"
+                Expect.isTrue (allClose Accuracy.engine64 dh dh0) $"d/dh at the kept positions, chunk {chunk}"
+                Expect.isTrue (allClose Accuracy.engine64 dw dw0) $"d/dW, chunk {chunk} (finite: no pass over the NaN positions)"
+                Expect.isTrue (outside |> Array.forall ((=) 0.0)) "l = 0 at the masked-out positions"
+            // The premise: without the mask the poisoned positions reach the head's gradient.
+            let _, _, _, _, dwAll = maskedHeadCase 4 false true
+            Expect.isTrue (dwAll |> Array.exists Double.IsNaN) "unmasked, the NaN positions poison d/dW"
 
         testCase "chunked head inside POPO (NLL, similarity, entropy) and GRPO (ratio, clip, k3): same loss and gradients, float64" <| fun () ->
             for algo in [ "popo"; "grpo" ] do
