@@ -54,9 +54,9 @@ public static class PeerProbe
         if (Environment.GetEnvironmentVariable("OPENBLAS_CORETYPE") is { Length: > 0 } set) return (set + " (set by the caller)", null);
         var (_, _, verbose) = Exec(["-c", "import torch; torch.ones(2, 2) @ torch.ones(2, 2)"], 1, ("OPENBLAS_VERBOSE", "2"));   // OpenBLAS says "Core: X" on stderr
         var detected = verbose.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith("Core: ", StringComparison.Ordinal))?[6..] ?? "unknown";
-        var flags = File.Exists("/proc/cpuinfo") ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal))?.Split(' ') ?? [] : [];
-        string? wanted = flags.Contains("avx512f") && flags.Contains("avx512bw") && flags.Contains("avx512vl") ? (flags.Contains("avx512_bf16") ? "Cooperlake" : "SkylakeX")
-            : flags.Contains("avx2") && flags.Contains("fma") ? "Haswell" : null;
+        static bool Has(string flag) => Popo.Engine.Runtime.CpuFlags.Has(flag);
+        string? wanted = Has("avx512f") && Has("avx512bw") && Has("avx512vl") ? (Has("avx512_bf16") ? "Cooperlake" : "SkylakeX")
+            : Has("avx2") && Has("fma") ? "Haswell" : null;
         // Only a fallback is overridden: a core OpenBLAS recognised (a Zen, say) keeps the kernels it chose.
         string[] fallbacks = ["Prescott", "Katmai", "Coppermine", "Northwood", "Banias", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "unknown"];
         return (detected, wanted is not null && fallbacks.Contains(detected) ? wanted : null);

@@ -41,14 +41,10 @@ public static class MklVendorCheck
         if (!NativeLibrary.TryLoad("libtorch_cpu.so", out var library) || !NativeLibrary.TryGetExport(library, Symbol, out var function))
             return "not applicable: libtorch_cpu has no " + Symbol;
         if (Call(function) == 1) return "intel";
-        if (asked == "keep" || (asked == "" && !HasAvx512())) return "kept";
+        if (asked == "keep" || (asked == "" && !CpuFlags.Has("avx512f"))) return "kept";
         Patch(function);
         return Call(function) == 1 ? "bypassed" : "not applicable: the patch did not take";
     }
-
-    private static bool HasAvx512() =>
-        File.Exists("/proc/cpuinfo") && File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("flags")) is { } flags
-        && flags.Split(' ').Contains("avx512f");
 
     private static unsafe int Call(IntPtr function) => ((delegate* unmanaged<int>)function)();
 
