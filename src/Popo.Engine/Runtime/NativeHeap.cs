@@ -7,15 +7,17 @@ namespace Popo.Engine.Runtime;
 /// the size of every large block it frees (up to 32 MiB), so activations and gradients of a 0.5B model come from
 /// the heap, and a freed block stays resident until a block of the same size class reuses it: a step's peak RSS
 /// then carries the fragments of every earlier shape (1.4 GB between micro-batches of a 24-layer step). A fixed
-/// threshold gives each tensor of 8 MiB or more its own mapping, returned to the system when the tensor is freed;
-/// smaller ones keep the heap. 8 MiB, not less: at 1 MiB the built-in model's own tensors (a few MiB) were mapped
-/// and unmapped at every step, tripling the process's system time. Only for models of real size: below it the
-/// fragments are small, and a fresh mapping's page faults cost more than they save (5% of a 24M-parameter model's
-/// update, where its 11 MiB activations would each be mapped anew). Linux with glibc only; elsewhere nothing.
+/// threshold gives each tensor of 2 MiB or more its own mapping, returned to the system when the tensor is freed;
+/// smaller ones keep the heap. 2 MiB, not 8: a micro-batch of shorter completions makes layer activations of 3-8 MiB,
+/// and at 8 MiB those fragmented the heap by 500 MiB that stayed for the rest of the step (12-layer LoRA step: peak
+/// 1,221 MiB above its base at 8 MiB, 720-750 at 1, 2 and 4 MiB, the same system time). Only for models of real
+/// size: below it the fragments are small, and a fresh mapping's page faults cost more than they save (the
+/// built-in model's few-MiB tensors mapped and unmapped at every step tripled its system time; 5% of a
+/// 24M-parameter model's update). Linux with glibc only; elsewhere nothing.
 /// </summary>
 public static class NativeHeap
 {
-    public const int MmapThresholdBytes = 8 << 20;
+    public const int MmapThresholdBytes = 2 << 20;
     public const long RealScaleParameters = 100_000_000;
     private const int TrimThresholdBytes = 64 << 20;   // keeps sbrk from shrinking and growing around small blocks
 
