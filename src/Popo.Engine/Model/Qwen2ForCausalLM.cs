@@ -126,14 +126,19 @@ public sealed class Qwen2ForCausalLM : nn.Module
         }
     }
 
-    /// <summary>Logits [...,V] of hidden states [...,D]: lm_head(h), or h · E^T with tied embeddings; in the hidden states' dtype (computed in <see cref="ComputeDtype"/>).</summary>
+    /// <summary>Logits [...,V] of hidden states [...,D]: lm_head(h), or h · E^T with tied embeddings; in the hidden states' dtype (computed in <see cref="ComputeDtype"/>; one or two rows of a bf16 head on the CPU without a graph in float32, <see cref="WidenedHead"/>).</summary>
     public Tensor LogitsOf(Tensor hidden)
     {
-        if (hidden.dtype == Dtype && !Precision.Casts(Dtype))
+        var widened = WidenedHead.Applies(hidden.numel() / hidden.shape[^1], ComputeDtype, Device);
+        if (!widened && hidden.dtype == Dtype && !Precision.Casts(Dtype))
             return lm_head is not null ? lm_head.forward(hidden) : nn.functional.linear(hidden, model.EmbeddingWeight);
         using var scope = torch.NewDisposeScope();
+        if (widened)
+            return widenedHead.Logits(hidden, Precision.Weight(HeadWeight)).to(hidden.dtype).MoveToOuterDisposeScope();
         return nn.functional.linear(hidden.to(ComputeDtype), Precision.Weight(HeadWeight)).to(hidden.dtype).MoveToOuterDisposeScope();
     }
+
+    private readonly WidenedHead widenedHead = new();
 
     /// <summary>The head's weight [V,D]: lm_head's, or the embedding table when tied. Held once: Embedding.weight hands out a new wrapper per call, which would defeat the compute cache's identity keys.</summary>
     public Parameter HeadWeight
@@ -195,7 +200,7 @@ public sealed class Qwen2ForCausalLM : nn.Module
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing) Precision.Dispose();
+        if (disposing) { Precision.Dispose(); widenedHead.Dispose(); }
         base.Dispose(disposing);
     }
 }

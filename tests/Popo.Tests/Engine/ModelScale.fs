@@ -267,6 +267,35 @@ let tests =
             model.ForwardHidden(ids).Dispose()
             Expect.equal (cached ()) 0 "a training forward drops the cache (the weights are about to change)"
 
+        testCase "one or two rows of a bf16 head without a graph: float32 logits of the bf16 weights, block by block; more rows and graphs keep the bf16 matmul" <| fun () ->
+            // 4,500 head rows: two full blocks of 2,048 and a partial one.
+            use model = randomModel (ModelConfig(VocabSize = 4500, HiddenSize = 16, IntermediateSize = 24, NumHiddenLayers = 1, NumAttentionHeads = 4,
+                                                 NumKeyValueHeads = 2, MaxPositionEmbeddings = 64, TieWordEmbeddings = true)) 9 ScalarType.Float32
+            model.Precision.Dtype <- Nullable ScalarType.BFloat16
+            use scope = torch.NewDisposeScope()
+            let g = new torch.Generator(11UL, torch.CPU)
+            let weight = model.HeadWeight.detach().``to``(ScalarType.BFloat16)
+            let bf16Matmul (h: torch.Tensor) = torch.nn.functional.linear(h.``to``(ScalarType.BFloat16), weight).``to``(ScalarType.Float32)
+            let exact (h: torch.Tensor) = torch.nn.functional.linear(h.``to``(ScalarType.Float64), weight.``to``(ScalarType.Float64))
+            let maxError (a: torch.Tensor) (b: torch.Tensor) = (a.``to``(ScalarType.Float64) - b).abs().max().ToDouble()
+            use noGrad = torch.no_grad ()
+            for shape in [ [| 1L; 16L |]; [| 2L; 1L; 16L |] ] do
+                let h = torch.randn(shape, generator = g) * 10.0
+                let logits = model.LogitsOf(h)
+                Expect.sequenceEqual logits.shape [| yield! shape.[.. shape.Length - 2]; 4500L |] "shape [..., V]"
+                Expect.equal logits.dtype ScalarType.Float32 "float32 logits"
+                let scale = (exact h).abs().max().ToDouble()
+                Expect.isLessThan (maxError logits (exact h)) (1e-5 * scale) "float32 accumulation of the bf16 weights"
+                Expect.isGreaterThan (maxError (bf16Matmul h) (exact h)) (1e-4 * scale) "(the bf16 matmul rounds its output: the check above can tell them apart)"
+            let three = torch.randn([| 3L; 16L |], generator = g)
+            Expect.equal (maxError (model.LogitsOf(three)) ((bf16Matmul three).``to``(ScalarType.Float64))) 0.0 "three rows: the bf16 matmul"
+            do
+                use withGrad = torch.enable_grad ()
+                let one = torch.randn([| 1L; 16L |], generator = g).requires_grad_(true)
+                let logits = model.LogitsOf(one)
+                Expect.isTrue logits.requires_grad "with a graph: the differentiable bf16 path"
+                Expect.equal (maxError logits ((bf16Matmul one).``to``(ScalarType.Float64))) 0.0 "with a graph: the bf16 matmul"
+
         testCase "bf16 needs float32 master weights" <| fun () ->
             Expect.throwsT<ConfigException> (fun () -> ConfigLoader.Validate(TrainConfig(Bf16 = true, Dtype = "float64", Out = "x")))
                 "bf16 with dtype = float64 is refused"
