@@ -34,6 +34,39 @@ public static class NativeHeap
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { return false; }   // musl: no mallopt
     }
 
+    /// <summary>
+    /// Asks libtorch's CPU allocator for transparent huge pages (`THP_MEM_ALLOC_ENABLE`: blocks of 2 MiB or more
+    /// aligned to 2 MiB and advised MADV_HUGEPAGE, which kernels in THP's default `madvise` mode honour), unless the
+    /// environment already sets it (`THP_MEM_ALLOC_ENABLE=0` opts out). Each fresh mapping then faults in 2 MiB pages
+    /// instead of 4 KiB ones: a 12-layer 0.5B-layout LoRA step spent 73 of its 312 CPU-seconds in the kernel, 38 with
+    /// huge pages, 1.19x faster on the wall, at the same peak RSS. libtorch reads the variable once, at its first
+    /// allocation: call this before any tensor exists. The process environment (setenv), not .NET's copy of it.
+    /// </summary>
+    public static void RequestHugePages()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        try { if (string.IsNullOrEmpty(Marshal.PtrToStringAnsi(getenv(HugePagesVariable)))) setenv(HugePagesVariable, "1", 1); }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
+    }
+
+    /// <summary>What libtorch's allocator reads: the variable in the process environment ("unset" when absent), and the kernel's THP mode.</summary>
+    public static string HugePagesSetting()
+    {
+        if (!OperatingSystem.IsLinux()) return "not applicable";
+        var value = Marshal.PtrToStringAnsi(getenv(HugePagesVariable));
+        const string mode = "/sys/kernel/mm/transparent_hugepage/enabled";
+        var kernel = File.Exists(mode) && File.ReadAllText(mode) is var m && m.IndexOf('[') is var i and >= 0 ? m[(i + 1)..m.IndexOf(']')] : "unknown";
+        return $"{HugePagesVariable}={(string.IsNullOrEmpty(value) ? "unset" : value)}, kernel {kernel}";
+    }
+
+    private const string HugePagesVariable = "THP_MEM_ALLOC_ENABLE";
+
+    [DllImport("libc", EntryPoint = "getenv")]
+    private static extern IntPtr getenv(string name);
+
+    [DllImport("libc", EntryPoint = "setenv")]
+    private static extern int setenv(string name, string value, int overwrite);
+
     [DllImport("libc", EntryPoint = "mallopt")]
     private static extern int mallopt(int param, int value);
 }
