@@ -104,10 +104,12 @@ public static class RolloutBench
         };
     }
 
-    /// <summary>CPU seconds of one token's matmuls in bf16: all layers' projections and MLP, and the head, each [1,in] x [out,in]^T.</summary>
-    private static (double Layers, double Head) OneRowMatmuls(ModelConfig c)
+    /// <summary>CPU seconds of one token's matmuls in bf16: all layers' projections and MLP, each [1,in] x [out,in]^T, and the model's head on one row (its own path: <see cref="Qwen2ForCausalLM.LogitsOf"/>).</summary>
+    private static (double Layers, double Head) OneRowMatmuls(Qwen2ForCausalLM model)
     {
         using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var c = model.Config;
         double Time(long output, long input)
         {
             var x = torch.randn(1, input).to(ScalarType.BFloat16);
@@ -117,7 +119,9 @@ public static class RolloutBench
         }
         long d = c.HiddenSize, kv = c.NumKeyValueHeads * c.HeadDim, q = c.NumAttentionHeads * c.HeadDim;
         var layer = Time(q, d) + 2 * Time(kv, d) + Time(d, q) + 2 * Time(c.IntermediateSize, d) + Time(d, c.IntermediateSize);
-        return (c.NumHiddenLayers * layer, Time(c.VocabSize, d));
+        var h = torch.randn(1, d).to(model.HiddenDtype);
+        var head = BenchClock.Best(20, () => model.LogitsOf(h).Dispose()).Cpu;
+        return (c.NumHiddenLayers * layer, head);
     }
 
     private static bool Same(Tensor a, Tensor b)
@@ -153,7 +157,7 @@ public static class RolloutBench
         var bytes = BenchModels.DecodeBytesPerStep(size.Config, 1, context, bytesPerElement: 2);
         var bound = bytes / peak.CopyBytesPerSecond;
         s.Facts["weights_read_per_step_MiB"] = bytes / (1024.0 * 1024);
-        var (layerMatmuls, head) = OneRowMatmuls(size.Config);
+        var (layerMatmuls, head) = OneRowMatmuls(model);
         s.Rows.Add(new()
         {
             ["model"] = size.Name,
@@ -167,7 +171,7 @@ public static class RolloutBench
             ["head_ms_cpu"] = 1000 * head,
             ["rest_ms_cpu"] = 1000 * (stepCpu - layerMatmuls - head),
         });
-        s.Notes.Add("layer_matmuls / head = the step's one-row bf16 matmuls timed alone on random weights of the same shapes (best of 20, CPU); rest = everything else in the step (attention, norms, RoPE, cache writes, sampling, per-op overhead).");
+        s.Notes.Add("layer_matmuls = the step's one-row bf16 matmuls timed alone on random weights of the same shapes, head = the model's own head on one row (best of 20, CPU); rest = everything else in the step (attention, norms, RoPE, cache writes, sampling, per-op overhead).");
         s.Notes.Add("bound = 2 bytes x (matmul weights + mean context x 2 x layers x kv heads x head dim) / the copy rate measured in this run; x_of_bound 1 = at the bound; _cpu: per CPU-second, both.");
         return s;
     }

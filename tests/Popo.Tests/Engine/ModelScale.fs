@@ -267,9 +267,9 @@ let tests =
             model.ForwardHidden(ids).Dispose()
             Expect.equal (cached ()) 0 "a training forward drops the cache (the weights are about to change)"
 
-        testCase "one or two rows of a bf16 head without a graph: float32 logits of the bf16 weights, block by block; more rows and graphs keep the bf16 matmul" <| fun () ->
-            // 4,500 head rows: two full blocks of 2,048 and a partial one.
-            use model = randomModel (ModelConfig(VocabSize = 4500, HiddenSize = 16, IntermediateSize = 24, NumHiddenLayers = 1, NumAttentionHeads = 4,
+        testCase "one or two rows of a bf16 head without a graph: float32 logits of the bf16 weights (fused loop and blocks); more rows and graphs keep the bf16 matmul" <| fun () ->
+            // 4,500 head rows: two full blocks of 2,048 and a partial one; width 48: one 32-lane step and one 16-lane step of the fused loop.
+            use model = randomModel (ModelConfig(VocabSize = 4500, HiddenSize = 48, IntermediateSize = 24, NumHiddenLayers = 1, NumAttentionHeads = 4,
                                                  NumKeyValueHeads = 2, MaxPositionEmbeddings = 64, TieWordEmbeddings = true)) 9 ScalarType.Float32
             model.Precision.Dtype <- Nullable ScalarType.BFloat16
             use scope = torch.NewDisposeScope()
@@ -279,7 +279,7 @@ let tests =
             let exact (h: torch.Tensor) = torch.nn.functional.linear(h.``to``(ScalarType.Float64), weight.``to``(ScalarType.Float64))
             let maxError (a: torch.Tensor) (b: torch.Tensor) = (a.``to``(ScalarType.Float64) - b).abs().max().ToDouble()
             use noGrad = torch.no_grad ()
-            for shape in [ [| 1L; 16L |]; [| 2L; 1L; 16L |] ] do
+            for shape in [ [| 1L; 48L |]; [| 2L; 1L; 48L |] ] do
                 let h = torch.randn(shape, generator = g) * 10.0
                 let logits = model.LogitsOf(h)
                 Expect.sequenceEqual logits.shape [| yield! shape.[.. shape.Length - 2]; 4500L |] "shape [..., V]"
@@ -287,11 +287,17 @@ let tests =
                 let scale = (exact h).abs().max().ToDouble()
                 Expect.isLessThan (maxError logits (exact h)) (1e-5 * scale) "float32 accumulation of the bf16 weights"
                 Expect.isGreaterThan (maxError (bf16Matmul h) (exact h)) (1e-4 * scale) "(the bf16 matmul rounds its output: the check above can tell them apart)"
-            let three = torch.randn([| 3L; 16L |], generator = g)
+            // Both ways of widening, where this CPU runs the fused one (AVX-512): the same float32 logits.
+            use widened = new WidenedHead()
+            for fused in [ yield false; if WidenedHead.Fused(weight) then yield true ] do
+                let h = torch.randn([| 2L; 48L |], generator = g) * 10.0
+                let scale = (exact h).abs().max().ToDouble()
+                Expect.isLessThan (maxError (widened.Logits(h, weight, fused)) (exact h)) (1e-5 * scale) $"fused = {fused}: float32 accumulation of the bf16 weights"
+            let three = torch.randn([| 3L; 48L |], generator = g)
             Expect.equal (maxError (model.LogitsOf(three)) ((bf16Matmul three).``to``(ScalarType.Float64))) 0.0 "three rows: the bf16 matmul"
             do
                 use withGrad = torch.enable_grad ()
-                let one = torch.randn([| 1L; 16L |], generator = g).requires_grad_(true)
+                let one = torch.randn([| 1L; 48L |], generator = g).requires_grad_(true)
                 let logits = model.LogitsOf(one)
                 Expect.isTrue logits.requires_grad "with a graph: the differentiable bf16 path"
                 Expect.equal (maxError logits ((bf16Matmul one).``to``(ScalarType.Float64))) 0.0 "with a graph: the bf16 matmul"
