@@ -56,6 +56,18 @@ let runPopoWith (environment: (string * string) list) (timeoutMs: int) (args: st
 /// Runs popo to completion (at most timeoutMs); returns its exit code and stderr.
 let runPopo (timeoutMs: int) (args: string list) = runPopoWith [] timeoutMs args
 
+/// The meta field `key` of `popo bench --quick --only peak` run with these environment variables
+/// (how the process set itself up: MKL's kernels, huge pages).
+let benchMeta (environment: (string * string) list) (key: string) =
+    let mutable value = ""
+    withTemp (fun root ->
+        let out = Path.Combine(root, "bench.json")
+        let code, stderr = runPopoWith environment 120_000 [ "bench"; "--quick"; "--only"; "peak"; "--threads"; "1"; "--out"; out ]
+        Expect.equal code 0 $"popo bench: {stderr}"
+        use json = JsonDocument.Parse(File.ReadAllText out)
+        value <- json.RootElement.GetProperty("meta").GetProperty(key).GetString())
+    value
+
 /// Metrics that measure the clock, not the computation.
 let timing = set [ "wall_time"; "tokens_per_s"; "step_time"; "rollout_time"; "update_time" ]
 

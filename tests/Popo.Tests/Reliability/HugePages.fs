@@ -2,21 +2,10 @@
 /// environment says otherwise. Checked in `popo` processes: libtorch reads the variable once, at its first allocation.
 module Popo.Tests.Reliability.HugePages
 
-open System.IO
-open System.Text.Json
 open Expecto
 open Popo.Tests.Reliability.Harness
 
-/// huge_pages of `popo bench --quick --only peak` run with these variables.
-let private reported (environment: (string * string) list) =
-    let mutable value = ""
-    withTemp (fun root ->
-        let out = Path.Combine(root, "bench.json")
-        let code, stderr = runPopoWith environment 120_000 [ "bench"; "--quick"; "--only"; "peak"; "--threads"; "1"; "--out"; out ]
-        Expect.equal code 0 $"popo bench: {stderr}"
-        use json = JsonDocument.Parse(File.ReadAllText out)
-        value <- json.RootElement.GetProperty("meta").GetProperty("huge_pages").GetString())
-    value
+let private reported environment = benchMeta environment "huge_pages"
 
 [<Tests>]
 let tests =

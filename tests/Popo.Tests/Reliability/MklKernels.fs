@@ -3,21 +3,10 @@
 /// `popo` processes, so that this test host's kernels stay as they are.
 module Popo.Tests.Reliability.MklKernels
 
-open System.IO
-open System.Text.Json
 open Expecto
 open Popo.Tests.Reliability.Harness
 
-/// mkl_vendor_check of `popo bench --quick --only peak` run with these variables.
-let private reported (environment: (string * string) list) =
-    let mutable value = ""
-    withTemp (fun root ->
-        let out = Path.Combine(root, "bench.json")
-        let code, stderr = runPopoWith environment 120_000 [ "bench"; "--quick"; "--only"; "peak"; "--threads"; "1"; "--out"; out ]
-        Expect.equal code 0 $"popo bench: {stderr}"
-        use json = JsonDocument.Parse(File.ReadAllText out)
-        value <- json.RootElement.GetProperty("meta").GetProperty("mkl_vendor_check").GetString())
-    value
+let private reported environment = benchMeta environment "mkl_vendor_check"
 
 [<Tests>]
 let tests =
