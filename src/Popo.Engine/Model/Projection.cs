@@ -9,7 +9,8 @@ internal static class Projection
 {
     /// <summary>
     /// layer(x) as before when no cast applies (bit-identical float32/float64 path); else x W^T + b with the weights in the compute
-    /// dtype. An adapter adds s B A x in the same dtype (<see cref="LoraSlot"/>).
+    /// dtype. The few rows of a decode step without a graph on the CPU take <see cref="FewRowProduct"/> instead (float32
+    /// products of the same weights). An adapter adds s B A x in the same dtype (<see cref="LoraSlot"/>).
     /// </summary>
     public static Tensor Apply(Linear layer, Tensor x, ComputePrecision? precision, LoraSlot? lora)
     {
@@ -19,9 +20,24 @@ internal static class Projection
 
     private static Tensor Base(Linear layer, Tensor x, ComputePrecision? precision)
     {
-        if (precision?.Dtype is not ScalarType d || layer.weight!.dtype == d) return layer.forward(x);
+        var storage = layer.weight!.dtype;
+        var casts = precision?.Dtype is ScalarType d && d != storage;
+        var compute = casts ? precision!.Dtype!.Value : storage;
+        if (FewRowProduct.Applies(x.numel() / x.shape[^1], compute, x.shape[^1], x.device)) return FewRows(layer, x, precision, casts ? compute : x.dtype);
+        if (!casts) return layer.forward(x);
         using var scope = NewDisposeScope();
-        var bias = layer.bias is null ? null : precision.Weight(layer.bias);
-        return nn.functional.linear(precision.Input(x), precision.Weight(layer.weight), bias).MoveToOuterDisposeScope();
+        var bias = layer.bias is null ? null : precision!.Weight(layer.bias);
+        return nn.functional.linear(precision!.Input(x), precision.Weight(layer.weight), bias).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>A decode step's few rows (no graph): x W^T in float32 from the weights as the matmul would read them, plus the bias, in <paramref name="output"/>.</summary>
+    private static Tensor FewRows(Linear layer, Tensor x, ComputePrecision? precision, ScalarType output)
+    {
+        using var scope = NewDisposeScope();
+        var weight = precision?.Weight(layer.weight!) ?? layer.weight!;
+        if (!FewRowProduct.Reads(weight)) return nn.functional.linear(precision?.Input(x) ?? x, weight, layer.bias is null ? null : precision?.Weight(layer.bias) ?? layer.bias).MoveToOuterDisposeScope();
+        var y = FewRowProduct.Multiply(x, weight);
+        if (layer.bias is not null) y.add_(layer.bias.to(ScalarType.Float32));
+        return y.to(output).MoveToOuterDisposeScope();
     }
 }

@@ -126,16 +126,24 @@ public sealed class Qwen2ForCausalLM : nn.Module
         }
     }
 
-    /// <summary>Logits [...,V] of hidden states [...,D]: lm_head(h), or h · E^T with tied embeddings; in the hidden states' dtype (computed in <see cref="ComputeDtype"/>; one or two rows of a bf16 head on the CPU without a graph in float32, <see cref="WidenedHead"/>).</summary>
+    /// <summary>
+    /// Logits [...,V] of hidden states [...,D]: lm_head(h), or h · E^T with tied embeddings; in the hidden states' dtype
+    /// (computed in <see cref="ComputeDtype"/>). The few rows of a decode step without a graph on the CPU are computed in
+    /// float32 from the head's weights (<see cref="FewRowProduct"/>; on CPUs without AVX-512, one or two rows of a bf16
+    /// head: <see cref="WidenedHead"/>).
+    /// </summary>
     public Tensor LogitsOf(Tensor hidden)
     {
-        var widened = WidenedHead.Applies(hidden.numel() / hidden.shape[^1], ComputeDtype, Device);
-        if (!widened && hidden.dtype == Dtype && !Precision.Casts(Dtype))
+        var rows = hidden.numel() / hidden.shape[^1];
+        var few = FewRowProduct.Applies(rows, ComputeDtype, hidden.shape[^1], Device);
+        var widened = !few && WidenedHead.Applies(rows, ComputeDtype, Device);
+        if (!few && !widened && hidden.dtype == Dtype && !Precision.Casts(Dtype))
             return lm_head is not null ? lm_head.forward(hidden) : nn.functional.linear(hidden, model.EmbeddingWeight);
         using var scope = torch.NewDisposeScope();
-        if (widened)
-            return widenedHead.Logits(hidden, Precision.Weight(HeadWeight)).to(hidden.dtype).MoveToOuterDisposeScope();
-        return nn.functional.linear(hidden.to(ComputeDtype), Precision.Weight(HeadWeight)).to(hidden.dtype).MoveToOuterDisposeScope();
+        var weight = Precision.Weight(HeadWeight);
+        if (few && FewRowProduct.Reads(weight)) return FewRowProduct.Multiply(hidden, weight).to(hidden.dtype).MoveToOuterDisposeScope();
+        if (widened) return widenedHead.Logits(hidden, weight).to(hidden.dtype).MoveToOuterDisposeScope();
+        return nn.functional.linear(hidden.to(ComputeDtype), weight).to(hidden.dtype).MoveToOuterDisposeScope();
     }
 
     private readonly WidenedHead widenedHead = new();

@@ -267,40 +267,84 @@ let tests =
             model.ForwardHidden(ids).Dispose()
             Expect.equal (cached ()) 0 "a training forward drops the cache (the weights are about to change)"
 
-        testCase "one or two rows of a bf16 head without a graph: float32 logits of the bf16 weights (fused loop and blocks); more rows and graphs keep the bf16 matmul" <| fun () ->
-            // 4,500 head rows: two full blocks of 2,048 and a partial one; width 48: one 32-lane step and one 16-lane step of the fused loop.
-            use model = randomModel (ModelConfig(VocabSize = 4500, HiddenSize = 48, IntermediateSize = 24, NumHiddenLayers = 1, NumAttentionHeads = 4,
-                                                 NumKeyValueHeads = 2, MaxPositionEmbeddings = 64, TieWordEmbeddings = true)) 9 ScalarType.Float32
-            model.Precision.Dtype <- Nullable ScalarType.BFloat16
+        testCase "few-row kernel: x W^T in float32 for float32 and bf16 weights, each row the same bits at every batch size and split" <| fun () ->
+            if not Runtime.Intrinsics.X86.Avx512F.IsSupported then
+                Expect.isFalse (FewRowProduct.Applies(1L, ScalarType.Float32, 64L, torch.CPU)) "no AVX-512: libtorch's products"
+            else
             use scope = torch.NewDisposeScope()
-            let g = new torch.Generator(11UL, torch.CPU)
-            let weight = model.HeadWeight.detach().``to``(ScalarType.BFloat16)
-            let bf16Matmul (h: torch.Tensor) = torch.nn.functional.linear(h.``to``(ScalarType.BFloat16), weight).``to``(ScalarType.Float32)
-            let exact (h: torch.Tensor) = torch.nn.functional.linear(h.``to``(ScalarType.Float64), weight.``to``(ScalarType.Float64))
-            let maxError (a: torch.Tensor) (b: torch.Tensor) = (a.``to``(ScalarType.Float64) - b).abs().max().ToDouble()
+            let g = new torch.Generator(5UL, torch.CPU)
             use noGrad = torch.no_grad ()
-            for shape in [ [| 1L; 48L |]; [| 2L; 1L; 48L |] ] do
-                let h = torch.randn(shape, generator = g) * 10.0
-                let logits = model.LogitsOf(h)
-                Expect.sequenceEqual logits.shape [| yield! shape.[.. shape.Length - 2]; 4500L |] "shape [..., V]"
-                Expect.equal logits.dtype ScalarType.Float32 "float32 logits"
-                let scale = (exact h).abs().max().ToDouble()
-                Expect.isLessThan (maxError logits (exact h)) (1e-5 * scale) "float32 accumulation of the bf16 weights"
-                Expect.isGreaterThan (maxError (bf16Matmul h) (exact h)) (1e-4 * scale) "(the bf16 matmul rounds its output: the check above can tell them apart)"
-            // Both ways of widening, where this CPU runs the fused one (AVX-512): the same float32 logits.
-            use widened = new WidenedHead()
-            for fused in [ yield false; if WidenedHead.Fused(weight) then yield true ] do
-                let h = torch.randn([| 2L; 48L |], generator = g) * 10.0
-                let scale = (exact h).abs().max().ToDouble()
-                Expect.isLessThan (maxError (widened.Logits(h, weight, fused)) (exact h)) (1e-5 * scale) $"fused = {fused}: float32 accumulation of the bf16 weights"
-            let three = torch.randn([| 3L; 48L |], generator = g)
-            Expect.equal (maxError (model.LogitsOf(three)) ((bf16Matmul three).``to``(ScalarType.Float64))) 0.0 "three rows: the bf16 matmul"
+            let sameBits (a: torch.Tensor) (b: torch.Tensor) = a.shape = b.shape && a.eq(b).all().item<bool>()
+            // 8,492 rows of width 64: two parallel pieces, float32 tiles of 4,096 rows and a partial one of 300.
+            let master = torch.randn([| 8492L; 64L |], generator = g)
+            for weight in [ master; master.``to``(ScalarType.BFloat16) ] do
+                let exact (h: torch.Tensor) = torch.nn.functional.linear(h.``to``(ScalarType.Float64), weight.``to``(ScalarType.Float64))
+                Expect.isTrue (FewRowProduct.Reads weight) $"{weight.dtype}: the kernel reads it"
+                for rows in [ 1L; 2L; 3L; 4L; 5L; 8L; 9L; 13L ] do
+                    let h = torch.randn([| rows; 64L |], generator = g) * 3.0
+                    let z = FewRowProduct.Multiply(h, weight, 1)
+                    Expect.equal z.dtype ScalarType.Float32 "float32 products"
+                    Expect.sequenceEqual z.shape [| rows; 8492L |] "[R, N]"
+                    let scale = (exact h).abs().max().ToDouble()
+                    Expect.isLessThan ((z.``to``(ScalarType.Float64) - exact h).abs().max().ToDouble()) (1e-5 * scale) $"{weight.dtype}, {rows} rows: the float32 product"
+                    Expect.isTrue (sameBits z (FewRowProduct.Multiply(h, weight, 3))) $"{weight.dtype}, {rows} rows: three threads' split gives the same bits"
+                    for r in 0L .. rows - 1L do
+                        Expect.isTrue (sameBits (z.narrow(0, r, 1L)) (FewRowProduct.Multiply(h.narrow(0, r, 1L), weight, 1))) $"{weight.dtype}, row {r} of {rows}: the same bits alone"
+                let batched = torch.randn([| 2L; 3L; 64L |], generator = g)
+                Expect.sequenceEqual (FewRowProduct.Multiply(batched, weight).shape) [| 2L; 3L; 8492L |] "[..., D] -> [..., N]"
+            Expect.isFalse (FewRowProduct.Reads(master.t())) "a transposed weight is not read"
+            Expect.isFalse (FewRowProduct.Applies(1L, ScalarType.Float64, 64L, torch.CPU)) "float64 keeps libtorch's products"
+            Expect.isFalse (FewRowProduct.Applies(1L, ScalarType.Float32, 48L, torch.CPU)) "a width not divisible by 32 keeps them"
+            Expect.isFalse (FewRowProduct.Applies(33L, ScalarType.Float32, 64L, torch.CPU)) "33 float32 rows keep them"
+            Expect.isFalse (FewRowProduct.Applies(5L, ScalarType.BFloat16, 64L, torch.CPU)) "5 bf16 rows keep them"
             do
                 use withGrad = torch.enable_grad ()
-                let one = torch.randn([| 1L; 48L |], generator = g).requires_grad_(true)
-                let logits = model.LogitsOf(one)
-                Expect.isTrue logits.requires_grad "with a graph: the differentiable bf16 path"
-                Expect.equal (maxError logits ((bf16Matmul one).``to``(ScalarType.Float64))) 0.0 "with a graph: the bf16 matmul"
+                Expect.isFalse (FewRowProduct.Applies(1L, ScalarType.Float32, 64L, torch.CPU)) "a graph keeps them"
+
+        testCase "the head and projections of a decode step: float32 products of the weights without a graph, libtorch's with one" <| fun () ->
+            let cfg = ModelConfig(VocabSize = 4500, HiddenSize = 64, IntermediateSize = 96, NumHiddenLayers = 1, NumAttentionHeads = 4,
+                                  NumKeyValueHeads = 2, MaxPositionEmbeddings = 64, TieWordEmbeddings = true)
+            for bf16 in [ false; true ] do
+                use model = randomModel cfg 9 ScalarType.Float32
+                if bf16 then model.Precision.Dtype <- Nullable ScalarType.BFloat16
+                use scope = torch.NewDisposeScope()
+                let g = new torch.Generator(11UL, torch.CPU)
+                let compute = if bf16 then ScalarType.BFloat16 else ScalarType.Float32
+                let weight = model.HeadWeight.detach().``to``(compute)
+                let libtorch (h: torch.Tensor) = torch.nn.functional.linear(h.``to``(compute), weight).``to``(ScalarType.Float32)
+                let exact (h: torch.Tensor) = torch.nn.functional.linear(h.``to``(ScalarType.Float64), weight.``to``(ScalarType.Float64))
+                let maxError (a: torch.Tensor) (b: torch.Tensor) = (a.``to``(ScalarType.Float64) - b.``to``(ScalarType.Float64)).abs().max().ToDouble()
+                use noGrad = torch.no_grad ()
+                let few = Runtime.Intrinsics.X86.Avx512F.IsSupported
+                for rows in [ 1L; 2L; 4L ] do
+                    let h = torch.randn([| rows; 64L |], generator = g) * 10.0
+                    let logits = model.LogitsOf(h)
+                    Expect.equal logits.dtype ScalarType.Float32 "float32 logits"
+                    let scale = (exact h).abs().max().ToDouble()
+                    if few || (bf16 && rows <= 2L) then
+                        Expect.isLessThan (maxError logits (exact h)) (1e-5 * scale) $"bf16 = {bf16}, {rows} rows: the float32 product of the weights"
+                    else Expect.equal (maxError logits (libtorch h)) 0.0 $"bf16 = {bf16}, {rows} rows: libtorch's product"
+                    if bf16 then
+                        Expect.isGreaterThan (maxError (libtorch h) (exact h)) (1e-4 * scale) "(the bf16 matmul rounds its output: the check above can tell them apart)"
+                let many = torch.randn([| (if bf16 then 5L else 33L); 64L |], generator = g)
+                Expect.equal (maxError (model.LogitsOf(many)) (libtorch many)) 0.0 "more rows: libtorch's product"
+                // A one-token decode step through the projections equals the same forward with a graph.
+                let ids = torch.tensor([| 5L; 17L; 400L |]).reshape(1L, 3L)
+                let step = model.ForwardHidden(ids.narrow(1, 2L, 1L), cache = (let c = model.NewCache(1L, 3) in model.ForwardHidden(ids.narrow(1, 0L, 2L), cache = c) |> ignore; c))
+                use withGrad = torch.enable_grad ()
+                let graph = model.ForwardHidden(ids).narrow(1, 2L, 1L)
+                Expect.isTrue graph.requires_grad "with a graph: libtorch's products"
+                let bound = if bf16 then 3e-2 else 1e-5
+                Expect.isLessThan (maxError step (graph.detach())) (bound * (graph.abs().max().ToDouble() + 1.0)) $"bf16 = {bf16}: a decode step through the projections matches the full forward"
+            // The bf16 blocks of CPUs without AVX-512: two full blocks of 2,048 rows and a partial one.
+            use scope = torch.NewDisposeScope()
+            use noGrad = torch.no_grad ()
+            let g = new torch.Generator(3UL, torch.CPU)
+            let weight = (torch.randn([| 4500L; 48L |], generator = g)).``to``(ScalarType.BFloat16)
+            let h = torch.randn([| 2L; 48L |], generator = g) * 10.0
+            let exact = torch.nn.functional.linear(h.``to``(ScalarType.Float64), weight.``to``(ScalarType.Float64))
+            use widened = new WidenedHead()
+            Expect.isLessThan ((widened.Logits(h, weight).``to``(ScalarType.Float64) - exact).abs().max().ToDouble()) (1e-5 * exact.abs().max().ToDouble()) "blocks: the float32 product of the bf16 weights"
 
         testCase "bf16 needs float32 master weights" <| fun () ->
             Expect.throwsT<ConfigException> (fun () -> ConfigLoader.Validate(TrainConfig(Bf16 = true, Dtype = "float64", Out = "x")))
