@@ -23,7 +23,7 @@ internal static class Projection
         var storage = layer.weight!.dtype;
         var casts = precision?.Dtype is ScalarType d && d != storage;
         var compute = casts ? precision!.Dtype!.Value : storage;
-        if (FewRowProduct.Applies(x.numel() / x.shape[^1], compute, x.shape[^1], x.device)) return FewRows(layer, x, precision, casts ? compute : x.dtype);
+        if (FewRowProduct.Applies(x.numel() / x.shape[^1], layer.weight.shape[0], x.shape[^1], compute, x.device)) return FewRows(layer, x, precision, casts ? compute : x.dtype);
         if (!casts) return layer.forward(x);
         using var scope = NewDisposeScope();
         var bias = layer.bias is null ? null : precision!.Weight(layer.bias);

@@ -135,7 +135,7 @@ public sealed class Qwen2ForCausalLM : nn.Module
     public Tensor LogitsOf(Tensor hidden)
     {
         var rows = hidden.numel() / hidden.shape[^1];
-        var few = FewRowProduct.Applies(rows, ComputeDtype, hidden.shape[^1], Device);
+        var few = FewRowProduct.Applies(rows, Config.VocabSize, hidden.shape[^1], ComputeDtype, Device);
         var widened = !few && WidenedHead.Applies(rows, ComputeDtype, Device);
         if (!few && !widened && hidden.dtype == Dtype && !Precision.Casts(Dtype))
             return lm_head is not null ? lm_head.forward(hidden) : nn.functional.linear(hidden, model.EmbeddingWeight);

@@ -269,7 +269,7 @@ let tests =
 
         testCase "few-row kernel: x W^T in float32 for float32 and bf16 weights, each row the same bits at every batch size and split" <| fun () ->
             if not Runtime.Intrinsics.X86.Avx512F.IsSupported then
-                Expect.isFalse (FewRowProduct.Applies(1L, ScalarType.Float32, 64L, torch.CPU)) "no AVX-512: libtorch's products"
+                Expect.isFalse (FewRowProduct.Applies(1L, 16384L, 64L, ScalarType.Float32, torch.CPU)) "no AVX-512: libtorch's products"
             else
             use scope = torch.NewDisposeScope()
             let g = new torch.Generator(5UL, torch.CPU)
@@ -293,16 +293,19 @@ let tests =
                 let batched = torch.randn([| 2L; 3L; 64L |], generator = g)
                 Expect.sequenceEqual (FewRowProduct.Multiply(batched, weight).shape) [| 2L; 3L; 8492L |] "[..., D] -> [..., N]"
             Expect.isFalse (FewRowProduct.Reads(master.t())) "a transposed weight is not read"
-            Expect.isFalse (FewRowProduct.Applies(1L, ScalarType.Float64, 64L, torch.CPU)) "float64 keeps libtorch's products"
-            Expect.isFalse (FewRowProduct.Applies(1L, ScalarType.Float32, 48L, torch.CPU)) "a width not divisible by 32 keeps them"
-            Expect.isFalse (FewRowProduct.Applies(33L, ScalarType.Float32, 64L, torch.CPU)) "33 float32 rows keep them"
-            Expect.isFalse (FewRowProduct.Applies(5L, ScalarType.BFloat16, 64L, torch.CPU)) "5 bf16 rows keep them"
+            Expect.isFalse (FewRowProduct.Applies(1L, 16384L, 64L, ScalarType.Float64, torch.CPU)) "float64 keeps libtorch's products"
+            Expect.isFalse (FewRowProduct.Applies(1L, 32768L, 48L, ScalarType.Float32, torch.CPU)) "a width not divisible by 32 keeps them"
+            Expect.isTrue (FewRowProduct.Applies(32L, 16384L, 64L, ScalarType.Float32, torch.CPU)) "32 float32 rows of a weight of 2^20 take the kernel"
+            Expect.isFalse (FewRowProduct.Applies(1L, 16383L, 64L, ScalarType.Float32, torch.CPU)) "a weight under 2^20 keeps libtorch's products"
+            Expect.isFalse (FewRowProduct.Applies(33L, 16384L, 64L, ScalarType.Float32, torch.CPU)) "33 float32 rows keep them"
+            Expect.isFalse (FewRowProduct.Applies(5L, 16384L, 64L, ScalarType.BFloat16, torch.CPU)) "5 bf16 rows keep them"
             do
                 use withGrad = torch.enable_grad ()
-                Expect.isFalse (FewRowProduct.Applies(1L, ScalarType.Float32, 64L, torch.CPU)) "a graph keeps them"
+                Expect.isFalse (FewRowProduct.Applies(1L, 16384L, 64L, ScalarType.Float32, torch.CPU)) "a graph keeps them"
 
         testCase "the head and projections of a decode step: float32 products of the weights without a graph, libtorch's with one" <| fun () ->
-            let cfg = ModelConfig(VocabSize = 4500, HiddenSize = 64, IntermediateSize = 96, NumHiddenLayers = 1, NumAttentionHeads = 4,
+            // A head and an MLP of 2^20 weights each: the kernel's smallest (FewRowProduct.MinWeights).
+            let cfg = ModelConfig(VocabSize = 16384, HiddenSize = 64, IntermediateSize = 16384, NumHiddenLayers = 1, NumAttentionHeads = 4,
                                   NumKeyValueHeads = 2, MaxPositionEmbeddings = 64, TieWordEmbeddings = true)
             for bf16 in [ false; true ] do
                 use model = randomModel cfg 9 ScalarType.Float32
