@@ -104,7 +104,7 @@ public static class RolloutBench
         };
     }
 
-    /// <summary>CPU seconds of one token's matmuls in bf16: all layers' projections and MLP, each [1,in] x [out,in]^T, and the model's head on one row (its own path: <see cref="Qwen2ForCausalLM.LogitsOf"/>).</summary>
+    /// <summary>CPU seconds of one token's matmuls in bf16: all layers' projections and MLP, each [1,in] x [out,in]^T by the product the model uses for it (<see cref="FewRowProduct"/> or libtorch's), and the model's head on one row (its own path: <see cref="Qwen2ForCausalLM.LogitsOf"/>).</summary>
     private static (double Layers, double Head) OneRowMatmuls(Qwen2ForCausalLM model)
     {
         using var scope = torch.NewDisposeScope();
@@ -114,8 +114,10 @@ public static class RolloutBench
         {
             var x = torch.randn(1, input).to(ScalarType.BFloat16);
             var w = torch.randn(output, input).to(ScalarType.BFloat16);
-            nn.functional.linear(x, w).Dispose();
-            return BenchClock.Best(20, () => nn.functional.linear(x, w).Dispose()).Cpu;
+            Func<Tensor> product = FewRowProduct.Applies(1, output, input, ScalarType.BFloat16, torch.CPU)   // the model's path (Projection)
+                ? () => FewRowProduct.Multiply(x, w) : () => nn.functional.linear(x, w);
+            for (var i = 0; i < 20; i++) product().Dispose();
+            return BenchClock.Best(20, () => product().Dispose()).Cpu;
         }
         long d = c.HiddenSize, kv = c.NumKeyValueHeads * c.HeadDim, q = c.NumAttentionHeads * c.HeadDim;
         var layer = Time(q, d) + 2 * Time(kv, d) + Time(d, q) + 2 * Time(c.IntermediateSize, d) + Time(d, c.IntermediateSize);
@@ -171,7 +173,7 @@ public static class RolloutBench
             ["head_ms_cpu"] = 1000 * head,
             ["rest_ms_cpu"] = 1000 * (stepCpu - layerMatmuls - head),
         });
-        s.Notes.Add("layer_matmuls = the step's one-row bf16 matmuls timed alone on random weights of the same shapes, head = the model's own head on one row (best of 20, CPU); rest = everything else in the step (attention, norms, RoPE, cache writes, sampling, per-op overhead).");
+        s.Notes.Add("layer_matmuls = the step's one-row bf16 matmuls timed alone on random weights of the same shapes, each by the product the model uses for it, head = the model's own head on one row (best of 20, CPU); rest = everything else in the step (attention, norms, RoPE, cache writes, sampling, per-op overhead).");
         s.Notes.Add("bound = 2 bytes x (matmul weights + mean context x 2 x layers x kv heads x head dim) / the copy rate measured in this run; x_of_bound 1 = at the bound; _cpu: per CPU-second, both.");
         return s;
     }
