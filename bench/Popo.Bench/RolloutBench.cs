@@ -58,6 +58,7 @@ public static class RolloutBench
         s.Notes.Add("identical = tokens, completion masks and sequences equal; max_dlogp = largest |log-prob difference| (matmuls over different batch sizes may round differently); best of the rounds;");
         yield return s;
         yield return DecodeBatchOne(setup.Sizes[^1], setup, peak);
+        yield return FewRowHead(setup.Sizes[^1], peak);
     }
 
     private static Dictionary<string, object> Compare(BenchModels.Size size, Setup setup, int[] lengths)
@@ -175,6 +176,51 @@ public static class RolloutBench
         });
         s.Notes.Add("layer_matmuls = the step's one-row bf16 matmuls timed alone on random weights of the same shapes, each by the product the model uses for it, head = the model's own head on one row (best of 20, CPU); rest = everything else in the step (attention, norms, RoPE, cache writes, sampling, per-op overhead).");
         s.Notes.Add("bound = 2 bytes x (matmul weights + mean context x 2 x layers x kv heads x head dim) / the copy rate measured in this run; x_of_bound 1 = at the bound; _cpu: per CPU-second, both.");
+        return s;
+    }
+
+    /// <summary>
+    /// The head's product at a decode step's row counts, libtorch's against <see cref="FewRowProduct"/>, for float32
+    /// and bf16 weights of the model's head shape: what the sampler gains where the kernel applies, and why it stops
+    /// where it does (<see cref="FewRowProduct.MaxRows"/>).
+    /// </summary>
+    private static BenchSection FewRowHead(BenchModels.Size size, PeakResult peak)
+    {
+        var c = size.Config;
+        var s = new BenchSection("few_row_head", $"The head's product for a few rows ([{c.VocabSize}, {c.HiddenSize}] weight, no graph): libtorch against the few-row kernel");
+        if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported)
+        {
+            s.Notes.Add("no AVX-512 here: the kernel does not run, every product is libtorch's");
+            return s;
+        }
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        torch.manual_seed(0);
+        var master = torch.randn(c.VocabSize, c.HiddenSize);
+        foreach (var weight in new[] { master, master.to(ScalarType.BFloat16) })
+            foreach (var rows in new[] { 1, 2, 4, 8, 16, 32 })
+            {
+                var h = torch.randn(rows, c.HiddenSize);
+                var cast = h.to(weight.dtype);
+                Action libtorch = () => nn.functional.linear(cast, weight).Dispose();
+                Action kernel = () => FewRowProduct.Multiply(h, weight).Dispose();
+                for (var i = 0; i < 20; i++) { libtorch(); kernel(); }
+                Thread.Sleep(200);   // lets the JIT install the kernel's optimised code before the timing
+                var a = BenchClock.Best(10, libtorch).Wall;
+                var b = BenchClock.Best(10, kernel).Wall;
+                var bytes = (double)weight.numel() * weight.element_size();
+                s.Rows.Add(new()
+                {
+                    ["weight"] = weight.dtype == ScalarType.BFloat16 ? "bf16" : "float32",
+                    ["rows"] = rows,
+                    ["libtorch_ms"] = 1000 * a,
+                    ["kernel_ms"] = 1000 * b,
+                    ["speedup"] = a / b,
+                    ["kernel_x_of_bound"] = b / (bytes / peak.CopyBytesPerSecond),
+                    ["used"] = FewRowProduct.Applies(rows, c.VocabSize, c.HiddenSize, weight.dtype, torch.CPU) ? "kernel" : "libtorch",
+                });
+            }
+        s.Notes.Add("best of 10 after 20 warm-up calls, wall; kernel_x_of_bound = kernel time over the weight's bytes at this run's copy rate; used = which product the model takes at that row count (FewRowProduct.MaxRows).");
         return s;
     }
 }
