@@ -23,19 +23,20 @@ internal static class Projection
         var storage = layer.weight!.dtype;
         var casts = precision?.Dtype is ScalarType d && d != storage;
         var compute = casts ? precision!.Dtype!.Value : storage;
-        if (FewRowProduct.Applies(x.numel() / x.shape[^1], layer.weight.shape[0], x.shape[^1], compute, x.device)) return FewRows(layer, x, precision, casts ? compute : x.dtype);
+        if (FewRowProduct.Applies(x.numel() / x.shape[^1], layer.weight.shape[0], x.shape[^1], compute, x.device)
+            && FewRows(layer, x, precision, casts ? compute : x.dtype) is { } few) return few;
         if (!casts) return layer.forward(x);
         using var scope = NewDisposeScope();
         var bias = layer.bias is null ? null : precision!.Weight(layer.bias);
         return nn.functional.linear(precision!.Input(x), precision.Weight(layer.weight), bias).MoveToOuterDisposeScope();
     }
 
-    /// <summary>A decode step's few rows (no graph): x W^T in float32 from the weights as the matmul would read them, plus the bias, in <paramref name="output"/>.</summary>
-    private static Tensor FewRows(Linear layer, Tensor x, ComputePrecision? precision, ScalarType output)
+    /// <summary>A decode step's few rows (no graph): x W^T in float32 from the weights as the matmul would read them, plus the bias, in <paramref name="output"/>; null when the kernel cannot read the weight.</summary>
+    private static Tensor? FewRows(Linear layer, Tensor x, ComputePrecision? precision, ScalarType output)
     {
-        using var scope = NewDisposeScope();
         var weight = precision?.Weight(layer.weight!) ?? layer.weight!;
-        if (!FewRowProduct.Reads(weight)) return nn.functional.linear(precision?.Input(x) ?? x, weight, layer.bias is null ? null : precision?.Weight(layer.bias) ?? layer.bias).MoveToOuterDisposeScope();
+        if (!FewRowProduct.Reads(weight)) return null;
+        using var scope = NewDisposeScope();
         var y = FewRowProduct.Multiply(x, weight);
         if (layer.bias is not null) y.add_(layer.bias.to(ScalarType.Float32));
         return y.to(output).MoveToOuterDisposeScope();

@@ -331,6 +331,12 @@ let tests =
                         Expect.isGreaterThan (maxError (libtorch h) (exact h)) (1e-4 * scale) "(the bf16 matmul rounds its output: the check above can tell them apart)"
                 let many = torch.randn([| (if bf16 then 5L else 33L); 64L |], generator = g)
                 Expect.equal (maxError (model.LogitsOf(many)) (libtorch many)) 0.0 "more rows: libtorch's product"
+                do
+                    use withGrad = torch.enable_grad ()
+                    let one = torch.randn([| 1L; 64L |], generator = g).requires_grad_(true)
+                    let logits = model.LogitsOf(one)
+                    Expect.isTrue logits.requires_grad "the head with a graph: the differentiable path"
+                    Expect.equal (maxError logits (libtorch one)) 0.0 "the head with a graph: libtorch's product"
                 // A one-token decode step through the projections equals the same forward with a graph.
                 let ids = torch.tensor([| 5L; 17L; 400L |]).reshape(1L, 3L)
                 let step = model.ForwardHidden(ids.narrow(1, 2L, 1L), cache = (let c = model.NewCache(1L, 3) in model.ForwardHidden(ids.narrow(1, 0L, 2L), cache = c) |> ignore; c))
