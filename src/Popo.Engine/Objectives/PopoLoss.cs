@@ -12,19 +12,23 @@ public sealed record PopoLossTerms(Tensor Total, Tensor Nll, Tensor Similarity, 
 /// <summary>
 /// POPO's micro-batch loss (DESIGN.md §2.3-2.7):
 ///   L_nll = (1/N+) sum_i w_i sum_t -l_{i,t}       (N+ = completion tokens of rows with w_i > 0, at least 1)
-///   L_sim = -sum_i w_i cos(u_i, z_i) / max(sum_i w_i, 1e-8)   (u = predictor output, z = noisy target feature)
+///   L_sim = -sum_i w_i cos(u_i, z_i) / max(sum_i w_i, 1e-8)   (u = predictor output, z = noisy target feature;
+///           a row with w_i = 0 adds exactly 0, so u and z are passed for the positive rows only)
 ///   L_ent = -(1/N) sum_{i,t} H_{i,t}              (over all rows, or positive rows with EntropyScope.Positive)
 ///   L     = (L_nll + alpha L_sim + beta_ent L_ent) / gradAccumSteps, and exactly 0 with no positive.
 /// Departures from the authors' code: none; cos is u.z / (|u| |z|) without torch's eps clamp, as in the spec.
 /// </summary>
 public static class PopoLoss
 {
+    /// <summary>The indices of the rows with w_i &gt; 0 (int64, on w's device): the only rows L_sim reads.</summary>
+    public static Tensor PositiveRows(Tensor weights) => nonzero(weights > 0).view(-1);
+
     /// <param name="logProbs">l [B,N] (differentiable).</param>
     /// <param name="entropy">H [B,N] (differentiable), or null when beta_ent = 0.</param>
     /// <param name="mask">completion mask [B,N], 1 for real completion tokens.</param>
     /// <param name="weights">w [B], no gradient.</param>
-    /// <param name="predicted">u = h(f_theta) [B,D], or null when alpha = 0.</param>
-    /// <param name="target">z = f_xi + noise [B,D], no gradient, or null when alpha = 0.</param>
+    /// <param name="predicted">u = h(f_theta) [B+,D] of the rows <see cref="PositiveRows"/> selects, or null when alpha = 0.</param>
+    /// <param name="target">z = f_xi + noise [B+,D] of the same rows, no gradient, or null when alpha = 0.</param>
     public static PopoLossTerms Compute(Tensor logProbs, Tensor? entropy, Tensor mask, Tensor weights,
                                         Tensor? predicted, Tensor? target, PopoOptions options, int gradAccumSteps)
     {
@@ -40,8 +44,9 @@ public static class PopoLoss
         {
             if (predicted is null || target is null)
                 throw new ArgumentException("alpha != 0 needs the predictor outputs and the target features");
-            var cos = (predicted * target).sum(-1) / (predicted.norm(1) * target.norm(1)); // [B]
-            sim = -(w * cos).sum() / w.sum().clamp_min(1e-8);
+            var wPlus = w.index_select(0, PositiveRows(weights));                          // [B+]
+            var cos = (predicted * target).sum(-1) / (predicted.norm(1) * target.norm(1)); // [B+]
+            sim = -(wPlus * cos).sum() / wPlus.sum().clamp_min(1e-8);
         }
 
         var ent = zeros_like(nll);

@@ -10,7 +10,8 @@ namespace Popo.Engine.Objectives;
 /// siamese predictor pulled towards an EMA target's features instead of a KL penalty.
 /// Departures from the authors' code: none by default. With entropy_scope = positive or beta_ent = 0 the
 /// negatives are not forwarded at all (they could not change the loss); micro-batches without a
-/// positive are skipped for the same reason (their loss is exactly 0).
+/// positive are skipped for the same reason (their loss is exactly 0). The EMA target forwards the
+/// positive rows only: L_sim weighs row i by w_i, so a negative's target feature cannot change the loss.
 /// RFT is this objective with uniform weights, alpha = beta_ent = 0.
 /// </summary>
 public sealed class PopoObjective : IObjective
@@ -73,8 +74,9 @@ public sealed class PopoObjective : IObjective
         Tensor? u = null, z = null;
         if (options.UsesSimilarity)
         {
-            u = predictor!.forward(TokenStatistics.PoolFeatures(outputs.Hidden, outputs.Mask, options.Pooling));
-            z = TargetFeatures(batch, index, outputs, metrics, l).to(u.dtype);
+            var positive = PopoLoss.PositiveRows(w);
+            u = predictor!.forward(TokenStatistics.PoolFeatures(outputs.Hidden.index_select(0, positive), outputs.Mask.index_select(0, positive), options.Pooling));
+            z = TargetFeatures(batch, index.index_select(0, positive), metrics, l.index_select(0, positive)).to(u.dtype);
         }
         using var terms = PopoLoss.Compute(l, entropy, outputs.Mask, w, u, z, options, gradAccumSteps);
         terms.Total.backward();
@@ -88,15 +90,19 @@ public sealed class PopoObjective : IObjective
         return true;
     }
 
-    /// <summary>f_xi + N(0, sigma^2 I): the EMA target's pooled features, no gradient. Also logs KL(policy || target) on the sampled tokens.</summary>
-    private Tensor TargetFeatures(GenerationBatch batch, Tensor index, CompletionOutputs online, StepMetrics metrics, Tensor onlineLogProbs)
+    /// <summary>
+    /// f_xi + N(0, sigma^2 I): the EMA target's pooled features of the batch rows <paramref name="index"/> (the positives), no gradient.
+    /// Also logs KL(policy || target) on their sampled tokens (<paramref name="onlineLogProbs"/>: the policy's l of the same rows).
+    /// </summary>
+    private Tensor TargetFeatures(GenerationBatch batch, Tensor index, StepMetrics metrics, Tensor onlineLogProbs)
     {
         using var noGrad = no_grad();
         using var targetOut = CompletionForward.Run(target!, batch, index);
         var features = TokenStatistics.PoolFeatures(targetOut.Hidden, targetOut.Mask, options.Pooling);
         var targetLogProbs = targetOut.Statistics(temperature, EntropyNeed.None).LogProbs.to(onlineLogProbs.dtype);
-        var d = targetLogProbs - onlineLogProbs.detach();
-        var k3 = ((d.exp() - d - 1) * online.Mask).sum() / online.Mask.sum().clamp_min(1);
+        var mask = targetOut.Mask;   // these rows' columns: fewer than the micro-batch's when its longest rows are negatives
+        var d = targetLogProbs - onlineLogProbs.detach().narrow(1, 0, mask.shape[1]);
+        var k3 = ((d.exp() - d - 1) * mask).sum() / mask.sum().clamp_min(1);
         metrics.Add("kl_target", k3.ToDouble());
         if (options.FeatureNoise > 0)
             features = features + options.FeatureNoise * randn(features.shape, dtype: features.dtype, device: features.device, generator: noise);

@@ -83,7 +83,10 @@ let private popoAgrees (dtype: ScalarType) (tol: float) (case: PopoCase) =
     let logits = (paddedLogits dtype inputs.Logits).requires_grad_(true)
     let u = (matrixTensor dtype inputs.Predictor).requires_grad_(true)
     let entropy = if config.BetaEnt <> 0.0 then TokenStatistics.Entropy(logits, config.Temperature) else null
-    use terms = PopoLoss.Compute(l, entropy, mask, w, u, z, options, config.GradAccumSteps)
+    // L_sim reads the positive rows' u and z only (the engine forwards the target on those alone).
+    let positive = PopoLoss.PositiveRows w
+    let z = z.index_select(0L, positive)
+    use terms = PopoLoss.Compute(l, entropy, mask, w, u.index_select(0L, positive), z, options, config.GradAccumSteps)
     terms.Total.backward()
     let dl, dlPads = unpad lengths (gradValues l)
     let dz, dzPads = unpadLogits lengths v (gradValues logits)
@@ -93,7 +96,7 @@ let private popoAgrees (dtype: ScalarType) (tol: float) (case: PopoCase) =
     let l2 = TokenStatistics.LogProbs(logits2, paddedTokens c.Tokens, config.Temperature)
     let entropy2 = if config.BetaEnt <> 0.0 then TokenStatistics.Entropy(logits2, config.Temperature) else null
     let u2 = (matrixTensor dtype inputs.Predictor).requires_grad_(true)
-    use terms2 = PopoLoss.Compute(l2, entropy2, mask, w, u2, z, options, config.GradAccumSteps)
+    use terms2 = PopoLoss.Compute(l2, entropy2, mask, w, u2.index_select(0L, positive), z, options, config.GradAccumSteps)
     terms2.Total.backward()
     let dz2, dz2Pads = unpadLogits lengths v (gradValues logits2)
     let full = SpecPopo.fullLogitGradients config inputs c.Tokens
@@ -182,9 +185,11 @@ let tests =
                 let l = TokenStatistics.LogProbs(logits, paddedTokens c.Tokens, c.Config.Temperature)
                 let u = (matrixTensor ScalarType.Float64 c.Inputs.Predictor).requires_grad_(true)
                 let entropy = if c.Config.BetaEnt <> 0.0 then TokenStatistics.Entropy(logits, c.Config.Temperature) else null
+                let w = vectorTensor ScalarType.Float64 c.Inputs.Weights
+                let positive = PopoLoss.PositiveRows w
                 use terms =
-                    PopoLoss.Compute(l, entropy, maskOf ScalarType.Float64 lengths, vectorTensor ScalarType.Float64 c.Inputs.Weights,
-                                     u, matrixTensor ScalarType.Float64 c.Inputs.Target, popoOptions c.Config, c.Config.GradAccumSteps)
+                    PopoLoss.Compute(l, entropy, maskOf ScalarType.Float64 lengths, w, u.index_select(0L, positive),
+                                     (matrixTensor ScalarType.Float64 c.Inputs.Target).index_select(0L, positive), popoOptions c.Config, c.Config.GradAccumSteps)
                 terms.Total.backward()
                 terms.Total.ToDouble() = 0.0
                 && SpecPopo.loss c.Config c.Inputs = 0.0

@@ -83,6 +83,18 @@ let private gradsOf (parameters: seq<Modules.Parameter>) =
 
 let private property name gen body = testProperty name (Prop.forAll (Arb.fromGen gen) body)
 
+/// A policy that forwards through another and records the rows (batch size) of every forward.
+type private RowCounting(inner: IPolicy) =
+    member val Rows = ResizeArray<int64>()
+    interface IPolicy with
+        member this.ForwardHidden(ids, attention, positions) =
+            this.Rows.Add ids.shape.[0]
+            inner.ForwardHidden(ids, attention, positions)
+        member _.Logits hidden = inner.Logits hidden
+        member _.TokenStatistics(hidden, tokens, temperature, entropy, mask) = inner.TokenStatistics(hidden, tokens, temperature, entropy, mask)
+        member _.Parameters = inner.Parameters
+        member _.Module = inner.Module
+
 let private liveTensors () = DisposeScopeManager.Statistics.ThreadTotalLiveCount
 
 /// Live tensors on this thread after 1 and after 100 full steps: sample, reward, Prepare, micro-batch
@@ -162,6 +174,26 @@ let tests =
                 && (emaState |> Array.collect values) = before
                 && gradsOf objective.ExtraParameters |> Array.exists (fun g -> g <> 0.0)
                 && gradsOf policy.Parameters |> Array.exists (fun g -> g <> 0.0)
+
+        property "the EMA target forwards the positive rows of a micro-batch only (L_sim weighs the others by 0)" rolloutCase <|
+            fun c ->
+                use scope = torch.NewDisposeScope()
+                use model = randomModel (tinyConfig ()) c.Seed ScalarType.Float64
+                let policy = Qwen2Policy(model)
+                let target = RowCounting(policy.FrozenClone())
+                use objective =
+                    new PopoObjective("popo", policy, Func<IPolicy>(fun () -> target :> IPolicy), 8,
+                                      PopoOptions(PredictorHidden = 16), 1.0, torch.CPU, ScalarType.Float64, int64 c.Seed)
+                use batch = batchOf policy c.Prompt c.Completions c.Rewards c.GroupSize
+                use prepared = objective.Prepare(batch, StepMetrics())
+                let w = values prepared.PerRow
+                let micro = prepared.TrainRows |> Array.chunkBySize 3
+                for rows in micro do objective.Backward(prepared, rows, micro.Length, StepMetrics()) |> ignore
+                let expected = [ for rows in micro do
+                                     let positives = rows |> Array.filter (fun i -> w.[int i] > 0.0)
+                                     if positives.Length > 0 then yield int64 positives.Length ]
+                List.ofSeq target.Rows = expected
+                |> Prop.classify (expected.IsEmpty) "no positive"
 
         property "a micro-batch without a positive leaves every gradient untouched" rolloutCase <|
             fun c ->
