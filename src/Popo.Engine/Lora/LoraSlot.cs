@@ -27,7 +27,7 @@ public sealed class LoraSlot
         return new Restore(() => Active = previous);
     }
 
-    /// <summary>The layer's output y with the active set's adapter for it (y itself when there is none).</summary>
+    /// <summary>The layer's output y [rows, out] with the active set's adapter for it, x [rows, in] its input (y itself when there is none).</summary>
     internal Tensor Apply(Linear layer, Tensor y, Tensor x) => Active is { } set ? set.Apply(layer, y, x, Training) : y;
 
     /// <summary>

@@ -8,11 +8,22 @@ namespace Popo.Engine.Model;
 internal static class Projection
 {
     /// <summary>
-    /// layer(x) as before when no cast applies (bit-identical float32/float64 path); else x W^T + b with the weights in the compute
+    /// layer(x) over x's rows when no cast applies (libtorch's own float32/float64 product); else x W^T + b with the weights in the compute
     /// dtype. The few rows of a decode step without a graph on the CPU take <see cref="FewRowProduct"/> instead (float32
     /// products of the same weights). An adapter adds s B A x in the same dtype (<see cref="LoraSlot"/>).
     /// </summary>
     public static Tensor Apply(Linear layer, Tensor x, ComputePrecision? precision, LoraSlot? lora)
+    {
+        if (x.dim() == 2) return Rows(layer, x, precision, lora);
+        // Rows flattened first, with or without an adapter (so that B = 0 gives the base's exact product: libtorch rounds a
+        // [B,T,in] product with bias differently from a [rows,in] one): the adapter adds into the base output in place, and
+        // in place on a view of it would copy the gradient.
+        using var scope = NewDisposeScope();
+        var y = Rows(layer, x.reshape(-1, x.shape[^1]), precision, lora);
+        return y.view([.. x.shape[..^1], y.shape[^1]]).MoveToOuterDisposeScope();
+    }
+
+    private static Tensor Rows(Linear layer, Tensor x, ComputePrecision? precision, LoraSlot? lora)
     {
         var y = Base(layer, x, precision);
         return lora is null ? y : lora.Apply(layer, y, x);
