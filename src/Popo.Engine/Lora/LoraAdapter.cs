@@ -39,11 +39,12 @@ public sealed class LoraAdapter : nn.Module
     }
 
     /// <summary>
-    /// y += s B A x for y = the base layer's output [rows, out] and its input x [rows, in] (both flattened to rows), in x's dtype (the
-    /// compute precision); returns y. One in-place addmm: no [rows, out] temporary in the forward, nor in the backward (the
-    /// gradient of B A x is read where it arrives, not scaled into a copy). At the 0.5B layout's shapes and 5,120 rows the separate
-    /// delta added 6-59% to a frozen projection's forward + backward, this 2-22% (scripts/lora-projection-cost.fsx). The scale multiplies the [rows, r] product, in the
-    /// tensor's dtype (addmm's own alpha is a float32). In place is safe: the linear's backward does not read its output.
+    /// y += s B A x for y = the base layer's output [rows, out] and its input x [rows, in] (both flattened to rows), in x's
+    /// dtype (the compute precision); returns y. One in-place addmm: no [rows, out] temporary in the forward, nor in the
+    /// backward (the gradient of B A x is read where it arrives, not scaled into a copy). At the 0.5B layout's shapes and
+    /// 5,120 rows a separate delta added 6-59% to a frozen projection's forward + backward, this 2-22%
+    /// (scripts/lora-projection-cost.fsx). The scale multiplies the [rows, r] product, in the tensor's dtype (addmm's own
+    /// alpha is a float32). In place is safe: the linear's backward does not read its output.
     /// </summary>
     internal Tensor Add(Tensor y, Tensor x, Scalar scale)
     {
