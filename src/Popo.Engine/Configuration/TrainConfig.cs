@@ -69,6 +69,9 @@ public sealed record TrainConfig
     [ConfigKey("gradient_checkpointing", "recompute each decoder layer in the backward instead of keeping its activations")]
     public bool GradientCheckpointing { get; init; }
 
+    [ConfigKey("padding_free", "run the policy's and the target's training forwards on the real tokens only, not the padded batch (verl's use_remove_padding); the attention core stays padded")]
+    public bool PaddingFree { get; init; } = true;
+
     [ConfigKey("logit_chunk_size", "positions per head chunk for token log-probs and entropies (0 = whole micro-batch at once; -1 = as many as fit 64 MiB of float32 logits)", Min = -1, Max = 1_000_000)]
     public int LogitChunkSize { get; init; } = -1;
 

@@ -15,9 +15,9 @@ internal sealed class CheckpointedLayer : SingleTensorFunction<CheckpointedLayer
 {
     public override string Name => nameof(CheckpointedLayer);
 
-    /// <summary>Runs <paramref name="layer"/> on x; only x (and the shared cos/sin/mask tables) stay saved for backward.</summary>
-    public static Tensor Run(Qwen2DecoderLayer layer, int index, Tensor x, Tensor cos, Tensor sin, Tensor allowed, LoraSlot? lora) =>
-        apply(x, cos, sin, allowed, layer, index, lora!);
+    /// <summary>Runs <paramref name="layer"/> on x; only x (and the shared cos/sin/mask tables and packing) stay saved for backward.</summary>
+    public static Tensor Run(Qwen2DecoderLayer layer, int index, Tensor x, Tensor cos, Tensor sin, Tensor allowed, LoraSlot? lora, Packing? packing) =>
+        apply(x, cos, sin, allowed, layer, index, lora!, packing!);
 
     public override Tensor forward(AutogradContext ctx, params object[] vars)
     {
@@ -26,13 +26,19 @@ internal sealed class CheckpointedLayer : SingleTensorFunction<CheckpointedLayer
         var layer = (Qwen2DecoderLayer)vars[4];
         var index = (int)vars[5];
         var lora = vars[6] as LoraSlot;
+        var packing = vars[7] as Packing;
         var dropout = lora?.CaptureDropout();
-        ctx.save_for_backward(dropout is var (_, state) ? [x, cos, sin, allowed, state] : [x, cos, sin, allowed]);
+        // Saved: x, cos, sin, allowed, then the packing's index and the dropout state where there are.
+        List<Tensor> saved = [x, cos, sin, allowed];
+        if (packing is not null) saved.Add(packing.Index);
+        if (dropout is var (_, state)) saved.Add(state);
+        ctx.save_for_backward(saved);
         ctx.save_data("layer", layer);
         ctx.save_data("index", index);
         ctx.save_data("lora", lora!);
         ctx.save_data("dropout", dropout?.Adapters!);
-        return layer.Forward(x, cos, sin, allowed, null, index);
+        ctx.save_data("packing", packing is null ? null! : new[] { packing.Rows, packing.Columns });
+        return layer.Forward(x, cos, sin, allowed, null, index, packing);
     }
 
     public override List<Tensor> backward(AutogradContext ctx, Tensor grad)
@@ -45,15 +51,17 @@ internal sealed class CheckpointedLayer : SingleTensorFunction<CheckpointedLayer
         {
             var saved = ctx.get_saved_variables();
             var x = saved[0].detach().requires_grad_(true);
-            using (ctx.get_data("dropout") is LoraAdapters adapters ? ((LoraSlot)ctx.get_data("lora")).ReplayDropout(adapters, saved[4]) : null)
+            var packing = ctx.get_data("packing") is long[] layout ? Packing.Restore(saved[4], layout[0], layout[1]) : null;
+            var state = packing is null ? 4 : 5;
+            using (ctx.get_data("dropout") is LoraAdapters adapters ? ((LoraSlot)ctx.get_data("lora")).ReplayDropout(adapters, saved[state]) : null)
             using (enable_grad())
             {
-                var y = layer.Forward(x, saved[1], saved[2], saved[3], null, index);
+                var y = layer.Forward(x, saved[1], saved[2], saved[3], null, index, packing);
                 y.backward([grad]);
             }
             inputGrad = HandedGradients.Hand(x.grad!.detach());
         }
         HandedGradients.Hand(grad);
-        return [inputGrad, null!, null!, null!, null!, null!, null!];
+        return [inputGrad, null!, null!, null!, null!, null!, null!, null!];
     }
 }

@@ -40,15 +40,17 @@ public sealed class Qwen2Attention : nn.Module
     /// <summary>
     /// x [B,T,D]; cos/signed sin [B,1,T,d] (<see cref="RotaryEmbedding.Tables"/>); allowed [B,1,G*T,L] boolean (true = may attend), already expanded over the
     /// G = H/H_kv query heads that share a key head; cache (if any) supplies and receives keys and values.
+    /// With a packing, x is the packed [1,L,D] and so is the result; the tables and the mask stay [B,...,T,...].
     /// </summary>
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor allowed, KvCache? cache, int layer)
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor allowed, KvCache? cache, int layer, Packing? packing = null)
     {
         using var scope = torch.NewDisposeScope();
-        long b = x.shape[0], t = x.shape[1];
+        long b = packing?.Rows ?? x.shape[0], t = packing?.Columns ?? x.shape[1];
         var groups = heads / kvHeads;
-        var q = Projection.Apply(q_proj, x, precision, lora).view(b, t, heads, headDim).transpose(1, 2);   // [B,H,T,d]
-        var k = Projection.Apply(k_proj, x, precision, lora).view(b, t, kvHeads, headDim).transpose(1, 2); // [B,Hkv,T,d]
-        var v = Projection.Apply(v_proj, x, precision, lora).view(b, t, kvHeads, headDim).transpose(1, 2); // [B,Hkv,T,d]
+        Tensor Padded(Tensor y) => packing is null ? y : packing.Unpack(y);
+        var q = Padded(Projection.Apply(q_proj, x, precision, lora)).view(b, t, heads, headDim).transpose(1, 2);   // [B,H,T,d]
+        var k = Padded(Projection.Apply(k_proj, x, precision, lora)).view(b, t, kvHeads, headDim).transpose(1, 2); // [B,Hkv,T,d]
+        var v = Padded(Projection.Apply(v_proj, x, precision, lora)).view(b, t, kvHeads, headDim).transpose(1, 2); // [B,Hkv,T,d]
         q = RotaryEmbedding.Apply(q, cos, sin);
         k = RotaryEmbedding.Apply(k, cos, sin);
         if (cache is not null) (k, v) = cache.Append(layer, k, v);              // [B,Hkv,L,d]
@@ -56,6 +58,7 @@ public sealed class Qwen2Attention : nn.Module
         var qg = q.reshape(b, kvHeads, groups * t, headDim);                     // [B,Hkv,G*T,d]
         var o = nn.functional.scaled_dot_product_attention(qg, k, v, allowed);   // [B,Hkv,G*T,d]
         o = o.reshape(b, heads, t, headDim).transpose(1, 2).reshape(b, t, heads * headDim); // [B,T,H*d]
+        if (packing is not null) o = packing.Pack(o);                            // [1,L,H*d]
         return Projection.Apply(o_proj, o, precision, lora).MoveToOuterDisposeScope();
     }
 }

@@ -39,6 +39,9 @@ public sealed class Qwen2ForCausalLM : nn.Module
     /// <summary>Per-layer activation checkpointing in training forwards (`gradient_checkpointing`).</summary>
     public bool GradientCheckpointing { get => model.GradientCheckpointing; set => model.GradientCheckpointing = value; }
 
+    /// <summary>Forwards without a KV cache skip the padding outside the attention core (`padding_free`, see <see cref="Packing"/>).</summary>
+    public bool PaddingFree { get => model.PaddingFree; set => model.PaddingFree = value; }
+
     /// <summary>
     /// Positions per head chunk for token log-probs and entropies (`logit_chunk_size`): 0 = the whole micro-batch at
     /// once; -1 = as many positions as fit 64 MiB of float32 logits. A micro-batch of at most one chunk takes the

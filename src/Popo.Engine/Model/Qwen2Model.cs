@@ -36,6 +36,9 @@ public sealed class Qwen2Model : nn.Module
     /// <summary>Per-layer activation checkpointing in forwards that build a graph (see <see cref="CheckpointedLayer"/>).</summary>
     public bool GradientCheckpointing { get; set; }
 
+    /// <summary>Forwards without a cache skip the padding in every per-token op (see <see cref="Packing"/>).</summary>
+    public bool PaddingFree { get; set; } = true;
+
     /// <summary>
     /// ids [B,T]; keyMask [B,L] with L = cached + T (1 = real token); positionIds [B,T]. Returns the
     /// post-norm hidden state [B,T,D].
@@ -47,7 +50,10 @@ public sealed class Qwen2Model : nn.Module
         var past = cache?.Length ?? 0;
         var allowed = AttentionMask(keyMask, past, t);
         var (cos, sin) = rotary.Tables(positionIds);
-        var x = is_grad_enabled() && EmbeddingWeight.requires_grad ? EmbeddingLookup.Run(EmbeddingWeight, ids) : embed_tokens.forward(ids);
+        // With a cache the keys of earlier steps are padded [B,L]: the padded layout stays.
+        var packing = PaddingFree && cache is null ? Packing.Of(keyMask) : null;
+        var tokens = packing is null ? ids : packing.Pack(ids.unsqueeze(2)).squeeze(2);    // [B,T] or [1,L]
+        var x = is_grad_enabled() && EmbeddingWeight.requires_grad ? EmbeddingLookup.Run(EmbeddingWeight, tokens) : embed_tokens.forward(tokens);
         var storage = x.dtype;
         if (precision is not null && precision.Casts(storage))
             (x, cos, sin) = (precision.Input(x), precision.Input(cos), precision.Input(sin));
@@ -57,9 +63,10 @@ public sealed class Qwen2Model : nn.Module
         // transformers' enable_input_require_grads does for PEFT with gradient checkpointing).
         if (checkpoint && !x.requires_grad) x = x.detach().requires_grad_(true);
         for (var l = 0; l < layers.Count; l++)
-            x = checkpoint ? CheckpointedLayer.Run(layers[l], l, x, cos, sin, allowed, lora) : layers[l].Forward(x, cos, sin, allowed, cache, l);
+            x = checkpoint ? CheckpointedLayer.Run(layers[l], l, x, cos, sin, allowed, lora, packing) : layers[l].Forward(x, cos, sin, allowed, cache, l, packing);
         cache?.Advance((int)t);
         var hidden = norm.forward(x);
+        if (packing is not null) hidden = packing.Unpack(hidden);   // [B,T,D], zeros at padding
         // The hidden state leaves in the storage dtype: pooling, the predictor and the losses run in float32.
         return (hidden.dtype == storage ? hidden : hidden.to(storage)).MoveToOuterDisposeScope();
     }

@@ -76,6 +76,7 @@ public sealed class Qwen2Policy(Qwen2ForCausalLM model) : IPolicy
         copy.Precision.Dtype = Model.Precision.Dtype;
         copy.Precision.CacheWeights = false;
         copy.LogitChunkSize = Model.LogitChunkSize;
+        copy.PaddingFree = Model.PaddingFree;
         return new Qwen2Policy(copy);
     }
 }

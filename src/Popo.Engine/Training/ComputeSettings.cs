@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 
 namespace Popo.Engine.Training;
 
-/// <summary>The precision, checkpointing and head-chunking keys of a run, applied to its policy.</summary>
+/// <summary>The precision, checkpointing, padding and head-chunking keys of a run, applied to its policy.</summary>
 public static class ComputeSettings
 {
     public static void Apply(Qwen2ForCausalLM model, TrainConfig c)
@@ -13,6 +13,7 @@ public static class ComputeSettings
             throw new ConfigException($"key 'bf16': mixed precision keeps float32 master weights; the model is stored in {ModelConfig.DtypeName(model.Dtype)} (set dtype = float32)");
         model.Precision.Dtype = c.Bf16 ? ScalarType.BFloat16 : null;
         model.GradientCheckpointing = c.GradientCheckpointing;
+        model.PaddingFree = c.PaddingFree;
         model.LogitChunkSize = c.LogitChunkSize;
     }
 }

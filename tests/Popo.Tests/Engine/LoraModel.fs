@@ -127,6 +127,29 @@ let tests =
             Expect.isTrue (gradPlain |> Array.exists ((<>) 0.0)) "nonzero gradients"
             Expect.isTrue (model.parameters() |> Seq.forall (fun p -> isNull p.grad)) "no gradient reaches the frozen base"
 
+        testCase "padding-free forward with adapters: the adapters' gradients equal the padded forward's, with and without checkpointing (float64)" <| fun () ->
+            use model = randomModel (tinyConfig ()) 6 ScalarType.Float64
+            use adapters = LoraAdapters.Attach(model, allLinear 4, 2L)
+            randomizeB adapters 7
+            use scope = torch.NewDisposeScope()
+            let input = ids ()
+            let mask = torch.tensor([| 0L; 1L; 1L; 1L; 0L;  1L; 1L; 1L; 1L; 1L;  0L; 0L; 1L; 1L; 1L |]).view(3L, 5L)
+            let positions = Qwen2ForCausalLM.DefaultPositions(mask, 5L)
+            let real = mask.``to``(ScalarType.Bool).unsqueeze(-1)
+            let gradients paddingFree checkpointing =
+                model.PaddingFree <- paddingFree
+                model.GradientCheckpointing <- checkpointing
+                for p in adapters.parameters() do p.grad <- null
+                let hidden = model.ForwardHidden(input, mask, positions)
+                hidden.masked_select(real).square().sum().backward()
+                values (hidden.masked_select(real)), adapters.parameters() |> Seq.collect gradValues |> Array.ofSeq
+            let hidden0, g0 = gradients false false
+            for checkpointing in [ false; true ] do
+                let hidden, g = gradients true checkpointing
+                Expect.isTrue (allClose Accuracy.veryHigh hidden hidden0) $"checkpointing={checkpointing}: hidden states"
+                Expect.isTrue (allClose Accuracy.veryHigh g g0) $"checkpointing={checkpointing}: adapter gradients"
+            Expect.isTrue (g0 |> Array.exists ((<>) 0.0)) "nonzero gradients"
+
         testCase "unknown target modules are refused, naming them and the valid ones" <| fun () ->
             let e = Expect.throwsC (fun () -> LoraSettings.ParseTargets("q_proj,lm_head", "key 'lora_target_modules'") |> ignore) id
             Expect.stringContains e.Message "'lm_head'" "names the unknown module"

@@ -41,10 +41,11 @@ let private perturb (m: torch.nn.Module) (seed: int) =
         use noise = torch.randn(p.shape, dtype = p.dtype, generator = g)
         p.add_(noise, alpha = 0.05) |> ignore
 
-/// One objective's loss and gradients on a fixed batch at the given head chunk (0 = unchunked).
-let private objectiveGradients (algo: string) (tied: bool) (chunk: int) =
+/// One objective's loss and gradients on a fixed batch at the given head chunk (0 = unchunked), with or without padding.
+let private objectiveGradientsOf (paddingFree: bool) (algo: string) (tied: bool) (chunk: int) =
     use model = randomModel (config tied) 3 ScalarType.Float64
     model.LogitChunkSize <- chunk
+    model.PaddingFree <- paddingFree
     let policy = Qwen2Policy(model)
     use batch = batchOf policy [| 1; 2; 3 |] (completions 7) rewards 3
     use objective : IObjective =
@@ -61,6 +62,35 @@ let private objectiveGradients (algo: string) (tied: bool) (chunk: int) =
     objective.Backward(prepared, prepared.TrainRows, 1, metrics) |> ignore
     let m = metrics.ToDictionary()
     m.["loss"], gradients (Seq.append policy.Parameters objective.ExtraParameters)
+
+let private objectiveGradients = objectiveGradientsOf true
+
+let private real (mask: torch.Tensor) = mask.``to``(ScalarType.Bool)
+let private padding (mask: torch.Tensor) = (real mask).logical_not()
+
+/// Four rows of 9 positions: left-padded prompts and right-padded completions (11 of 36 positions are padding),
+/// padded with an id outside the vocabulary, so a forward that embeds a padding position fails.
+let private raggedBatch () =
+    let mask = torch.tensor([| 0L; 0L; 1L; 1L; 1L; 1L; 1L; 0L; 0L
+                               1L; 1L; 1L; 1L; 1L; 1L; 1L; 1L; 1L
+                               0L; 1L; 1L; 1L; 1L; 0L; 0L; 0L; 0L
+                               0L; 0L; 0L; 1L; 1L; 1L; 1L; 1L; 1L |]).view(4L, 9L)
+    let tokens = torch.randint(37L, [| 4L; 9L |], generator = new torch.Generator(3UL, torch.CPU))
+    tokens.masked_fill(padding mask, 1000L), mask, Qwen2ForCausalLM.DefaultPositions(mask, 9L)
+
+/// Hidden states at the real positions, the loss sum(R h) - mean l over them, and every parameter's gradient.
+let private raggedForward (model: Qwen2ForCausalLM) (ids: torch.Tensor) (mask: torch.Tensor) (positions: torch.Tensor) =
+    let policy = Qwen2Policy(model)
+    zeroGrads (model.parameters())
+    let hidden = model.ForwardHidden(ids, mask, positions)
+    let real = real mask
+    let r = torch.randn(hidden.shape, dtype = hidden.dtype, generator = new torch.Generator(5UL, torch.CPU))
+    let next = ids.narrow(1, 1L, 8L).masked_fill(padding (mask.narrow(1, 1L, 8L)), 0L)
+    let struct (l, _) = policy.TokenStatistics(hidden.narrow(1, 0L, 8L), next, 1.0, EntropyNeed.None)
+    let both = real.narrow(1, 0L, 8L).logical_and(real.narrow(1, 1L, 8L))
+    let loss = (r * hidden).masked_select(real.unsqueeze(-1)).sum() - l.masked_select(both).mean()
+    loss.backward()
+    values (hidden.masked_select(real.unsqueeze(-1))), gradients (model.parameters())
 
 /// l and H for hidden states [b,n,D] through the policy's head, loss = sum(a l) + sum(c H); returns values and the gradients of h and the head.
 let private headCase (chunk: int) (entropy: EntropyNeed) (temperature: float) =
@@ -137,6 +167,33 @@ let tests =
                         Expect.isTrue (Accuracy.close Accuracy.engine64 loss loss0) $"{algo} tied={tied} chunk {chunk}: loss {loss} vs {loss0}"
                         Expect.isTrue (allClose Accuracy.engine64 g g0) $"{algo} tied={tied} chunk {chunk}: gradients"
                         Expect.isTrue (g |> Array.exists (fun x -> x <> 0.0)) "some gradient"
+
+        testCase "padding-free forward: the real positions' hidden states and every gradient equal the padded forward's, with and without checkpointing" <| fun () ->
+            for dtype, tol in [ ScalarType.Float64, Accuracy.veryHigh; ScalarType.Float32, Accuracy.engine32 ] do
+                use model = randomModel (config true) 4 dtype
+                use scope = torch.NewDisposeScope()
+                let ids, mask, positions = raggedBatch ()
+                let realIds = ids.masked_fill(padding mask, 0L)
+                model.PaddingFree <- false
+                let hidden0, g0 = raggedForward model realIds mask positions
+                Expect.throws (fun () -> raggedForward model ids mask positions |> ignore) "the padded forward embeds the padding"
+                model.PaddingFree <- true
+                for checkpointing in [ false; true ] do
+                    model.GradientCheckpointing <- checkpointing
+                    let hidden, g = raggedForward model ids mask positions
+                    Expect.isTrue (allClose tol hidden hidden0) $"{dtype} checkpointing={checkpointing}: hidden states"
+                    Expect.isTrue (allClose tol g g0) $"{dtype} checkpointing={checkpointing}: gradients"
+                model.GradientCheckpointing <- false
+                let hidden = model.ForwardHidden(ids, mask, positions)
+                Expect.isTrue (values (hidden.masked_select((padding mask).unsqueeze(-1))) |> Array.forall ((=) 0.0)) "zeros at the padding"
+
+        testCase "padding-free forward inside POPO (target included) and GRPO (reference included): same loss and gradients, float64" <| fun () ->
+            for algo in [ "popo"; "grpo" ] do
+                let loss0, g0 = objectiveGradientsOf false algo true 0
+                let loss, g = objectiveGradientsOf true algo true 0
+                Expect.isTrue (Accuracy.close Accuracy.veryHigh loss loss0) $"{algo}: loss {loss} vs {loss0}"
+                Expect.isTrue (allClose Accuracy.veryHigh g g0) $"{algo}: gradients"
+                Expect.isTrue (g |> Array.exists (fun x -> x <> 0.0)) "some gradient"
 
         testCase "the default path (no bf16, auto chunk at a small vocabulary) is the old log-softmax graph, bit for bit" <| fun () ->
             use model = randomModel (config true) 2 ScalarType.Float32
