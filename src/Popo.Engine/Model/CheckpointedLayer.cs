@@ -37,7 +37,7 @@ internal sealed class CheckpointedLayer : SingleTensorFunction<CheckpointedLayer
         ctx.save_data("index", index);
         ctx.save_data("lora", lora!);
         ctx.save_data("dropout", dropout?.Adapters!);
-        ctx.save_data("packing", packing is null ? null! : new[] { packing.Rows, packing.Columns });
+        ctx.save_data("packing", packing!);
         return layer.Forward(x, cos, sin, allowed, null, index, packing);
     }
 
@@ -51,7 +51,7 @@ internal sealed class CheckpointedLayer : SingleTensorFunction<CheckpointedLayer
         {
             var saved = ctx.get_saved_variables();
             var x = saved[0].detach().requires_grad_(true);
-            var packing = ctx.get_data("packing") is long[] layout ? Packing.Restore(saved[4], layout[0], layout[1]) : null;
+            var packing = (ctx.get_data("packing") as Packing)?.With(saved[4]);
             var state = packing is null ? 4 : 5;
             using (ctx.get_data("dropout") is LoraAdapters adapters ? ((LoraSlot)ctx.get_data("lora")).ReplayDropout(adapters, saved[state]) : null)
             using (enable_grad())

@@ -28,8 +28,8 @@ public sealed class Packing
         return new Packing(index, mask.shape[0], mask.shape[1]);
     }
 
-    /// <summary>Rebuilds the packing of a saved <see cref="Index"/> (activation checkpointing's recomputation).</summary>
-    public static Packing Restore(Tensor index, long rows, long columns) => new(index, rows, columns);
+    /// <summary>This packing over a saved copy of <see cref="Index"/> (activation checkpointing's recomputation).</summary>
+    public Packing With(Tensor index) => new(index, Rows, Columns);
 
     /// <summary>[B,T,...] -> [1,L,...]: the real positions, in order.</summary>
     public Tensor Pack(Tensor padded) =>

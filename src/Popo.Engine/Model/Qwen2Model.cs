@@ -52,7 +52,7 @@ public sealed class Qwen2Model : nn.Module
         var (cos, sin) = rotary.Tables(positionIds);
         // With a cache the keys of earlier steps are padded [B,L]: the padded layout stays.
         var packing = PaddingFree && cache is null ? Packing.Of(keyMask) : null;
-        var tokens = packing is null ? ids : packing.Pack(ids.unsqueeze(2)).squeeze(2);    // [B,T] or [1,L]
+        var tokens = packing is null ? ids : packing.Pack(ids);                            // [B,T] or [1,L]
         var x = is_grad_enabled() && EmbeddingWeight.requires_grad ? EmbeddingLookup.Run(EmbeddingWeight, tokens) : embed_tokens.forward(tokens);
         var storage = x.dtype;
         if (precision is not null && precision.Casts(storage))
