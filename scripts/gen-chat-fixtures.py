@@ -2,7 +2,7 @@
 """Renders the chat-template fixtures of tests/Popo.Tests/fixtures/chat/ with Python's jinja2, the way
 Hugging Face transformers' apply_chat_template renders them (ImmutableSandboxedEnvironment with
 trim_blocks=True, lstrip_blocks=True, the loopcontrols extension, raise_exception, strftime_now and a
-json.dumps tojson), so the .NET engine (src/Popo.Engine/Templates) can be checked byte for byte without Python.
+json.dumps tojson), so the .NET engine (src/Popo.Jinja) can be checked byte for byte without Python.
 
 Inputs: the real Qwen3, Llama 3 and Gemma 3 templates from the fetched cache (build/fetch-tokenizers.sh:
 .cache/tokenizers/<name>/tokenizer_config.json; not committed), plus the small feature templates below.

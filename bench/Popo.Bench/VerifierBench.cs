@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
-using Popo.Engine.Verification;
+using Popo.MathVerify;
 
 namespace Popo.Bench;
 

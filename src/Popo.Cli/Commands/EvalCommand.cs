@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using Popo.Engine.Configuration;
 using Popo.Engine.Training;
-using Popo.Engine.Verification;
+using Popo.MathVerify;
 
 namespace Popo.Cli.Commands;
 

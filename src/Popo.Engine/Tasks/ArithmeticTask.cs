@@ -1,6 +1,6 @@
 using System.Numerics;
 using System.Text;
-using Popo.Engine.Verification;
+using Popo.MathVerify;
 
 namespace Popo.Engine.Tasks;
 

@@ -1,4 +1,4 @@
-using Popo.Engine.Verification;
+using Popo.MathVerify;
 
 namespace Popo.Engine.Tasks;
 

@@ -1,5 +1,5 @@
 using Popo.Engine.Data;
-using Popo.Engine.Verification;
+using Popo.MathVerify;
 
 namespace Popo.Engine.Tasks;
 

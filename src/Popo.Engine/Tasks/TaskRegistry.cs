@@ -21,7 +21,7 @@ public sealed record TaskOptions
     public double? TrainFraction { get; init; }
 
     /// <summary>jsonl: the answer marker a completion must use (default: marked).</summary>
-    public Verification.AnswerFormat? AnswerFormat { get; init; }
+    public Popo.MathVerify.AnswerFormat? AnswerFormat { get; init; }
 }
 
 /// <summary>Tasks by name; an unknown name, or an option the task does not use, is an error that says so.</summary>
@@ -46,7 +46,7 @@ public static class TaskRegistry
                 if (string.IsNullOrWhiteSpace(options.DatasetPath))
                     throw new ArgumentException("task jsonl needs a dataset path");
                 return DatasetTask.FromFile(options.DatasetPath, options.Dataset, options.TrainFraction, options.Seed,
-                                            options.AnswerFormat ?? Verification.AnswerFormat.Marked);
+                                            options.AnswerFormat ?? Popo.MathVerify.AnswerFormat.Marked);
             default:
                 throw new ArgumentException($"unknown task '{name}'; valid tasks: {string.Join(", ", Names)}");
         }

@@ -1,7 +1,7 @@
 using Popo.Engine.Model;
 using Popo.Engine.Rollout;
 using Popo.Engine.Tasks;
-using Popo.Engine.Verification;
+using Popo.MathVerify;
 using static TorchSharp.torch;
 
 namespace Popo.Engine.Training;

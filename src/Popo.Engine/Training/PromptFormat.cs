@@ -1,5 +1,5 @@
 using Popo.Engine.Tasks;
-using Popo.Engine.Templates;
+using Popo.Jinja;
 using Popo.Engine.Tokenizers;
 
 namespace Popo.Engine.Training;

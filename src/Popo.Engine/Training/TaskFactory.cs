@@ -15,6 +15,6 @@ public static class TaskFactory
             DatasetPath = c.Dataset,
             Dataset = new DatasetOptions { AnswerField = c.AnswerField == "" ? null : c.AnswerField, SkipBadLines = c.SkipBadLines },
             TrainFraction = c.TrainFraction > 0 ? c.TrainFraction : null,
-            AnswerFormat = Verification.AnswerFormats.Parse(c.AnswerFormat),
+            AnswerFormat = Popo.MathVerify.AnswerFormats.Parse(c.AnswerFormat),
         });
 }

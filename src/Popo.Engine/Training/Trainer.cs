@@ -35,7 +35,7 @@ public sealed class Trainer
         "positive_tokens", "loss", "loss_nll", "loss_sim", "loss_ent", "weight_entropy", "clip_fraction", "kl_target",
         "kl_ref", "entropy", "completion_len_mean", "completion_len_max", "grad_norm", "tokens_per_s", "step_time",
         "rollout_time", "update_time", "skipped_update", "non_finite", "eval_pass1", "eval_passk", "eval_greedy",
-        .. Verification.RouteShares.Columns,
+        .. Popo.MathVerify.RouteShares.Columns,
     ];
 
     /// <summary>A run without held-out evaluation (eval_problems = 0) records its results as NaN.</summary>
@@ -199,7 +199,7 @@ public sealed class Trainer
 
             progress = progress with { Step = step, Rollouts = progress.Rollouts + batch.Rows, WallTime = clock.Elapsed.TotalSeconds + wallOffset };
             RolloutMetrics(batch, metrics);
-            foreach (var (column, share) in Verification.RouteShares.Of(texts.Completions, batch.Rewards)) metrics.Set(column, share);
+            foreach (var (column, share) in Popo.MathVerify.RouteShares.Of(texts.Completions, batch.Rewards)) metrics.Set(column, share);
             metrics.Set("step", step);
             metrics.Set("rollouts", progress.Rollouts);
             metrics.Set("wall_time", progress.WallTime);

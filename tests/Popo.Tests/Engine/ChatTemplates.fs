@@ -1,4 +1,4 @@
-/// The Jinja chat-template engine (src/Popo.Engine/Templates) against Python jinja2 under Hugging Face's
+/// The Jinja chat-template engine (src/Popo.Jinja) against Python jinja2 under Hugging Face's
 /// rendering conventions: the real Qwen3, Llama 3 and Gemma 3 templates (from the fetched tokenizer cache) on
 /// the conversations of fixtures/chat/conversations.json, and the feature templates of features.json, must
 /// render byte-identically to what scripts/gen-chat-fixtures.py recorded with jinja2.
@@ -11,7 +11,7 @@ open System.Security.Cryptography
 open System.Text
 open System.Text.Json
 open Expecto
-open Popo.Engine.Templates
+open Popo.Jinja
 
 let private fixtureDir () = Path.GetDirectoryName(SharedData.fixture "chat/expected.json")
 let private readJson (name: string) = JsonDocument.Parse(File.ReadAllText(Path.Combine(fixtureDir (), name))).RootElement

@@ -7,7 +7,7 @@ open System.IO
 open Expecto
 open Popo.Engine.Data
 open Popo.Engine.Tasks
-open Popo.Engine.Verification
+open Popo.MathVerify
 
 let instruction = "Please reason step by step, and put your final answer within \\boxed{}."
 

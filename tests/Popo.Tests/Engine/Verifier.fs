@@ -8,7 +8,7 @@ open System.Numerics
 open Expecto
 open FsCheck
 open FsCheck.FSharp
-open Popo.Engine.Verification
+open Popo.MathVerify
 
 /// A rational p/q in lowest terms, q > 0: the domain of the value properties.
 type Value = { P: BigInteger; Q: BigInteger }

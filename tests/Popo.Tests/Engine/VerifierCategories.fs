@@ -3,7 +3,7 @@
 module Popo.Tests.Engine.VerifierCategories
 
 open Expecto
-open Popo.Engine.Verification
+open Popo.MathVerify
 
 /// (category, a, b): a and b denote the same answer.
 let same =

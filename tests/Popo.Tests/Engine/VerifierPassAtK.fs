@@ -7,7 +7,7 @@ open System.Numerics
 open Expecto
 open FsCheck
 open FsCheck.FSharp
-open Popo.Engine.Verification
+open Popo.MathVerify
 open Popo.Tests
 
 let binomial (n: int) (k: int) : BigInteger =

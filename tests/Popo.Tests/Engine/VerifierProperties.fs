@@ -8,7 +8,7 @@ open System.Numerics
 open Expecto
 open FsCheck
 open FsCheck.FSharp
-open Popo.Engine.Verification
+open Popo.MathVerify
 
 type Expr =
     | Num of int

@@ -8,7 +8,7 @@ open System.IO
 open System.Text.Json
 open System.Text.RegularExpressions
 open Expecto
-open Popo.Engine.Verification
+open Popo.MathVerify
 
 /// Gold answers of one file: GSM8K's follow '#### ', the others are the 'answer' field.
 let golds (name: string) : string[] =

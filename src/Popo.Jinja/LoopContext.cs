@@ -1,0 +1,25 @@
+namespace Popo.Jinja;
+
+/// <summary>The `loop` variable inside {% for %}: index, index0, revindex, revindex0, first, last, length, previtem, nextitem, depth, cycle().</summary>
+internal sealed class LoopContext(IReadOnlyList<object?> items, int depth)
+{
+    public int Index0 { get; set; }
+
+    public object? Attribute(string name) => name switch
+    {
+        "index0" => (long)Index0,
+        "index" => (long)Index0 + 1,
+        "revindex" => (long)(items.Count - Index0),
+        "revindex0" => (long)(items.Count - Index0 - 1),
+        "first" => Index0 == 0,
+        "last" => Index0 == items.Count - 1,
+        "length" => (long)items.Count,
+        "previtem" => Index0 > 0 ? items[Index0 - 1] : new Undefined("there is no previous item"),
+        "nextitem" => Index0 + 1 < items.Count ? items[Index0 + 1] : new Undefined("there is no next item"),
+        "depth" => (long)depth,
+        "depth0" => (long)depth - 1,
+        "cycle" => new Callable("loop.cycle", (args, _) =>
+            args.Count == 0 ? throw new TemplateValueError("loop.cycle needs at least one argument") : args[Index0 % args.Count]),
+        _ => Undefined.Attribute(this, name),
+    };
+}

@@ -1,0 +1,527 @@
+namespace Popo.MathVerify;
+
+/// <summary>
+/// Finds the final answer in a completion, trying the routes in Math-Verify's order (DESIGN §7):
+/// <list type="number">
+/// <item>boxed: the last \boxed{...} / \fbox{...} whose brace closes (nested braces; "\boxed 5"); boxes
+///   right before it, separated only by commas, "and", "or", spaces or math delimiters, answer the same
+///   question and join it as a list (\boxed{2} and \boxed{3} is the answer 2, 3);</item>
+/// <item>marked: the last &lt;answer&gt;...&lt;/answer&gt;, else the last "#### N" (rest of that line), else the last
+///   "answer is" / "Answer:" (a math span right after it, else the formula up to the first plain word:
+///   "The answer is 42 because 6*7" gives 42);</item>
+/// <item>math (format any): the last $...$, $$...$$, \(...\) or \[...\], as one whole expression;</item>
+/// <item>number (format any): the last number, only when it is a whole token (spaces or "=" before it,
+///   the end, a space or closing punctuation after it: "x^2", ".4", "\frac12" give nothing).</item>
+/// </list>
+/// A marker that is present but holds no answer (an empty, unclosed or overlong box) ends the search: no answer.
+/// Linear time: one pass matches all braces, every other search is a single scan or bounded.
+/// </summary>
+public static class AnswerExtractor
+{
+    /// <summary>Longer completions are read from their last this-many characters only.</summary>
+    public const int MaxInputLength = 4 * 1024 * 1024;
+
+    /// <summary>The number route reads at most this many characters back (a longer run is noise).</summary>
+    public const int MaxNumberLength = 1000;
+
+    /// <summary>At most this many adjacent boxes form one answer.</summary>
+    public const int MaxBoxes = 16;
+
+    /// <summary>A box before the last one is looked for only within this many characters.</summary>
+    private const int MaxBoxScan = 4096;
+
+    /// <summary>The answer of any route (format any), or null.</summary>
+    public static string? Extract(string? completion) => Find(completion, AnswerFormat.Any)?.Answer;
+
+    /// <summary>Only an explicitly marked answer (format marked): for tasks whose answers are not numbers (countdown).</summary>
+    public static string? ExtractMarked(string? completion) => Find(completion, AnswerFormat.Marked)?.Answer;
+
+    public static Extraction? Find(string? completion, AnswerFormat format)
+    {
+        if (string.IsNullOrEmpty(completion)) return null;
+        try
+        {
+            var s = completion.Length > MaxInputLength ? completion[^MaxInputLength..] : completion;
+            // "" from a marker means: the marker is there but holds no answer; do not look further.
+            var found = Route(Boxed(s), AnswerRoute.Boxed);
+            if (found is null && format != AnswerFormat.Boxed)
+                found = Route(Tagged(s), AnswerRoute.Marked) ?? Route(Hashes(s), AnswerRoute.Marked) ?? Route(AnswerIs(s), AnswerRoute.Marked);
+            if (found is null && format == AnswerFormat.Any)
+                found = Route(MathSpan(s), AnswerRoute.Math) ?? Route(LastNumber(s), AnswerRoute.Number);
+            return found is { Answer.Length: > 0 } ? found : null;
+        }
+        catch (Exception)
+        {
+            return null;
+        }
+    }
+
+    private static Extraction? Route(string? answer, AnswerRoute route) => answer is null ? null : new Extraction(answer, route);
+
+    private static string? NonEmpty(string? s)
+    {
+        var t = s?.Trim();
+        return string.IsNullOrEmpty(t) ? null : t;
+    }
+
+    // ------------------------------------------------------------------ boxes
+
+    /// <summary>
+    /// Content of the last \boxed{ / \fbox{ whose brace closes, with the adjacent boxes before it. Returns ""
+    /// (not null) when a box exists but its content is empty or never closes. A brace preceded by a
+    /// backslash is escaped (\{ \}) and does not count.
+    /// </summary>
+    private static string? Boxed(string s)
+    {
+        int b = s.LastIndexOf("\\boxed", StringComparison.Ordinal);
+        int f = s.LastIndexOf("\\fbox", StringComparison.Ordinal);
+        if (b < 0 && f < 0) return null;
+        if (SpaceForm(s, Math.Max(b, f)) is { } token) return token;
+        // The usual case: the last box closes, and one forward scan finds where.
+        int at = OpeningBrace(s, Math.Max(b, f));
+        int close = at < 0 ? s.Length : Close(s, at);
+        if (close == s.Length)
+        {
+            int first = FirstBox(s);
+            // D(i) = unescaped '{' minus '}' in s[first..i). The brace at i closes iff D comes back to D(i)
+            // after it: iff min over j > i of D(j) <= D(i). One backward pass keeps D and that minimum and
+            // tests each box brace, so the search is linear however many boxes never close.
+            var span = s.AsSpan(first);
+            int depth = span.Count('{') - span.Count('}') - span.Count("\\{") + span.Count("\\}");
+            at = LastClosingBox(s, first, depth);
+            if (at < 0) return "";
+            close = Close(s, at);
+        }
+        // an answer longer than any comparable one is no answer (and is not copied)
+        if (close - at > 2 * Equivalence.MaxLength) return "";
+        var last = NonEmpty(s[(at + 1)..close]);
+        if (last is null) return "";
+        var answers = new List<string> { last };
+        int start = BoxNameStart(s, at);
+        while (answers.Count < MaxBoxes && PreviousBox(s, start) is { } prev)
+        {
+            var content = NonEmpty(s[(prev + 1)..Close(s, prev)]);
+            if (content is null) break;
+            answers.Add(content);
+            start = BoxNameStart(s, prev);
+        }
+        answers.Reverse();
+        return string.Join(", ", answers);
+    }
+
+    /// <summary>
+    /// The backward pass of <see cref="Boxed"/>: position of the last box brace that closes, or -1. A run of
+    /// equal braces is taken at once (only its first brace can be escaped or open a box), so a megabyte of
+    /// nested braces costs a few vectorised searches per run, not a step per brace.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    private static int LastClosingBox(string s, int first, int depth)
+    {
+        int minAfter = depth;
+        var span = s.AsSpan();
+        int end = s.Length; // search s[first..end)
+        while (end > first)
+        {
+            int i = PreviousBrace(s, first, end);
+            if (i < first) break;
+            char c = s[i];
+            // most runs are one brace long: look at the neighbour before a vectorised search
+            int runStart = i == first || s[i - 1] != c ? i : first + span[first..i].LastIndexOfAnyExcept(c) + 1;
+            end = runStart;
+            bool escaped = runStart > 0 && s[runStart - 1] == '\\';
+            int plain = i - runStart; // the braces after the run's first one
+            if (c == '}')
+            {
+                depth += plain + (escaped ? 0 : 1);
+                continue;
+            }
+            depth -= plain;
+            if (depth < minAfter) minAfter = depth;
+            if (escaped) continue;
+            depth--;
+            // a box brace follows "d", "x" or a space: test the cheap part first
+            if (minAfter <= depth && runStart > 0 && s[runStart - 1] is 'd' or 'x' or ' ' && IsBoxBrace(s, runStart)) return runStart;
+            if (depth < minAfter) minAfter = depth;
+        }
+        return -1;
+    }
+
+    /// <summary>The last '{' or '}' in s[first..end), or first - 1: a short scan, then a vectorised search.</summary>
+    private static int PreviousBrace(string s, int first, int end)
+    {
+        int stop = Math.Max(first, end - 16);
+        for (int j = end - 1; j >= stop; j--)
+            if (s[j] is '{' or '}') return j;
+        return stop == first ? first - 1 : first + s.AsSpan(first, stop - first).LastIndexOfAny('{', '}');
+    }
+
+    private static int FirstBox(string s)
+    {
+        int b = s.IndexOf("\\boxed", StringComparison.Ordinal), f = s.IndexOf("\\fbox", StringComparison.Ordinal);
+        return b < 0 ? f : f < 0 ? b : Math.Min(b, f);
+    }
+
+    private static bool At(string s, int i, string token) => i >= 0 && string.CompareOrdinal(s, i, token, 0, token.Length) == 0;
+
+    /// <summary>Whether the brace at i opens a box: "\boxed" or "\fbox", then optional spaces, then it.</summary>
+    private static bool IsBoxBrace(string s, int i) => BoxNameStart(s, i) >= 0;
+
+    /// <summary>Start of the box name before the brace at i, or -1 when that brace does not open a box.</summary>
+    private static int BoxNameStart(string s, int i)
+    {
+        int j = i - 1;
+        while (j >= 0 && s[j] == ' ') j--;
+        if (j < 0 || (s[j] != 'd' && s[j] != 'x')) return -1;
+        if (At(s, j - 5, "\\boxed")) return j - 5;
+        if (At(s, j - 4, "\\fbox")) return j - 4;
+        return -1;
+    }
+
+    /// <summary>
+    /// The brace of a box that ends right before <paramref name="start"/> with only separators between
+    /// (spaces, commas, semicolons, "and", "or", $, \quad, \( \)), or null.
+    /// </summary>
+    private static int? PreviousBox(string s, int start)
+    {
+        int j = start;
+        for (int guard = 0; guard < 64 && j > 0; guard++)
+        {
+            int before = j;
+            while (j > 0 && (char.IsWhiteSpace(s[j - 1]) || s[j - 1] is ',' or ';' or '$' or '&')) j--;
+            foreach (var sep in Separators)
+                if (j >= sep.Length && At(s, j - sep.Length, sep) && !(sep[0] != '\\' && j > sep.Length && char.IsAsciiLetter(s[j - sep.Length - 1])))
+                {
+                    j -= sep.Length;
+                    break;
+                }
+            if (j == before) break;
+        }
+        if (j == 0 || s[j - 1] != '}' || (j >= 2 && s[j - 2] == '\\')) return null;
+        // match the closing brace backwards, within a bounded window
+        int depth = 0;
+        for (int i = j - 1; i >= 0 && j - i <= MaxBoxScan; i--)
+        {
+            if (s[i] is not ('{' or '}') || (i > 0 && s[i - 1] == '\\')) continue;
+            depth += s[i] == '}' ? 1 : -1;
+            if (depth == 0) return IsBoxBrace(s, i) ? i : null;
+        }
+        return null;
+    }
+
+    private static readonly string[] Separators =
+        ["\\text{ and }", "\\text{and}", "\\text{ or }", "\\text{or}", "and", "or", "\\quad", "\\qquad", "\\(", "\\)", "\\[", "\\]", "\\,", "\\;"];
+
+    /// <summary>"\boxed 5": the box name at i, spaces, then a token without braces; null for other text.</summary>
+    private static string? SpaceForm(string s, int i)
+    {
+        int name = At(s, i, "\\boxed") ? 6 : 5;
+        int open = i + name;
+        while (open < s.Length && s[open] == ' ') open++;
+        if (open == i + name || open >= s.Length || s[open] == '{') return null;
+        int e = open;
+        while (e < s.Length && !char.IsWhiteSpace(s[e]) && s[e] != '$') e++;
+        return s[open..e];
+    }
+
+    /// <summary>The brace that opens the box whose name starts at i (the name, spaces, then the brace), or -1.</summary>
+    private static int OpeningBrace(string s, int i)
+    {
+        int open = i + (At(s, i, "\\boxed") ? 6 : 5);
+        while (open < s.Length && s[open] == ' ') open++;
+        return open < s.Length && s[open] == '{' ? open : -1;
+    }
+
+    /// <summary>Index of the brace closing the brace at open, or s.Length when it never closes; runs of equal braces at once.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    private static int Close(string s, int open)
+    {
+        int depth = 0;
+        var span = s.AsSpan();
+        int i = open;
+        while (i < s.Length)
+        {
+            if (s[i] is not ('{' or '}'))
+            {
+                int k = span[i..].IndexOfAny('{', '}');
+                if (k < 0) break;
+                i += k;
+            }
+            char c = s[i];
+            int runEnd;
+            if (i + 1 >= s.Length || s[i + 1] != c) runEnd = i + 1;
+            else
+            {
+                int next = span[i..].IndexOfAnyExcept(c);
+                runEnd = next < 0 ? s.Length : i + next;
+            }
+            bool escaped = i > 0 && s[i - 1] == '\\';
+            int counted = runEnd - i - (escaped ? 1 : 0);
+            if (c == '{') depth += counted;
+            else if (counted >= depth) return (escaped ? i + 1 : i) + depth - 1;
+            else depth -= counted;
+            i = runEnd;
+        }
+        return s.Length;
+    }
+
+    // ------------------------------------------------------------------ other markers
+
+    private static string? Tagged(string s)
+    {
+        int end = s.LastIndexOf("</answer>", StringComparison.Ordinal);
+        if (end < 0) return null;
+        int start = end > 0 ? s.LastIndexOf("<answer>", end - 1, StringComparison.Ordinal) : -1;
+        if (start < 0) return null;
+        return NonEmpty(s[(start + 8)..end]) ?? "";
+    }
+
+    private static string? Hashes(string s)
+    {
+        int at = s.LastIndexOf("####", StringComparison.Ordinal);
+        if (at < 0) return null;
+        int from = at + 4;
+        while (from < s.Length && s[from] == '#') from++;
+        int eol = s.IndexOf('\n', from);
+        var rest = eol < 0 ? s[from..] : s[from..eol];
+        return NonEmpty(rest) ?? "";
+    }
+
+    /// <summary>"answer is X" / "Answer: X" (the later of the two): the answer that follows on that line.</summary>
+    private static string? AnswerIs(string s)
+    {
+        int at = LastMarker(s, "nswer is", out int len);
+        int colon = LastMarker(s, "nswer:", out int clen);
+        if (colon > at) { at = colon; len = clen; }
+        if (at < 0) return null;
+        int from = at + len;
+        int eol = s.IndexOf('\n', from);
+        var rest = (eol < 0 ? s[from..] : s[from..eol]).Trim().TrimStart(':').Trim().Trim('*').Trim();
+        if (rest.Length == 0) return null;
+        // a math span right after the marker is the answer: "is $\frac{1}{2}$."
+        if (rest[0] == '$' || rest.StartsWith("\\(", StringComparison.Ordinal) || rest.StartsWith("\\[", StringComparison.Ordinal))
+        {
+            var span = FirstMathSpan(rest);
+            if (span is not null) return NonEmpty(span);
+        }
+        return NonEmpty(Formula(rest));
+    }
+
+    /// <summary>The last "a" or "A" + marker, or -1.</summary>
+    private static int LastMarker(string s, string marker, out int length)
+    {
+        length = marker.Length;
+        int at = s.LastIndexOf(marker, StringComparison.Ordinal);
+        while (at > 0 && s[at - 1] is not ('a' or 'A')) at = s.LastIndexOf(marker, at - 1, StringComparison.Ordinal);
+        return at <= 0 ? -1 : at;
+    }
+
+    /// <summary>
+    /// The leading formula of a line: space-separated chunks (spaces inside braces do not separate) up to the
+    /// first chunk that is a plain word, or a sentence end; "and"/"or" are kept between formulas. When the
+    /// line starts with a word, that word is the answer (a text answer: "Evelyn", "odd").
+    /// </summary>
+    private static string Formula(string rest)
+    {
+        var chunks = Chunks(rest);
+        if (chunks.Count == 0) return "";
+        if (IsPlainWord(chunks[0])) return chunks[0].TrimEnd('.', ',', ';', '!', '*');
+        int take = 0;
+        for (int k = 0; k < chunks.Count; k++)
+        {
+            var c = chunks[k];
+            if (c is "and" or "or")
+            {
+                if (k + 1 < chunks.Count && !IsPlainWord(chunks[k + 1])) continue;
+                break;
+            }
+            if (IsPlainWord(c)) break;
+            take = k + 1;
+            // a sentence ends at a period followed by a space (a decimal point is followed by a digit)
+            if (c.EndsWith('.') && !c.EndsWith("\\.", StringComparison.Ordinal)) break;
+        }
+        var formula = string.Join(" ", chunks.Take(take)).Trim();
+        while (formula.Length > 0 && formula[^1] is '.' or ',' or ';' or '!' or '*') formula = formula[..^1].TrimEnd();
+        return formula.Trim('$').Trim();
+    }
+
+    private static List<string> Chunks(string s)
+    {
+        var chunks = new List<string>();
+        int depth = 0, start = 0;
+        for (int i = 0; i <= s.Length && chunks.Count < 64; i++)
+        {
+            if (i == s.Length || (s[i] == ' ' && depth <= 0))
+            {
+                if (i > start) chunks.Add(s[start..i]);
+                start = i + 1;
+                continue;
+            }
+            if (s[i] == '{' && !(i > 0 && s[i - 1] == '\\')) depth++;
+            else if (s[i] == '}' && !(i > 0 && s[i - 1] == '\\')) depth--;
+        }
+        return chunks;
+    }
+
+    /// <summary>A chunk with two or more letters in a row that are not a command or a function name: prose.</summary>
+    private static bool IsPlainWord(string chunk)
+    {
+        var c = chunk.TrimEnd('.', ',', ';', '!', '?', ':', '*');
+        if (c.Length < 2) return false;
+        int i = 0;
+        while (i < c.Length)
+        {
+            if (c[i] == '\\') { i++; while (i < c.Length && char.IsAsciiLetter(c[i])) i++; continue; }
+            if (char.IsAsciiLetter(c[i]))
+            {
+                int j = i;
+                while (j < c.Length && char.IsAsciiLetter(c[j])) j++;
+                if (j - i >= 2 && !LatexParser.IsFunction(c[i..j])) return true;
+                i = j;
+                continue;
+            }
+            i++;
+        }
+        return false;
+    }
+
+    /// <summary>The content of the math span that starts at s[0] ($, $$, \( or \[), or null when it does not close.</summary>
+    private static string? FirstMathSpan(string s)
+    {
+        if (s.StartsWith("$$", StringComparison.Ordinal))
+        {
+            int e = s.IndexOf("$$", 2, StringComparison.Ordinal);
+            return e < 0 ? null : s[2..e];
+        }
+        if (s[0] == '$')
+        {
+            int e = NextDollar(s, 1);
+            return e < 0 ? null : s[1..e];
+        }
+        var close = s.StartsWith("\\(", StringComparison.Ordinal) ? "\\)" : "\\]";
+        int end = s.IndexOf(close, 2, StringComparison.Ordinal);
+        return end < 0 ? null : s[2..end];
+    }
+
+    /// <summary>The next '$' at or after i that is not an escaped \$ (a dollar sign in the text), or -1.</summary>
+    private static int NextDollar(string s, int i)
+    {
+        while (true)
+        {
+            int e = s.IndexOf('$', i);
+            if (e <= 0 || s[e - 1] != '\\') return e;
+            i = e + 1;
+        }
+    }
+
+    /// <summary>The last unescaped '$' at or before i, or -1.</summary>
+    private static int PreviousDollar(string s, int i)
+    {
+        while (i >= 0)
+        {
+            int e = s.LastIndexOf('$', i);
+            if (e <= 0 || s[e - 1] != '\\') return e;
+            i = e - 1;
+        }
+        return -1;
+    }
+
+    // ------------------------------------------------------------------ unmarked answers (format any)
+
+    /// <summary>The content of the math span that ends last, or null.</summary>
+    private static string? MathSpan(string s)
+    {
+        string? best = null;
+        int bestEnd = -1;
+        int d = PreviousDollar(s, s.Length - 1);
+        if (d > 0)
+        {
+            bool dd = s[d - 1] == '$';
+            int open = dd ? (d >= 3 ? s.LastIndexOf("$$", d - 2, StringComparison.Ordinal) : -1) : PreviousDollar(s, d - 1);
+            if (open >= 0)
+            {
+                int from = dd ? open + 2 : open + 1, to = dd ? d - 1 : d;
+                if (to > from) { best = s[from..to]; bestEnd = d; }
+            }
+        }
+        foreach (var (o, c) in new[] { ("\\(", "\\)"), ("\\[", "\\]") })
+        {
+            int close = s.LastIndexOf(c, StringComparison.Ordinal);
+            if (close <= bestEnd || close < 2) continue;
+            int open = s.LastIndexOf(o, close - 1, StringComparison.Ordinal);
+            if (open < 0 || open + 2 > close) continue;
+            best = s[(open + 2)..close];
+            bestEnd = close;
+        }
+        return NonEmpty(best);
+    }
+
+    /// <summary>
+    /// The last number (optional minus, digits with thousands commas, a decimal part, or a/b) when it is a
+    /// whole token: after the start, a space, '=', ':', '$' or '*', and before the end, a space, or closing
+    /// punctuation that ends the text or precedes a space. Anything else (x^2, .4, 10^{-3}, \frac12) gives null.
+    /// </summary>
+    private static string? LastNumber(string s)
+    {
+        int i = s.AsSpan().LastIndexOfAnyInRange('0', '9');
+        if (i < 0) return null;
+        int end = i + 1;
+        if (!TokenEnds(s, end)) return null;
+        int start = NumberStart(s, i);
+        if (start < 0) return null;
+        // a fraction a/b
+        if (start >= 2 && s[start - 1] == '/' && char.IsAsciiDigit(s[start - 2]))
+        {
+            start = NumberStart(s, start - 2);
+            if (start < 0) return null;
+        }
+        if (start > 0 && s[start - 1] == '-') start--;
+        if (start > 0 && !(char.IsWhiteSpace(s[start - 1]) || s[start - 1] is '=' or ':' or '$' or '*')) return null;
+        return s[start..end];
+    }
+
+    private static bool TokenEnds(string s, int end)
+    {
+        if (end == s.Length) return true;
+        char c = s[end];
+        if (char.IsWhiteSpace(c)) return true;
+        if (c is '.' or ',' or ';' or '!' or '?' or ')' or '*')
+        {
+            int k = end;
+            while (k < s.Length && s[k] is '.' or ',' or ';' or '!' or '?' or ')' or '*') k++;
+            return k == s.Length || char.IsWhiteSpace(s[k]);
+        }
+        return false;
+    }
+
+    /// <summary>Start of the number whose last digit is at lastDigit: digits, thousands groups, one decimal point; -1 when malformed.</summary>
+    private static int NumberStart(string s, int lastDigit)
+    {
+        int i = lastDigit + 1;
+        int group = 0;
+        bool comma = false, point = false;
+        while (i > 0 && lastDigit - i < MaxNumberLength)
+        {
+            char p = s[i - 1];
+            if (char.IsAsciiDigit(p)) { i--; group++; continue; }
+            if (p == ',' && i >= 2 && char.IsAsciiDigit(s[i - 2]))
+            {
+                if (group != 3) return -1; // 3,5 is a list, not a number
+                comma = true;
+                group = 0;
+                i--;
+                continue;
+            }
+            if (p == '.' && i >= 2 && char.IsAsciiDigit(s[i - 2]) && !point && !comma)
+            {
+                point = true;
+                group = 0;
+                i--;
+                continue;
+            }
+            if (p == '.') return -1; // .4 or 1.2.3
+            break;
+        }
+        if (comma && group > 3) return -1;
+        return i;
+    }
+}

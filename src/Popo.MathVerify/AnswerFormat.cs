@@ -1,0 +1,43 @@
+namespace Popo.MathVerify;
+
+/// <summary>
+/// Which answer markers a completion must use (config key <c>answer_format</c>): only \boxed{} (boxed);
+/// an explicit marker: \boxed{}, &lt;answer&gt; tags, "#### N", "the answer is" (marked); or also, without a
+/// marker, the last math span and then the last whole-token number (any).
+/// </summary>
+public enum AnswerFormat { Boxed, Marked, Any }
+
+/// <summary>How the answer was found: the extraction routes, in the order they are tried.</summary>
+public enum AnswerRoute
+{
+    /// <summary>No answer was found.</summary>
+    None,
+    /// <summary>\boxed{} or \fbox{} (several adjacent boxes are one list answer).</summary>
+    Boxed,
+    /// <summary>&lt;answer&gt; tags, "#### N", "the answer is" / "final answer is" / "Answer:".</summary>
+    Marked,
+    /// <summary>The last math span: $...$, $$...$$, \(...\), \[...\].</summary>
+    Math,
+    /// <summary>The last number, when it is a whole token.</summary>
+    Number,
+}
+
+/// <summary>An answer taken from a completion and the route it came by.</summary>
+public readonly record struct Extraction(string Answer, AnswerRoute Route);
+
+/// <summary>The verifier's verdict and the route of the answer it judged (None when there was none).</summary>
+public readonly record struct Verdict(bool Correct, AnswerRoute Route);
+
+public static class AnswerFormats
+{
+    public static readonly string[] Names = ["boxed", "marked", "any"];
+
+    /// <summary>Parses a config value; the error names the valid ones.</summary>
+    public static AnswerFormat Parse(string name) => name switch
+    {
+        "boxed" => AnswerFormat.Boxed,
+        "marked" => AnswerFormat.Marked,
+        "any" => AnswerFormat.Any,
+        _ => throw new ArgumentException($"answer_format must be one of {string.Join(", ", Names)}; got '{name}'"),
+    };
+}
