@@ -1,3 +1,4 @@
+using Popo.Kernels;
 using TorchSharp;
 
 namespace Popo.Bench;
@@ -23,7 +24,7 @@ public static class BenchRunner
         report.Meta("threads", torch.get_num_threads());
         report.Meta("logical_cpus", Environment.ProcessorCount);
         report.Meta("quick", quick);
-        report.Meta("mkl_vendor_check", Popo.Engine.Runtime.MklVendorCheck.Configure());
+        report.Meta("mkl_vendor_check", Popo.Kernels.MklVendorCheck.Configure());
         report.Meta("huge_pages", Popo.Engine.Runtime.NativeHeap.HugePagesSetting());
         report.Meta("load_start", BenchClock.LoadAverage());
         report.Meta("started_utc", DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ"));

@@ -1,3 +1,4 @@
+using Popo.Kernels;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
@@ -54,7 +55,7 @@ public static class PeerProbe
         if (Environment.GetEnvironmentVariable("OPENBLAS_CORETYPE") is { Length: > 0 } set) return (set + " (set by the caller)", null);
         var (_, _, verbose) = Exec(["-c", "import torch; torch.ones(2, 2) @ torch.ones(2, 2)"], 1, ("OPENBLAS_VERBOSE", "2"));   // OpenBLAS says "Core: X" on stderr
         var detected = verbose.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith("Core: ", StringComparison.Ordinal))?[6..] ?? "unknown";
-        static bool Has(string flag) => Popo.Engine.Runtime.CpuFlags.Has(flag);
+        static bool Has(string flag) => Popo.Kernels.CpuFlags.Has(flag);
         string? wanted = Has("avx512f") && Has("avx512bw") && Has("avx512vl") ? (Has("avx512_bf16") ? "Cooperlake" : "SkylakeX")
             : Has("avx2") && Has("fma") ? "Haswell" : null;
         // Only a fallback is overridden: a core OpenBLAS recognised (a Zen, say) keeps the kernels it chose.

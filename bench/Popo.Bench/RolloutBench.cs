@@ -1,3 +1,4 @@
+using Popo.Kernels;
 using Popo.Engine.Model;
 using Popo.Engine.Rollout;
 using Popo.Engine.Runtime;

@@ -1,3 +1,4 @@
+using Popo.Kernels;
 using System.CommandLine;
 using Popo.Cli.Commands;
 using Popo.Engine.Runtime;

@@ -12,7 +12,7 @@ type internal Marker = class end
 /// What `popo`'s Main sets up for the process, done here before any test: the in-process runs of the tests must
 /// compute with the same MKL kernels as the `popo` processes they are compared with.
 module internal HostSetup =
-    let apply () = Popo.Engine.Runtime.MklVendorCheck.Configure() |> ignore
+    let apply () = Popo.Kernels.MklVendorCheck.Configure() |> ignore
 
 module internal Discovery =
     let all =

@@ -1,3 +1,4 @@
+using Popo.Kernels;
 using Popo.Engine.Lora;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

@@ -1,3 +1,4 @@
+using Popo.Kernels;
 using Popo.Engine.Lora;
 using TorchSharp;
 using TorchSharp.Modules;

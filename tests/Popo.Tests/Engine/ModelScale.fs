@@ -8,6 +8,7 @@ open Expecto
 open TorchSharp
 open Popo.Engine.Configuration
 open Popo.Engine.Model
+open Popo.Kernels
 open Popo.Engine.Objectives
 open Popo.Engine.Policy
 open Popo.Tests

@@ -1,4 +1,4 @@
-/// libtorch's MKL runs its tuned kernels on AMD once its vendor test is bypassed (Runtime/MklVendorCheck.cs): by
+/// libtorch's MKL runs its tuned kernels on AMD once its vendor test is bypassed (src/Popo.Kernels/MklVendorCheck.cs): by
 /// default on CPUs with AVX-512, on any AMD CPU with POPO_MKL_VENDOR_CHECK=bypass, never with =keep. Checked in
 /// `popo` processes, so that this test host's kernels stay as they are.
 module Popo.Tests.Reliability.MklKernels

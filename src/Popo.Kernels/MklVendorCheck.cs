@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using TorchSharp;
 
-namespace Popo.Engine.Runtime;
+namespace Popo.Kernels;
 
 /// <summary>
 /// The MKL inside libtorch_cpu chooses its tuned GEMM kernels only when the CPU's vendor string is "GenuineIntel";

@@ -1,7 +1,7 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Popo.Engine.Model;
+namespace Popo.Kernels;
 
 /// <summary>
 /// Logits of one or two rows from a bfloat16 head on a CPU without AVX-512 (where <see cref="FewRowProduct"/> does not
@@ -11,7 +11,7 @@ namespace Popo.Engine.Model;
 /// bf16 (max error 2e-5 against float64, 0.35 for the bf16 matmul's output). From 4 rows up the bf16 matmul is as
 /// fast (M = 4) or faster, so those rows keep it.
 /// </summary>
-internal sealed class WidenedHead : IDisposable
+public sealed class WidenedHead : IDisposable
 {
     public const int MaxRows = 2;
 

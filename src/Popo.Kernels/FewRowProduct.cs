@@ -4,7 +4,7 @@ using System.Runtime.Intrinsics.X86;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Popo.Engine.Model;
+namespace Popo.Kernels;
 
 /// <summary>
 /// x W^T in float32 for a few rows x [R, D] and a float32 or bfloat16 weight W [N, D] on an AVX-512 CPU, reading W
@@ -17,7 +17,7 @@ namespace Popo.Engine.Model;
 /// thread's fixed sequence of operations, so a row's products are the same bits whatever the other rows, their number
 /// or the split: compacting a batch changes no logit.
 /// </summary>
-internal static class FewRowProduct
+public static class FewRowProduct
 {
     /// <summary>
     /// The most rows the kernel takes per weight dtype: up to these it beat libtorch at every count measured on one Zen 4

@@ -1,4 +1,4 @@
-namespace Popo.Engine.Runtime;
+namespace Popo.Kernels;
 
 /// <summary>The instruction-set flags the kernel reports for this CPU (the "flags" line of /proc/cpuinfo; empty off Linux).</summary>
 public static class CpuFlags
