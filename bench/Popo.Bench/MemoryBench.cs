@@ -32,7 +32,7 @@ public static class MemoryBench
         using var popo = new PopoObjective("popo", policy, policy.FrozenClone, setup.Size.Config.HiddenSize, new PopoOptions(), 1.0, torch.CPU, ScalarType.Float32, 0);
         using var grpo = new GrpoObjective("grpo", policy, policy.FrozenClone, new GrpoOptions { MaxCompletionLength = setup.NewTokens }, 1.0);
         var parameters = model.parameters().Concat(popo.ExtraParameters).ToList();
-        using var optimizer = new HeldScalars.AdamW(parameters, 1e-4, 0.01);
+        using var optimizer = new Optimizers.AdamW(parameters, 1e-4, 0.01);
         var random = new Random(0);
         using var generator = new Generator(1, torch.CPU);
         var rss = new double[setup.Steps];

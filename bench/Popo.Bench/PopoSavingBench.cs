@@ -88,7 +88,7 @@ public static class PopoSavingBench
     {
         var sample = Sampler.Generate(model, prompts, sampling);
         int b = prompts.Count, k = (int)Math.Round(passRate * b);
-        return GenerationBatch.FromSample(sample, Enumerable.Range(0, b).Select(i => (i + 1) * k / b > i * k / b ? 1.0 : 0.0).ToArray(), groupSize);
+        return sample.WithRewards(Enumerable.Range(0, b).Select(i => (i + 1) * k / b > i * k / b ? 1.0 : 0.0).ToArray(), groupSize);
     }
 
     /// <summary>An objective with its own AdamW over the policy's and the objective's parameters.</summary>
@@ -102,7 +102,7 @@ public static class PopoSavingBench
         {
             this.objective = objective;
             parameters = model.parameters().Concat(objective.ExtraParameters).ToList();
-            optimizer = new HeldScalars.AdamW(parameters, 1e-6, 0.01);
+            optimizer = new Optimizers.AdamW(parameters, 1e-6, 0.01);
         }
 
         public void Run(GenerationBatch batch, int microBatch) => UpdateOnce(objective, optimizer, parameters, batch, microBatch);

@@ -117,7 +117,7 @@ public static class ProfileBench
         using var targetModule = target.Module;
         using var objective = new PopoObjective("popo", policy, policy.FrozenClone, setup.Size.Config.HiddenSize, new PopoOptions { EntropyScope = EntropyScope.Positive }, 1.0, torch.CPU, ScalarType.Float32, 0);
         var parameters = model.parameters().Concat(objective.ExtraParameters).ToList();
-        using var optimizer = new HeldScalars.AdamW(parameters, 1e-6, 0.01);
+        using var optimizer = new Optimizers.AdamW(parameters, 1e-6, 0.01);
         model.train();
         var update = BenchClock.Best(setup.Rounds, () => PopoSavingBench.UpdateOnce(objective, optimizer, parameters, batch, setup.MicroBatch));
         Span FwdBwd(Tensor rows) => BenchClock.Best(setup.Rounds, () =>

@@ -75,7 +75,7 @@ public static class RolloutBench
         var before = options with { SharePromptPrefill = false, CompactFinishedRows = false };
         Sampler.Generate(model, prompts.Take(2).ToList(), options with { MaxNewTokens = 2, MaxNewTokensPerRow = null }).Dispose(); // warm-up
         Span slow = Span.Infinite, fast = Span.Infinite;
-        SampleResult? a = null, b = null;
+        GenerationBatch? a = null, b = null;
         for (var round = 0; round < setup.Rounds; round++)
         {
             a?.Dispose();
@@ -86,8 +86,8 @@ public static class RolloutBench
         }
         using var plain = a!;
         using var shared = b!;
-        var identical = Same(plain.Tokens, shared.Tokens) && Same(plain.CompletionMask, shared.CompletionMask) && Same(plain.Sequences, shared.Sequences);
-        using var difference = (plain.LogProbs - shared.LogProbs).abs().max();
+        var identical = Same(plain.CompletionIds, shared.CompletionIds) && Same(plain.CompletionMask, shared.CompletionMask) && Same(plain.InputIds, shared.InputIds);
+        using var difference = (plain.OldLogProbs - shared.OldLogProbs).abs().max();
         var tokens = (double)lengths.Sum();
         return new()
         {

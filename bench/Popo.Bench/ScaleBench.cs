@@ -171,7 +171,7 @@ public static class ScaleBench
     private static (Span Time, long Extra) TimedUpdate(IObjective objective, IEnumerable<Parameter> policy, double lr, GenerationBatch batch, int microBatch)
     {
         var trained = policy.Concat(objective.ExtraParameters).ToList();
-        using var optimizer = new HeldScalars.AdamW(trained, lr, 0.01);
+        using var optimizer = new Optimizers.AdamW(trained, lr, 0.01);
         return (BenchClock.Time(() => PopoSavingBench.UpdateOnce(objective, optimizer, trained, batch, microBatch)), objective.ExtraParameters.Sum(p => p.numel()));
     }
 
@@ -282,7 +282,7 @@ public static class ScaleBench
             CompletionMask = maskT.MoveToOuterDisposeScope(),
             OldLogProbs = (maskT * -Math.Log(setup.Config.VocabSize)).MoveToOuterDisposeScope(),
             Rewards = Enumerable.Range(0, b).Select(i => i % 4 == 0 ? 1.0 : 0.0).ToArray(),
-            CompletionLengths = lengths,
+            Completions = Enumerable.Range(0, b).Select(i => Enumerable.Range(0, lengths[i]).Select(t => (int)completion[i * n + t]).ToArray()).ToArray(),
             GroupSize = setup.GroupSize,
         };
         return batch;

@@ -1,3 +1,4 @@
+using Popo.Engine.Policy;
 using Popo.Engine.Model;
 using Popo.Engine.Objectives;
 using Popo.Engine.Runtime;
@@ -68,7 +69,7 @@ public static class UpdateBench
             model.Precision.Dtype = bf16 ? ScalarType.BFloat16 : null;
             model.train();
             var parameters = model.parameters().ToList();
-            using var optimizer = new HeldScalars.AdamW(parameters, 1e-4, 0.01);
+            using var optimizer = new Optimizers.AdamW(parameters, 1e-4, 0.01);
             using var ids = torch.randint(c.Size.Config.VocabSize, [c.Batch, c.SequenceLength]);
             var step = BenchClock.Best(rounds, () =>
             {

@@ -4,6 +4,7 @@ using Popo.Engine.Data;
 using Popo.Engine.Model;
 using Popo.Engine.Tokenizers;
 using Popo.Engine.Training;
+using Popo.Engine.Runtime;
 
 namespace Popo.Cli.Commands;
 

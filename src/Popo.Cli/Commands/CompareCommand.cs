@@ -5,6 +5,7 @@ using System.Text.RegularExpressions;
 using Popo.Cli.Reports;
 using Popo.Engine.Configuration;
 using Popo.Engine.Training;
+using Popo.Engine.Runtime;
 
 namespace Popo.Cli.Commands;
 

@@ -4,6 +4,7 @@ using System.Text.Json;
 using Popo.Engine.Configuration;
 using Popo.Engine.Training;
 using Popo.MathVerify;
+using Popo.Engine.Runtime;
 
 namespace Popo.Cli.Commands;
 

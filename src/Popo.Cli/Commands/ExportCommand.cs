@@ -1,6 +1,8 @@
 using System.CommandLine;
 using Popo.Engine.Configuration;
 using Popo.Engine.Lora;
+using Popo.Engine.Training;
+using Popo.Engine.Runtime;
 
 namespace Popo.Cli.Commands;
 

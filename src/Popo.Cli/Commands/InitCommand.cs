@@ -2,6 +2,8 @@ using System.CommandLine;
 using Popo.Engine.Checkpoints;
 using Popo.Engine.Configuration;
 using Popo.Engine.Model;
+using Popo.Engine.Tokenizers;
+using Popo.Engine.Runtime;
 
 namespace Popo.Cli.Commands;
 
@@ -34,7 +36,14 @@ public static class InitCommand
             if (parse.GetValue(seed) < 0) throw new ConfigException($"--seed: expected a non-negative integer, got {parse.GetValue(seed)}");
             var (model, window, windowLayers) = RandomModel.Resolve(parse.GetValue(config)!, parse.GetValue(overrides) ?? []);
             var folder = parse.GetValue(output)!;
-            var bytes = RandomModel.Write(model, window, windowLayers, parse.GetValue(tokenizer)!, folder, type, parse.GetValue(seed), Console.Error.WriteLine);
+            // The tokenizer is checked (loaded) before anything is written; its ids must fit vocab_size.
+            var tokenizerFolder = parse.GetValue(tokenizer)!;
+            if (!Directory.Exists(tokenizerFolder)) throw new TokenizerFormatException($"--tokenizer: {tokenizerFolder}: folder not found");
+            var loaded = TokenizerFolder.Load(tokenizerFolder);
+            if (loaded.VocabSize > model.VocabSize)
+                throw new ModelConfigException($"--tokenizer {tokenizerFolder}: the tokenizer has {loaded.VocabSize} ids but vocab_size is {model.VocabSize}");
+            var bytes = RandomModel.Write(model, window, windowLayers, folder, type, parse.GetValue(seed), Console.Error.WriteLine);
+            TokenizerFolder.Save(loaded, folder, tokenizerFolder);
             Console.Error.WriteLine($"done: {folder} ({model.NumHiddenLayers} layers, hidden {model.HiddenSize}, vocab {model.VocabSize}, {bytes / 1e9:F2} GB of weights)");
             return 0;
         }));

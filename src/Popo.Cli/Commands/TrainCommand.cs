@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Popo.Engine.Training;
+using Popo.Engine.Runtime;
 
 namespace Popo.Cli.Commands;
 
@@ -9,7 +10,7 @@ public static class TrainCommand
     public static Command Create()
     {
         var command = new Command("train", "Warm up then train with POPO (or --algo grpo|dr_grpo|dapo|rft); no arguments runs the built-in default");
-        var resume = new Option<string?>("--resume") { Description = "continue the run in this folder from its last complete checkpoint; may change --steps, --threads, --device, --save-every, --eval-every, --save-total-limit, --memory-check" };
+        var resume = new Option<string?>("--resume") { Description = $"continue the run in this folder from its last complete checkpoint; may change {ResumeChanges.Flags}" };
         command.Options.Add(resume);
         var config = new ConfigOptions(command);
         command.SetAction(parse => CommandRunner.Run(() =>
@@ -19,7 +20,7 @@ public static class TrainCommand
             if (parse.GetValue(resume) is { } folder)
             {
                 if (parse.GetValue(config.ConfigFile) is not null)
-                    throw new Popo.Engine.Configuration.ConfigException("--resume continues a run with the configuration saved in its folder; --config cannot be combined with it (flags such as --steps may change the keys that leave the run so far intact)");
+                    throw new ConfigException("--resume continues a run with the configuration saved in its folder; --config cannot be combined with it (flags such as --steps may change the keys that leave the run so far intact)");
                 summary = Trainer.Resume(folder, observer, config.Given(parse));
             }
             else summary = Trainer.Start(config.Resolve(parse), observer);

@@ -18,4 +18,8 @@ public sealed class ConfigKeyAttribute(string key, string help) : Attribute
     public double Above { get; init; } = double.NaN;
     /// <summary>Allowed words for string keys (null = any).</summary>
     public string[]? OneOf { get; init; }
+    /// <summary>The allowed words are the registered algorithms' names (<see cref="Objectives.ObjectiveRegistry"/>), listed nowhere else.</summary>
+    public bool OneOfAlgorithms { get; init; }
+    /// <summary>`popo train --resume` may change this key: it leaves the trajectory so far as it was (see ResumeChanges).</summary>
+    public bool Resumable { get; init; }
 }

@@ -2,8 +2,10 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Popo.Engine.Lora;
+using Popo.Engine.Objectives;
 using Tomlyn;
 using Tomlyn.Model;
+using Popo.Engine.Runtime;
 
 namespace Popo.Engine.Configuration;
 
@@ -14,18 +16,11 @@ namespace Popo.Engine.Configuration;
 /// </summary>
 public static class ConfigLoader
 {
-    /// <summary>Keys each algorithm preset sets; anything the file or flags give wins over them.</summary>
-    public static readonly IReadOnlyDictionary<string, (string Key, object Value)[]> Presets =
-        new Dictionary<string, (string, object)[]>
-        {
-            ["popo"] = [],
-            ["rft"] = [("weights", "uniform"), ("alpha", 0.0), ("beta_ent", 0.0), ("tau", 0.0)],
-            ["grpo"] = [("loss_type", "grpo"), ("scale_rewards", "group")],
-            ["dr_grpo"] = [("loss_type", "dr_grpo"), ("scale_rewards", "none")],
-            ["dapo"] = [("loss_type", "dapo"), ("eps_high", 0.28), ("dynamic_sampling", true)],
-        };
+    /// <summary>Keys each algorithm preset sets (its registration's); anything the file or flags give wins over them.</summary>
+    public static readonly IReadOnlyDictionary<string, IReadOnlyList<(string Key, object Value)>> Presets =
+        ObjectiveRegistry.All.ToDictionary(a => a.Name, a => a.Preset);
 
-    public static bool IsPopoFamily(string algo) => algo is "popo" or "rft";
+    public static bool IsPopoFamily(string algo) => ObjectiveRegistry.Get(algo).Family == AlgorithmFamily.Popo;
 
     /// <param name="runKindModel">the model that decides the run kind, when it is not the run's own `model`: `popo compare`
     /// trains each arm from its warm-up checkpoint, which does not make a built-in comparison a pretrained run.</param>

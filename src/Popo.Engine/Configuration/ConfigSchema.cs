@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Reflection;
+using Popo.Engine.Runtime;
 
 namespace Popo.Engine.Configuration;
 
@@ -9,9 +10,12 @@ public sealed record ConfigEntry(string Key, string Help, Type Type, PropertyInf
     /// <summary>The command-line flag: --kebab-case of the key.</summary>
     public string Flag => "--" + Key.Replace('_', '-');
 
+    /// <summary>The allowed words of a string key (null = any).</summary>
+    public IReadOnlyList<string>? Words => Rules.OneOfAlgorithms ? Objectives.ObjectiveRegistry.Names : Rules.OneOf;
+
     public string Describe()
     {
-        if (Rules.OneOf is { } words) return "one of " + string.Join(", ", words);
+        if (Words is { } words) return "one of " + string.Join(", ", words);
         if (Type == typeof(bool)) return "true or false";
         var kind = Type == typeof(int) ? "an integer" : Type == typeof(double) ? "a number" : "a string";
         var lo = !double.IsNaN(Rules.Above) ? $"({Fmt(Rules.Above)}" : !double.IsNaN(Rules.Min) ? $"[{Fmt(Rules.Min)}" : null;
@@ -33,7 +37,7 @@ public sealed record ConfigEntry(string Key, string Help, Type Type, PropertyInf
             bool b when Type == typeof(bool) => b,
             _ => throw Error(source, raw),
         };
-        if (value is string word && Rules.OneOf is { } allowed && !allowed.Contains(word)) throw Error(source, raw);
+        if (value is string word && Words is { } allowed && !allowed.Contains(word)) throw Error(source, raw);
         if (value is int or double)
         {
             double v = System.Convert.ToDouble(value, CultureInfo.InvariantCulture);
@@ -80,6 +84,14 @@ public static class ConfigSchema
 
     private static readonly Dictionary<string, ConfigEntry> ByKey = Entries.ToDictionary(e => e.Key);
 
+    /// <summary>The value of <paramref name="key"/> in <paramref name="config"/>; an unknown key or a type other than the key's is a programming error.</summary>
+    public static T Value<T>(TrainConfig config, string key)
+    {
+        if (!ByKey.TryGetValue(key, out var e)) throw new ArgumentException($"no configuration key '{key}'");
+        if (e.Type != typeof(T)) throw new ArgumentException($"key '{key}' is a {e.Type.Name}, read as {typeof(T).Name}");
+        return (T)e.Property.GetValue(config)!;
+    }
+
     public static ConfigEntry Find(string key, string source) =>
         ByKey.TryGetValue(key, out var e) ? e
         : throw new ConfigException($"{source}: unknown key '{key}'{DidYouMean(key)}");
@@ -105,6 +117,3 @@ public static class ConfigSchema
         return prev[b.Length];
     }
 }
-
-/// <summary>A configuration error: names the file or flag, the key, the value and what was expected.</summary>
-public sealed class ConfigException(string message) : Exception(message);

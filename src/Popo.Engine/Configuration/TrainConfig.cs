@@ -1,4 +1,7 @@
+using Popo.Engine.Policy;
+using Popo.Engine.Lora;
 using Popo.Engine.Objectives;
+using Popo.Engine.Runtime;
 
 namespace Popo.Engine.Configuration;
 
@@ -6,11 +9,10 @@ namespace Popo.Engine.Configuration;
 /// Every setting of a `popo` run. Resolution order: defaults, then the algorithm preset, then the
 /// config file, then command-line flags; the resolved record is written to OUT/config.json.
 /// </summary>
-public sealed record TrainConfig
+public sealed record TrainConfig : IRunKeys
 {
     // ---- what to train ------------------------------------------------------------------------
-    [ConfigKey("algo", "objective: popo | grpo | dr_grpo | dapo | rft (presets over the keys below)",
-        OneOf = ["popo", "grpo", "dr_grpo", "dapo", "rft"])]
+    [ConfigKey("algo", "objective (each a preset over the keys below)", OneOfAlgorithms = true)]
     public string Algo { get; init; } = "popo";
 
     [ConfigKey("task", "built-in task: arithmetic | countdown (ignored with --dataset)", OneOf = ["arithmetic", "countdown"])]
@@ -108,7 +110,7 @@ public sealed record TrainConfig
     public double SftLr { get; init; } = 3e-3;
 
     // ---- RL loop ------------------------------------------------------------------------------
-    [ConfigKey("steps", "RL steps (one generation batch each)", Min = 0, Max = 1_000_000)]
+    [ConfigKey("steps", "RL steps (one generation batch each)", Min = 0, Max = 1_000_000, Resumable = true)]
     public int Steps { get; init; } = 200;
 
     [ConfigKey("group_size", "G: rollouts per prompt", Min = 1, Max = 1024)]
@@ -225,31 +227,31 @@ public sealed record TrainConfig
     [ConfigKey("seed", "random seed (data, init, sampling)", Min = 0, Max = int.MaxValue)]
     public int Seed { get; init; } = 1;
 
-    [ConfigKey("device", "torch device: cpu | cuda | cuda:N")]
+    [ConfigKey("device", "torch device: cpu | cuda | cuda:N", Resumable = true)]
     public string Device { get; init; } = "cpu";
 
     [ConfigKey("dtype", "policy precision: float32 | float64 | bfloat16", OneOf = ["float32", "float64", "bfloat16"])]
     public string Dtype { get; init; } = "float32";
 
-    [ConfigKey("threads", "CPU threads for libtorch (0 = libtorch's default)", Min = 0, Max = 1024)]
+    [ConfigKey("threads", "CPU threads for libtorch (0 = libtorch's default)", Min = 0, Max = 1024, Resumable = true)]
     public int Threads { get; init; }
 
     [ConfigKey("out", "output folder (must not hold another run unless --resume)")]
     public string Out { get; init; } = "runs/default";
 
-    [ConfigKey("eval_every", "held-out evaluation every N RL steps (0 = only at the start and end)", Min = 0, Max = 1_000_000)]
+    [ConfigKey("eval_every", "held-out evaluation every N RL steps (0 = only at the start and end)", Min = 0, Max = 1_000_000, Resumable = true)]
     public int EvalEvery { get; init; } = 50;
 
     [ConfigKey("eval_problems", "held-out problems per evaluation (0 = no held-out evaluation)", Min = 0, Max = 1_000_000)]
     public int EvalProblems { get; init; } = 256;
 
-    [ConfigKey("save_every", "checkpoint every N RL steps (0 = only at the end)", Min = 0, Max = 1_000_000)]
+    [ConfigKey("save_every", "checkpoint every N RL steps (0 = only at the end)", Min = 0, Max = 1_000_000, Resumable = true)]
     public int SaveEvery { get; init; } = 50;
 
-    [ConfigKey("save_total_limit", "keep only the newest N step checkpoints (0 = keep all); an older one is deleted only once the new one is complete", Min = 0, Max = 1_000_000)]
+    [ConfigKey("save_total_limit", "keep only the newest N step checkpoints (0 = keep all); an older one is deleted only once the new one is complete", Min = 0, Max = 1_000_000, Resumable = true)]
     public int SaveTotalLimit { get; init; }
 
-    [ConfigKey("memory_check", "refuse a run whose estimated peak memory exceeds the machine's available memory (false = warn only)")]
+    [ConfigKey("memory_check", "refuse a run whose estimated peak memory exceeds the machine's available memory (false = warn only)", Resumable = true)]
     public bool MemoryCheck { get; init; } = true;
 
     [ConfigKey("samples_per_log", "rollouts written to samples.jsonl per logged step", Min = 0, Max = 1024)]
@@ -258,35 +260,10 @@ public sealed record TrainConfig
     [ConfigKey("max_bad_steps", "stop after this many steps with a non-finite loss (each is skipped)", Min = 0, Max = 1_000_000)]
     public int MaxBadSteps { get; init; } = 3;
 
-    /// <summary>POPO options as the objectives read them.</summary>
-    public PopoOptions ToPopoOptions() => new()
-    {
-        Weights = Weights == "uniform" ? WeightMode.Uniform : WeightMode.Softmax,
-        WeightTemperature = WeightTemperature,
-        LengthNormalizeWeights = LengthNormalizeWeights,
-        WeightCap = WeightCap > 0 ? WeightCap : null,
-        Alpha = Alpha,
-        BetaEntropy = BetaEnt,
-        EntropyScope = EntropyScope == "positive" ? Objectives.EntropyScope.Positive : Objectives.EntropyScope.All,
-        Tau = Tau,
-        FeatureNoise = FeatureNoise,
-        Pooling = Pooling == "last" ? FeaturePooling.LastToken : FeaturePooling.Mean,
-        PredictorHidden = PredictorHidden,
-        PredictorDepth = PredictorDepth,
-    };
+    /// <summary>The run's LoRA settings, or null when `lora_r` is 0 (full fine-tuning).</summary>
+    public LoraSettings? ToLoraSettings() =>
+        LoraR == 0 ? null : new(LoraR, LoraAlpha, LoraDropout, LoraSettings.ParseTargets(LoraTargetModules, "key 'lora_target_modules'"), UseRslora);
 
-    /// <summary>GRPO options as the objectives read them.</summary>
-    public GrpoOptions ToGrpoOptions() => new()
-    {
-        LossType = LossType switch { "bnpo" => Objectives.LossType.Bnpo, "dr_grpo" => Objectives.LossType.DrGrpo, "dapo" => Objectives.LossType.Dapo, _ => Objectives.LossType.Grpo },
-        ScaleRewards = ScaleRewards switch { "batch" => RewardScaling.Batch, "none" => RewardScaling.None, _ => RewardScaling.Group },
-        EpsilonLow = EpsLow,
-        EpsilonHigh = EpsHigh,
-        Beta = Beta,
-        NumIterations = NumIterations,
-        DynamicSampling = DynamicSampling,
-        OverlongBuffer = OverlongBuffer,
-        OverlongPenaltyFactor = OverlongPenalty,
-        MaxCompletionLength = MaxNewTokens,
-    };
+    /// <summary>A key's value by name, for the stages that read their own keys (<see cref="IRunKeys"/>).</summary>
+    public T Get<T>(string key) => ConfigSchema.Value<T>(this, key);
 }

@@ -1,4 +1,3 @@
-using Popo.Engine.Tasks;
 
 namespace Popo.Engine.Data;
 

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using Popo.Engine.Tasks;
 
 namespace Popo.Engine.Data;
 

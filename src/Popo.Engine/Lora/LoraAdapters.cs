@@ -1,4 +1,5 @@
 using Popo.Engine.Model;
+using Popo.Engine.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -9,9 +10,9 @@ namespace Popo.Engine.Lora;
 /// The adapters of one model: a <see cref="LoraAdapter"/> per target linear, keyed by that linear (the base
 /// model's own layer object, so no copy of W exists). The set is a module of its own: its parameters are the
 /// trainable ones, an EMA target is a second set of the same shapes (<see cref="Like"/>), and the empty set is
-/// the base model (GRPO's reference). Which set a forward pass uses is the model's <see cref="LoraSlot"/>.
+/// the base model (GRPO's reference). Which set a forward pass uses is the model's <see cref="AdapterSlot"/>.
 /// </summary>
-public sealed class LoraAdapters : nn.Module
+public sealed class LoraAdapters : nn.Module, IAdapterSet
 {
     private readonly ModuleList<LoraAdapter> adapters;
     private readonly Dictionary<Linear, LoraAdapter> byLayer = new(ReferenceEqualityComparer.Instance);
@@ -57,24 +58,22 @@ public sealed class LoraAdapters : nn.Module
     /// </summary>
     public static LoraAdapters Attach(Qwen2ForCausalLM model, LoraSettings settings, long seed)
     {
-        var adapters = new LoraAdapters(settings, Targets(model, settings), AdapterDtype(model), seed + 1);
+        var adapters = new LoraAdapters(settings, Targets(model, settings), AdapterDtype(model), SeedStreams.LoraDropout(seed));
         using (var generator = new Generator((ulong)seed, model.Device))
             foreach (var a in adapters.adapters) a.Initialize(generator);
-        foreach (var p in model.parameters()) p.requires_grad_(false);
-        if (model.Dtype is ScalarType.BFloat16 or ScalarType.Float16) model.HiddenDtype = ScalarType.Float32;
-        model.Lora.Install(adapters);
+        model.AttachAdapters(adapters);
         return adapters;
     }
 
     /// <summary>
-    /// The adapters a run's keys ask for, attached to <paramref name="model"/> (null when `lora_r` is 0): fresh ones, or with
-    /// `adapter` set, that PEFT folder's weights.
+    /// A run's adapters attached to <paramref name="model"/> (null for full fine-tuning, <paramref name="settings"/> null): fresh
+    /// ones from the run's seed, or with <paramref name="adapterFolder"/>, that PEFT folder's weights.
     /// </summary>
-    public static LoraAdapters? ForRun(Qwen2ForCausalLM model, Configuration.TrainConfig c)
+    public static LoraAdapters? ForRun(Qwen2ForCausalLM model, LoraSettings? settings, long runSeed, string? adapterFolder)
     {
-        if (LoraSettings.Of(c) is not { } settings) return null;
-        var adapters = Attach(model, settings, c.Seed + 11);
-        if (!string.IsNullOrEmpty(c.Adapter)) PeftAdapterFolder.Load(c.Adapter, adapters);
+        if (settings is null) return null;
+        var adapters = Attach(model, settings, SeedStreams.LoraInit(runSeed));
+        if (!string.IsNullOrEmpty(adapterFolder)) PeftAdapterFolder.Load(adapterFolder, adapters);
         return adapters;
     }
 
@@ -101,7 +100,7 @@ public sealed class LoraAdapters : nn.Module
     public LoraAdapter? For(Linear layer) => byLayer.GetValueOrDefault(layer);
 
     /// <summary>The layer's output with its adapter, y += s B A dropout(x) in place (y itself when the layer has none); dropout only in a training forward.</summary>
-    internal Tensor Apply(Linear layer, Tensor y, Tensor x, bool training)
+    public Tensor Apply(Linear layer, Tensor y, Tensor x, bool training)
     {
         if (For(layer) is not { } adapter) return y;
         if (!(training && DropsOut)) return adapter.Add(y, x, scale);
@@ -112,7 +111,7 @@ public sealed class LoraAdapters : nn.Module
     }
 
     /// <summary>True when a training forward applies dropout (this set has a dropout generator and p > 0).</summary>
-    internal bool DropsOut => dropoutGenerator is not null;
+    public bool DropsOut => dropoutGenerator is not null;
 
     /// <summary>The dropout generator's state (null without dropout): saved with a checkpoint, replayed by a recomputed layer.</summary>
     public Tensor? DropoutState() => dropoutGenerator?.get_state();
@@ -124,7 +123,7 @@ public sealed class LoraAdapters : nn.Module
     public void MergeInto(Qwen2ForCausalLM model)
     {
         using var noGrad = no_grad();
-        using Scalar s = Settings.Scale;   // held across the native calls (HeldScalars.AdamW says why)
+        using Scalar s = Settings.Scale;   // held across the native calls (Optimizers.AdamW says why)
         var layers = model.named_modules().Where(m => m.module is Linear).ToDictionary(m => m.name, m => (Linear)m.module);
         for (int i = 0; i < adapters.Count; i++)
         {

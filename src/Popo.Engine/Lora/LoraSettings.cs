@@ -1,6 +1,6 @@
 using System.Globalization;
-using Popo.Engine.Configuration;
 using Popo.Engine.Model;
+using Popo.Engine.Runtime;
 
 namespace Popo.Engine.Lora;
 
@@ -33,10 +33,6 @@ public sealed record LoraSettings(int Rank, double Alpha, double Dropout, IReadO
                                       $"a Qwen2 decoder's linear layers are {string.Join(", ", AllLinear)} (or `all-linear`)");
         return AllLinear.Where(names.Contains).ToList();
     }
-
-    /// <summary>The run's LoRA settings, or null when `lora_r` is 0 (full fine-tuning).</summary>
-    public static LoraSettings? Of(TrainConfig c) =>
-        c.LoraR == 0 ? null : new(c.LoraR, c.LoraAlpha, c.LoraDropout, ParseTargets(c.LoraTargetModules, "key 'lora_target_modules'"), c.UseRslora);
 
     /// <summary>`lora_target_modules` as the key writes it: `all-linear` when every linear is targeted.</summary>
     public string TargetsKey => KeyOf(Targets);

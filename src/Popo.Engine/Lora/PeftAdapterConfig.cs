@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Popo.Engine.Checkpoints;
+using Popo.Engine.Runtime;
 
 namespace Popo.Engine.Lora;
 
@@ -115,7 +116,7 @@ public static class PeftAdapterConfig
         };
         IReadOnlyList<string> parsed;
         try { parsed = LoraSettings.ParseTargets(targets, "target_modules"); }
-        catch (Configuration.ConfigException e) { throw new CheckpointFormatException($"{path}: field {e.Message}"); }
+        catch (ConfigException e) { throw new CheckpointFormatException($"{path}: field {e.Message}"); }
         return (new LoraSettings((int)r, alpha, dropout, parsed, Flag("use_rslora")), Text("base_model_name_or_path"));
     }
 }

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Popo.Engine.Checkpoints;
 using TorchSharp;
+using Popo.Engine.Runtime;
 
 namespace Popo.Engine.Model;
 

@@ -1,3 +1,5 @@
+using Popo.Engine.Runtime;
+
 namespace Popo.Engine.Model;
 
 /// <summary>A config.json that cannot describe a supported model; the message names the file and field.</summary>

@@ -1,5 +1,4 @@
 using Popo.Kernels;
-using Popo.Engine.Lora;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -11,9 +10,9 @@ internal static class Projection
     /// <summary>
     /// layer(x) over x's rows when no cast applies (libtorch's own float32/float64 product); else x W^T + b with the weights in the compute
     /// dtype. The few rows of a decode step without a graph on the CPU take <see cref="FewRowProduct"/> instead (float32
-    /// products of the same weights). An adapter adds s B A x in the same dtype (<see cref="LoraSlot"/>).
+    /// products of the same weights). An adapter adds s B A x in the same dtype (<see cref="AdapterSlot"/>).
     /// </summary>
-    public static Tensor Apply(Linear layer, Tensor x, ComputePrecision? precision, LoraSlot? lora)
+    public static Tensor Apply(Linear layer, Tensor x, ComputePrecision? precision, AdapterSlot? lora)
     {
         if (x.dim() == 2) return Rows(layer, x, precision, lora);
         // Rows flattened first, with or without an adapter (so that B = 0 gives the base's exact product: libtorch rounds a
@@ -24,7 +23,7 @@ internal static class Projection
         return y.view([.. x.shape[..^1], y.shape[^1]]).MoveToOuterDisposeScope();
     }
 
-    private static Tensor Rows(Linear layer, Tensor x, ComputePrecision? precision, LoraSlot? lora)
+    private static Tensor Rows(Linear layer, Tensor x, ComputePrecision? precision, AdapterSlot? lora)
     {
         var y = Base(layer, x, precision);
         return lora is null ? y : lora.Apply(layer, y, x);

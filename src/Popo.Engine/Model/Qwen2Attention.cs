@@ -1,4 +1,3 @@
-using Popo.Engine.Lora;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -21,9 +20,9 @@ public sealed class Qwen2Attention : nn.Module
     private readonly int kvHeads;
     private readonly int headDim;
     private readonly ComputePrecision? precision;
-    private readonly LoraSlot? lora;
+    private readonly AdapterSlot? lora;
 
-    public Qwen2Attention(ModelConfig config, Device device, ScalarType dtype, ComputePrecision? precision = null, LoraSlot? lora = null) : base(nameof(Qwen2Attention))
+    public Qwen2Attention(ModelConfig config, Device device, ScalarType dtype, ComputePrecision? precision = null, AdapterSlot? lora = null) : base(nameof(Qwen2Attention))
     {
         this.precision = precision;
         this.lora = lora;

@@ -1,4 +1,3 @@
-using Popo.Engine.Lora;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -14,7 +13,7 @@ public sealed class Qwen2DecoderLayer : nn.Module
     private readonly Qwen2Mlp mlp;
 #pragma warning restore IDE1006
 
-    public Qwen2DecoderLayer(ModelConfig config, Device device, ScalarType dtype, ComputePrecision? precision = null, LoraSlot? lora = null) : base(nameof(Qwen2DecoderLayer))
+    public Qwen2DecoderLayer(ModelConfig config, Device device, ScalarType dtype, ComputePrecision? precision = null, AdapterSlot? lora = null) : base(nameof(Qwen2DecoderLayer))
     {
         input_layernorm = new RmsNorm(config.HiddenSize, config.RmsNormEps, device, dtype, precision);
         self_attn = new Qwen2Attention(config, device, dtype, precision, lora);

@@ -1,5 +1,4 @@
 using Popo.Kernels;
-using Popo.Engine.Lora;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -28,14 +27,25 @@ public sealed class Qwen2ForCausalLM : nn.Module
     /// <summary>The dtype activations, logits of the matmuls and the KV cache are computed in.</summary>
     public ScalarType ComputeDtype => Precision.Dtype ?? Dtype;
 
-    /// <summary>The LoRA adapter set the linear layers apply (none unless a run attaches one: <see cref="LoraAdapters.Attach"/>).</summary>
-    public LoraSlot Lora { get; } = new();
+    /// <summary>The adapter set the linear layers apply (none unless a run attaches one: <see cref="AttachAdapters"/>).</summary>
+    public AdapterSlot Adapters { get; } = new();
 
     /// <summary>
     /// The dtype hidden states and logits leave the model in: the storage dtype, except float32 for a 16-bit base under
-    /// float32 LoRA adapters (set by <see cref="LoraAdapters.Attach"/>), so that the predictor and the losses train in float32.
+    /// float32 adapters (<see cref="AttachAdapters"/>), so that the predictor and the losses train in float32.
     /// </summary>
-    public ScalarType HiddenDtype { get; set; }
+    public ScalarType HiddenDtype { get; private set; }
+
+    /// <summary>
+    /// Makes <paramref name="adapters"/> the model's set from now on and freezes the base (no gradient is computed for its
+    /// weights); a base stored in 16 bits then hands float32 hidden states on, to train in float32 like the adapters.
+    /// </summary>
+    public void AttachAdapters(IAdapterSet adapters)
+    {
+        foreach (var p in parameters()) p.requires_grad_(false);
+        if (Dtype is ScalarType.BFloat16 or ScalarType.Float16) HiddenDtype = ScalarType.Float32;
+        Adapters.Install(adapters);
+    }
 
     /// <summary>Per-layer activation checkpointing in training forwards (`gradient_checkpointing`).</summary>
     public bool GradientCheckpointing { get => model.GradientCheckpointing; set => model.GradientCheckpointing = value; }
@@ -71,7 +81,7 @@ public sealed class Qwen2ForCausalLM : nn.Module
         Device = device;
         Dtype = dtype;
         HiddenDtype = dtype;
-        model = new Qwen2Model(config, device, dtype, Precision, Lora);
+        model = new Qwen2Model(config, device, dtype, Precision, Adapters);
         lm_head = config.TieWordEmbeddings ? null
             : nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false, device: device, dtype: dtype);
         RegisterComponents();
@@ -117,7 +127,7 @@ public sealed class Qwen2ForCausalLM : nn.Module
         var training = torch.is_grad_enabled();
         if (training) Precision.Invalidate();
         Precision.Training = training;
-        Lora.Training = training;
+        Adapters.Training = training;
         try
         {
             var hidden = model.Forward(ids, mask, positions, cache);
@@ -126,7 +136,7 @@ public sealed class Qwen2ForCausalLM : nn.Module
         finally
         {
             Precision.Training = false;
-            Lora.Training = false;
+            Adapters.Training = false;
         }
     }
 

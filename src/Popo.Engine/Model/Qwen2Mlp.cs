@@ -1,4 +1,3 @@
-using Popo.Engine.Lora;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -14,9 +13,9 @@ public sealed class Qwen2Mlp : nn.Module<Tensor, Tensor>
     private readonly Linear down_proj;
 #pragma warning restore IDE1006
     private readonly ComputePrecision? precision;
-    private readonly LoraSlot? lora;
+    private readonly AdapterSlot? lora;
 
-    public Qwen2Mlp(ModelConfig config, Device device, ScalarType dtype, ComputePrecision? precision = null, LoraSlot? lora = null) : base(nameof(Qwen2Mlp))
+    public Qwen2Mlp(ModelConfig config, Device device, ScalarType dtype, ComputePrecision? precision = null, AdapterSlot? lora = null) : base(nameof(Qwen2Mlp))
     {
         this.precision = precision;
         this.lora = lora;

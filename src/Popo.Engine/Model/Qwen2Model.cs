@@ -1,4 +1,3 @@
-using Popo.Engine.Lora;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -16,9 +15,9 @@ public sealed class Qwen2Model : nn.Module
     private readonly RotaryEmbedding rotary;
     private readonly int groups;
     private readonly ComputePrecision? precision;
-    private readonly LoraSlot? lora;
+    private readonly AdapterSlot? lora;
 
-    public Qwen2Model(ModelConfig config, Device device, ScalarType dtype, ComputePrecision? precision = null, LoraSlot? lora = null) : base(nameof(Qwen2Model))
+    public Qwen2Model(ModelConfig config, Device device, ScalarType dtype, ComputePrecision? precision = null, AdapterSlot? lora = null) : base(nameof(Qwen2Model))
     {
         this.precision = precision;
         this.lora = lora;

@@ -11,7 +11,8 @@ namespace Popo.Engine.Model;
 public sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
     private readonly Parameter weight;
-    private readonly Scalar eps;   // held for the module's life: a temporary Scalar can be finalized mid-call (HeldScalars.AdamW)
+    // Held for the module's life: a temporary Scalar can be finalized mid-call (Optimizers.AdamW says why).
+    private readonly Scalar eps, two;
     private readonly ComputePrecision? precision;
 
     public RmsNorm(long size, double eps, Device device, ScalarType dtype, ComputePrecision? precision = null) : base(nameof(RmsNorm))
@@ -19,6 +20,7 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
         this.precision = precision;
         weight = new Parameter(torch.ones(size, dtype: dtype, device: device));
         this.eps = eps.ToScalar();
+        two = 2.0.ToScalar();
         RegisterComponents();
     }
 
@@ -27,7 +29,9 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
         using var scope = torch.NewDisposeScope();
         var narrow = x.dtype is not (ScalarType.Float32 or ScalarType.Float64);
         var wide = narrow ? x.to(ScalarType.Float32) : x;
-        var normed = wide * (wide.square().mean([-1], keepdim: true) + eps).rsqrt();
+        // pow with the held 2, not square(): square() passes a temporary Scalar, which a collection on another thread freed
+        // mid-call under load ("INTERNAL ASSERT FAILED at Scalar.h"). The same kernel, so the same bits.
+        var normed = wide * (wide.pow(two).mean([-1], keepdim: true) + eps).rsqrt();
         // Under mixed precision the weight is cast too, so the activation stays in the compute dtype.
         var w = precision is not null && precision.Casts(weight.dtype) ? precision.Weight(weight) : weight;
         return (w * (narrow ? normed.to(x.dtype) : normed)).MoveToOuterDisposeScope();
@@ -35,7 +39,7 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing) eps.Dispose();
+        if (disposing) { eps.Dispose(); two.Dispose(); }
         base.Dispose(disposing);
     }
 }

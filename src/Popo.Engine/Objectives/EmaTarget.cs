@@ -27,7 +27,7 @@ public sealed class EmaTarget : IDisposable
         if (tau is < 0 or > 1) throw new ArgumentOutOfRangeException(nameof(tau), tau, "tau must lie in [0, 1]");
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();   // only the dtype-converted copies of theta live here
-        using Scalar keep = tau, take = 1.0 - tau;   // held across the native calls (HeldScalars.AdamW says why)
+        using Scalar keep = tau, take = 1.0 - tau;   // held across the native calls (Optimizers.AdamW says why)
         foreach (var (xi, theta) in pairs)
         {
             var source = theta.dtype == xi.dtype ? theta : theta.to(xi.dtype);

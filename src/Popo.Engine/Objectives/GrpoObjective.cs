@@ -1,3 +1,4 @@
+using Popo.Engine.Rollout;
 using Popo.Engine.Policy;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -15,6 +16,9 @@ namespace Popo.Engine.Objectives;
 /// </summary>
 public sealed class GrpoObjective : IObjective
 {
+    /// <summary>The metric columns this objective writes (the trainer refuses any other).</summary>
+    public static readonly IReadOnlyList<string> Columns = ["loss", "clip_fraction", "kl_ref", "entropy", "kept_rows"];
+
     private readonly IPolicy policy;
     private readonly IPolicy? reference;
     private readonly GrpoOptions options;

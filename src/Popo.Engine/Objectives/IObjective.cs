@@ -1,3 +1,4 @@
+using Popo.Engine.Rollout;
 using Popo.Engine.Policy;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

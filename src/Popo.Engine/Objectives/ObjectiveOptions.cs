@@ -1,3 +1,6 @@
+using Popo.Engine.Policy;
+using Popo.Engine.Runtime;
+
 namespace Popo.Engine.Objectives;
 
 /// <summary>How POPO weighs the positives of one group (DESIGN.md §2.2).</summary>
@@ -5,9 +8,6 @@ public enum WeightMode { Softmax, Uniform }
 
 /// <summary>Which rollouts' tokens enter the entropy bonus (DESIGN.md §2.6).</summary>
 public enum EntropyScope { All, Positive }
-
-/// <summary>How a rollout's representation is pooled from the final post-norm hidden states (DESIGN.md §2.4).</summary>
-public enum FeaturePooling { Mean, LastToken }
 
 /// <summary>GRPO token-loss aggregation (DESIGN.md §3).</summary>
 public enum LossType { Grpo, Bnpo, DrGrpo, Dapo }
@@ -40,6 +40,23 @@ public sealed record PopoOptions
     /// <summary>Number of Linear-LayerNorm-ReLU blocks before the output Linear (0 = a single Linear).</summary>
     public int PredictorDepth { get; init; } = 1;
 
+    /// <summary>The options from the run's keys (`weights`, `alpha`, `tau` ...).</summary>
+    public static PopoOptions From(IRunKeys k) => new()
+    {
+        Weights = k.Get<string>("weights") == "uniform" ? WeightMode.Uniform : WeightMode.Softmax,
+        WeightTemperature = k.Get<double>("weight_temperature"),
+        LengthNormalizeWeights = k.Get<bool>("length_normalize_weights"),
+        WeightCap = k.Get<double>("weight_cap") is > 0 and var cap ? cap : null,
+        Alpha = k.Get<double>("alpha"),
+        BetaEntropy = k.Get<double>("beta_ent"),
+        EntropyScope = k.Get<string>("entropy_scope") == "positive" ? EntropyScope.Positive : EntropyScope.All,
+        Tau = k.Get<double>("tau"),
+        FeatureNoise = k.Get<double>("feature_noise"),
+        Pooling = k.Get<string>("pooling") == "last" ? FeaturePooling.LastToken : FeaturePooling.Mean,
+        PredictorHidden = k.Get<int>("predictor_hidden"),
+        PredictorDepth = k.Get<int>("predictor_depth"),
+    };
+
     /// <summary>True when the similarity term needs the siamese machinery (predictor, EMA target).</summary>
     public bool UsesSimilarity => Alpha != 0.0;
 
@@ -66,4 +83,19 @@ public sealed record GrpoOptions
     public double OverlongPenaltyFactor { get; init; } = 1.0;
     /// <summary>L_max: the configured completion limit (dr_grpo's constant normaliser, DAPO's overlong window).</summary>
     public int MaxCompletionLength { get; init; } = 256;
+
+    /// <summary>The options from the run's keys (`loss_type`, `eps_low`, `beta` ...; L_max is `max_new_tokens`).</summary>
+    public static GrpoOptions From(IRunKeys k) => new()
+    {
+        LossType = k.Get<string>("loss_type") switch { "bnpo" => LossType.Bnpo, "dr_grpo" => LossType.DrGrpo, "dapo" => LossType.Dapo, _ => LossType.Grpo },
+        ScaleRewards = k.Get<string>("scale_rewards") switch { "batch" => RewardScaling.Batch, "none" => RewardScaling.None, _ => RewardScaling.Group },
+        EpsilonLow = k.Get<double>("eps_low"),
+        EpsilonHigh = k.Get<double>("eps_high"),
+        Beta = k.Get<double>("beta"),
+        NumIterations = k.Get<int>("num_iterations"),
+        DynamicSampling = k.Get<bool>("dynamic_sampling"),
+        OverlongBuffer = k.Get<int>("overlong_buffer"),
+        OverlongPenaltyFactor = k.Get<double>("overlong_penalty"),
+        MaxCompletionLength = k.Get<int>("max_new_tokens"),
+    };
 }

@@ -1,5 +1,5 @@
-using Popo.Engine.Configuration;
 using Popo.Engine.Policy;
+using Popo.Engine.Runtime;
 using static TorchSharp.torch;
 
 namespace Popo.Engine.Objectives;
@@ -7,43 +7,66 @@ namespace Popo.Engine.Objectives;
 /// <summary>
 /// What an objective may need to build itself. NewFrozenPolicy builds POPO's EMA target (filled by its first copy);
 /// NewReference GRPO's frozen reference (default: NewFrozenPolicy, a copy of theta_0; under LoRA the base without adapters).
+/// Keys: the run's keys, from which each objective reads its own options.
 /// </summary>
-public sealed record ObjectiveContext(IPolicy Policy, Func<IPolicy> NewFrozenPolicy, int HiddenSize, TrainConfig Config, Device Device, ScalarType Dtype,
+public sealed record ObjectiveContext(IPolicy Policy, Func<IPolicy> NewFrozenPolicy, int HiddenSize, IRunKeys Keys, Device Device, ScalarType Dtype,
                                       Func<IPolicy>? NewReference = null);
 
+/// <summary>The two families on the engine: positive-only (weights over the positives) and group-relative (advantages).</summary>
+public enum AlgorithmFamily { Popo, Grpo }
+
 /// <summary>
-/// Objectives by name, behind one constructor signature (as verl registers its policy losses). The
-/// algorithm presets themselves (which keys rft or dapo set) live in <see cref="ConfigLoader.Presets"/>.
+/// One algorithm, registered once: its name, family, preset (the keys it sets over the defaults, before a config file
+/// and flags), the metric columns its objective writes, and how to build it. Every list of names, presets, families and
+/// columns derives from the registrations.
 /// </summary>
+public sealed record Algorithm(string Name, AlgorithmFamily Family, string Summary, IReadOnlyList<(string Key, object Value)> Preset,
+                               IReadOnlyList<string> Columns, Func<ObjectiveContext, IObjective> Create);
+
+/// <summary>Objectives by name, behind one constructor signature (as verl registers its policy losses).</summary>
 public static class ObjectiveRegistry
 {
-    private static readonly Dictionary<string, Func<ObjectiveContext, IObjective>> Factories = new();
+    private static readonly List<Algorithm> Registered = [];
 
     static ObjectiveRegistry()
     {
-        Register("popo", Popo("popo"));
-        Register("rft", Popo("rft"));
-        Register("grpo", Grpo("grpo"));
-        Register("dr_grpo", Grpo("dr_grpo"));
-        Register("dapo", Grpo("dapo"));
+        Register(new("popo", AlgorithmFamily.Popo, "positive-only policy optimisation", [], PopoObjective.Columns, Popo("popo")));
+        Register(new("grpo", AlgorithmFamily.Grpo, "group-relative policy optimisation (TRL's)",
+                     [("loss_type", "grpo"), ("scale_rewards", "group")], GrpoObjective.Columns, Grpo("grpo")));
+        Register(new("dr_grpo", AlgorithmFamily.Grpo, "Dr. GRPO: constant normaliser, no std scaling",
+                     [("loss_type", "dr_grpo"), ("scale_rewards", "none")], GrpoObjective.Columns, Grpo("dr_grpo")));
+        Register(new("dapo", AlgorithmFamily.Grpo, "DAPO: token-level loss, clip-higher, dynamic sampling, soft overlong penalty",
+                     [("loss_type", "dapo"), ("eps_high", 0.28), ("dynamic_sampling", true)], GrpoObjective.Columns, Grpo("dapo")));
+        Register(new("rft", AlgorithmFamily.Popo, "rejection-sampling fine-tuning: uniform weights, no similarity, no entropy",
+                     [("weights", "uniform"), ("alpha", 0.0), ("beta_ent", 0.0), ("tau", 0.0)], PopoObjective.Columns, Popo("rft")));
     }
 
-    public static IReadOnlyCollection<string> Names => Factories.Keys;
+    /// <summary>Every algorithm, in registration order.</summary>
+    public static IReadOnlyList<Algorithm> All => Registered;
 
-    public static void Register(string name, Func<ObjectiveContext, IObjective> factory)
+    public static IReadOnlyList<string> Names => Registered.Select(a => a.Name).ToList();
+
+    /// <summary>The metric columns any objective writes, each once, in registration order.</summary>
+    public static IReadOnlyList<string> Columns => Registered.SelectMany(a => a.Columns).Distinct().ToList();
+
+    public static void Register(Algorithm algorithm)
     {
-        if (!Factories.TryAdd(name, factory))
-            throw new InvalidOperationException($"objective '{name}' is already registered");
+        if (Registered.Any(a => a.Name == algorithm.Name))
+            throw new InvalidOperationException($"objective '{algorithm.Name}' is already registered");
+        Registered.Add(algorithm);
     }
 
-    public static IObjective Create(string name, ObjectiveContext context) =>
-        Factories.TryGetValue(name, out var factory) ? factory(context)
-        : throw new ArgumentException($"unknown objective '{name}'; valid: {string.Join(", ", Factories.Keys.Order())}");
+    /// <summary>The algorithm called <paramref name="name"/>; an unknown name is an <see cref="ArgumentException"/> listing the valid ones.</summary>
+    public static Algorithm Get(string name) =>
+        Registered.FirstOrDefault(a => a.Name == name)
+        ?? throw new ArgumentException($"unknown objective '{name}'; valid: {string.Join(", ", Names.Order())}");
+
+    public static IObjective Create(string name, ObjectiveContext context) => Get(name).Create(context);
 
     private static Func<ObjectiveContext, IObjective> Popo(string name) => c =>
-        new PopoObjective(name, c.Policy, c.NewFrozenPolicy, c.HiddenSize, c.Config.ToPopoOptions(),
-                          c.Config.Temperature, c.Device, c.Dtype, c.Config.Seed);
+        new PopoObjective(name, c.Policy, c.NewFrozenPolicy, c.HiddenSize, PopoOptions.From(c.Keys),
+                          c.Keys.Get<double>("temperature"), c.Device, c.Dtype, c.Keys.Get<int>("seed"));
 
     private static Func<ObjectiveContext, IObjective> Grpo(string name) => c =>
-        new GrpoObjective(name, c.Policy, c.NewReference ?? c.NewFrozenPolicy, c.Config.ToGrpoOptions(), c.Config.Temperature);
+        new GrpoObjective(name, c.Policy, c.NewReference ?? c.NewFrozenPolicy, GrpoOptions.From(c.Keys), c.Keys.Get<double>("temperature"));
 }

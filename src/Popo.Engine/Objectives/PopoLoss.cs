@@ -40,7 +40,7 @@ public static class PopoLoss
         var nll = -(w.unsqueeze(1) * logProbs * m).sum() / nPlus;
 
         var sim = zeros_like(nll);
-        if (options.Alpha != 0.0)
+        if (options.UsesSimilarity)
         {
             if (predicted is null || target is null)
                 throw new ArgumentException("alpha != 0 needs the predictor outputs and the target features");

@@ -1,3 +1,4 @@
+using Popo.Engine.Rollout;
 using Popo.Engine.Policy;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -16,6 +17,10 @@ namespace Popo.Engine.Objectives;
 /// </summary>
 public sealed class PopoObjective : IObjective
 {
+    /// <summary>The metric columns this objective writes (the trainer refuses any other).</summary>
+    public static readonly IReadOnlyList<string> Columns =
+        ["zero_positive_groups", "positive_tokens", "loss", "loss_nll", "loss_sim", "loss_ent", "weight_entropy", "kl_target", "entropy"];
+
     private readonly IPolicy policy;
     private readonly PopoOptions options;
     private readonly double temperature;

@@ -1,3 +1,4 @@
+using Popo.Engine.Rollout;
 using static TorchSharp.torch;
 
 namespace Popo.Engine.Policy;

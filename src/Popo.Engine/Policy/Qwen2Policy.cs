@@ -1,7 +1,7 @@
 using Popo.Engine.Model;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
-using Stats = Popo.Engine.Objectives.TokenStatistics;
+using Stats = Popo.Engine.Policy.TokenStatistics;
 
 namespace Popo.Engine.Policy;
 

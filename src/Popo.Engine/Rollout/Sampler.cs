@@ -15,7 +15,7 @@ namespace Popo.Engine.Rollout;
 /// </summary>
 public static class Sampler
 {
-    public static SampleResult Generate(Qwen2ForCausalLM model, IReadOnlyList<int[]> prompts, SamplerOptions options)
+    public static GenerationBatch Generate(Qwen2ForCausalLM model, IReadOnlyList<int[]> prompts, SamplerOptions options)
     {
         options.Validate();
         if (prompts.Count == 0) throw new ArgumentException("no prompts to sample from");
@@ -97,13 +97,14 @@ public static class Sampler
         var sequences = torch.cat([promptIds, completionTokens], 1);             // [B,P+N]
         var attention = torch.cat([promptMask, completionMask.to(ScalarType.Int64)], 1); // [B,P+N]
         var completions = Rows(completionTokens, completionMask);
-        return new SampleResult
+        return new GenerationBatch
         {
-            Tokens = completionTokens.contiguous().MoveToOuterDisposeScope(),
+            CompletionIds = completionTokens.contiguous().MoveToOuterDisposeScope(),
             CompletionMask = completionMask.to(wide).MoveToOuterDisposeScope(),
-            LogProbs = logProbs.narrow(1, 0, steps).contiguous().MoveToOuterDisposeScope(),
-            Sequences = sequences.MoveToOuterDisposeScope(),
+            OldLogProbs = logProbs.narrow(1, 0, steps).contiguous().MoveToOuterDisposeScope(),
+            InputIds = sequences.MoveToOuterDisposeScope(),
             AttentionMask = attention.MoveToOuterDisposeScope(),
+            PositionIds = Qwen2ForCausalLM.DefaultPositions(attention, attention.shape[1]).MoveToOuterDisposeScope(),
             PromptLength = p,
             Completions = completions,
         };

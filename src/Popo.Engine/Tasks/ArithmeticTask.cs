@@ -1,3 +1,4 @@
+using Popo.Engine.Data;
 using System.Numerics;
 using System.Text;
 using Popo.MathVerify;

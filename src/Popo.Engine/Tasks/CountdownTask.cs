@@ -1,3 +1,4 @@
+using Popo.Engine.Data;
 using Popo.MathVerify;
 
 namespace Popo.Engine.Tasks;

@@ -1,3 +1,4 @@
+using Popo.Engine.Data;
 namespace Popo.Engine.Tasks;
 
 /// <summary>A source of problems with a deterministic 0/1 reward (DESIGN §7).</summary>

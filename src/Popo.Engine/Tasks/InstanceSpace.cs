@@ -1,3 +1,4 @@
+using Popo.Engine.Data;
 namespace Popo.Engine.Tasks;
 
 /// <summary>

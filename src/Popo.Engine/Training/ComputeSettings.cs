@@ -1,6 +1,7 @@
 using Popo.Engine.Configuration;
 using Popo.Engine.Model;
 using static TorchSharp.torch;
+using Popo.Engine.Runtime;
 
 namespace Popo.Engine.Training;
 

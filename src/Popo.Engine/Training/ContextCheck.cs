@@ -1,3 +1,4 @@
+using Popo.Engine.Data;
 using Popo.Engine.Tasks;
 
 namespace Popo.Engine.Training;

@@ -1,5 +1,7 @@
+using Popo.Engine.Data;
 using Popo.Engine.Model;
 using Popo.Engine.Rollout;
+using Popo.Engine.Runtime;
 using Popo.Engine.Tasks;
 using Popo.MathVerify;
 using static TorchSharp.torch;
@@ -65,17 +67,16 @@ public static class FolderEvaluation
 {
     public static EvalResult Run(Configuration.TrainConfig c, int samples, Action<Evaluator.Sample>? onSample = null)
     {
-        if (string.IsNullOrEmpty(c.Model)) throw new Configuration.ConfigException("key 'model': popo eval needs --model DIR (a model folder) or --adapter DIR (a PEFT adapter whose base is a folder here)");
+        if (string.IsNullOrEmpty(c.Model)) throw new ConfigException("key 'model': popo eval needs --model DIR (a model folder) or --adapter DIR (a PEFT adapter whose base is a folder here)");
         var device = Runtime.TorchRuntime.ResolveDevice(c.Device);
         if (c.Threads > 0) TorchSharp.torch.set_num_threads(c.Threads);
         var task = TaskFactory.Create(c);
         var (model, tokenizer) = ModelFactory.Load(c.Model, device, ModelFactory.Dtype(c));
         using (model)
-        using (Lora.LoraAdapters.ForRun(model, c))
+        using (Lora.LoraAdapters.ForRun(model, c.ToLoraSettings(), c.Seed, c.Adapter))
         {
-            var sampling = new SamplerOptions { Temperature = c.Temperature, TopP = c.TopP, TopK = c.TopK, MaxNewTokens = c.MaxNewTokens, PadId = tokenizer.PadId,
-                SharePromptPrefill = c.SharePromptPrefill, CompactFinishedRows = c.CompactFinishedRows };
-            return Evaluator.Evaluate(model, new PromptFormat(tokenizer, c.SystemPrompt, c.EnableThinking), task, c.EvalProblems, samples, sampling, c.Seed + 7, onSample: onSample);
+            return Evaluator.Evaluate(model, RunOptions.Prompts(c, tokenizer), task, c.EvalProblems, samples, RunOptions.Sampling(c, tokenizer),
+                                      SeedStreams.Evaluation(c.Seed), onSample: onSample);
         }
     }
 }

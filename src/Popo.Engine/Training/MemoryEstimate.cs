@@ -3,6 +3,7 @@ using System.Text;
 using Popo.Engine.Configuration;
 using Popo.Engine.Lora;
 using Popo.Engine.Model;
+using Popo.Engine.Objectives;
 
 namespace Popo.Engine.Training;
 
@@ -132,7 +133,7 @@ public sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyList
         {
             ("rollout", [.. persistent, .. training, .. rollout]),
             ("update", [.. persistent, .. training, .. update]),
-            ("optimizer step", [.. persistent, .. training, ("AdamW step temporaries (one piece)", Math.Min(HeldScalars.AdamW.DefaultPieceElements, lora ? Math.Min(trained, LargestParameter(m)) : LargestParameter(m)) * tw)]),
+            ("optimizer step", [.. persistent, .. training, ("AdamW step temporaries (one piece)", Math.Min(Optimizers.AdamW.DefaultPieceElements, lora ? Math.Min(trained, LargestParameter(m)) : LargestParameter(m)) * tw)]),
         };
         if (x.EvalRows > 0)
             phases.Add(("evaluation", [.. persistent, .. training,
@@ -153,7 +154,8 @@ public sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyList
     /// <summary>The inputs of a resolved configuration; the longest prompt (in tokens) comes from the preflight's context check.</summary>
     public static MemoryInputs InputsOf(TrainConfig c, ModelConfig model, int promptTokens)
     {
-        bool popo = ConfigLoader.IsPopoFamily(c.Algo);
+        // The objective's own options say what it builds: POPO's target and predictor, its entropy term.
+        var popo = ConfigLoader.IsPopoFamily(c.Algo) ? PopoOptions.From(c) : null;
         int evalRows = c.EvalProblems == 0 ? 0 : Math.Min(c.EvalProblems, 256 / 4) * 4;
         return new MemoryInputs
         {
@@ -166,11 +168,11 @@ public sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyList
             PromptTokens = promptTokens,
             MaxNewTokens = c.MaxNewTokens,
             MicroBatchRows = Math.Min(c.MicroBatchSize, c.PromptsPerStep * c.GroupSize),
-            Entropy = popo && c.BetaEnt != 0,
+            Entropy = popo is { BetaEntropy: not 0.0 },
             ScaledLogits = c.Temperature != 1.0,
-            FrozenCopy = popo ? c.Alpha != 0 : c.Beta != 0 && c.LoraR == 0,   // GRPO's reference under LoRA is the base itself
-            LoraParameters = LoraSettings.Of(c)?.ParameterCount(model) ?? 0,
-            PredictorHidden = popo && c.Alpha != 0 ? c.PredictorHidden : 0,
+            FrozenCopy = popo?.UsesSimilarity ?? (c.Beta != 0 && c.LoraR == 0),   // GRPO's reference under LoRA is the base itself
+            LoraParameters = c.ToLoraSettings()?.ParameterCount(model) ?? 0,
+            PredictorHidden = popo is { UsesSimilarity: true } ? popo.PredictorHidden : 0,
             PredictorDepth = c.PredictorDepth,
             EvalRows = evalRows,
             SftRows = c.SftSteps > 0 ? c.SftBatchSize : 0,
@@ -252,7 +254,7 @@ public sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyList
         if (c.MaxNewTokens > 1) options.Add(($"--max-new-tokens {c.MaxNewTokens / 2}", c with { MaxNewTokens = c.MaxNewTokens / 2 }));
         if (c.EvalProblems > 8) options.Add(("--eval-problems 8", c with { EvalProblems = 8 }));
         if (c.SftSteps > 0 && c.SftBatchSize > 1) options.Add(($"--sft-batch-size {c.SftBatchSize / 2}", c with { SftBatchSize = c.SftBatchSize / 2 }));
-        if (ConfigLoader.IsPopoFamily(c.Algo) && c.Alpha != 0) options.Add(("--alpha 0 (no similarity term: no EMA target)", c with { Alpha = 0 }));
+        if (ConfigLoader.IsPopoFamily(c.Algo) && PopoOptions.From(c).UsesSimilarity) options.Add(("--alpha 0 (no similarity term: no EMA target)", c with { Alpha = 0 }));
         if (!c.Bf16 && c.Dtype == "float32") options.Add(("--bf16", c with { Bf16 = true }));
         if (!c.GradientCheckpointing) options.Add(("--gradient-checkpointing", c with { GradientCheckpointing = true }));
         if (c.LogitChunkSize == 0) options.Add(("--logit-chunk-size -1 (64 MiB of logits per head chunk)", c with { LogitChunkSize = -1 }));

@@ -1,3 +1,4 @@
+using Popo.Engine.Data;
 using Popo.Engine.Tasks;
 using Popo.Jinja;
 using Popo.Engine.Tokenizers;

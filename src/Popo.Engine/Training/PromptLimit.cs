@@ -1,3 +1,4 @@
+using Popo.Engine.Data;
 using Popo.Engine.Configuration;
 using Popo.Engine.Tasks;
 using Popo.Engine.Tokenizers;

@@ -1,4 +1,5 @@
 using Popo.Engine.Configuration;
+using Popo.Engine.Runtime;
 
 namespace Popo.Engine.Training;
 
@@ -11,8 +12,11 @@ namespace Popo.Engine.Training;
 /// </summary>
 public static class ResumeChanges
 {
-    public static readonly IReadOnlySet<string> Allowed =
-        new HashSet<string> { "steps", "threads", "device", "save_every", "eval_every", "save_total_limit", "memory_check" };
+    /// <summary>The keys marked resumable where they are declared (<see cref="ConfigKeyAttribute.Resumable"/>).</summary>
+    public static readonly IReadOnlyList<string> Allowed = ConfigSchema.Entries.Where(e => e.Rules.Resumable).Select(e => e.Key).ToList();
+
+    /// <summary>The resumable keys as flags, for the help and the refusal.</summary>
+    public static string Flags => string.Join(", ", Allowed.Order().Select(k => "--" + k.Replace('_', '-')));
 
     public static TrainConfig Apply(TrainConfig saved, IReadOnlyList<(string Key, string Value)> changes)
     {
@@ -20,7 +24,7 @@ public static class ResumeChanges
         if (refused.Count > 0)
             throw new ConfigException(
                 $"--resume: {string.Join(", ", refused.Select(k => "--" + k.Replace('_', '-')))} would change the run its checkpoints came from " +
-                $"(the model, data, objective or sampling so far); a resumed run may change only {string.Join(", ", Allowed.Order().Select(k => "--" + k.Replace('_', '-')))}. " +
+                $"(the model, data, objective or sampling so far); a resumed run may change only {Flags}. " +
                 "Start a new run (another --out) to change the others");
         var config = saved;
         foreach (var (key, value) in changes)

@@ -1,3 +1,4 @@
+using Popo.Engine.Data;
 using Popo.Engine.Model;
 using Popo.Engine.Policy;
 using Popo.Engine.Rollout;
@@ -29,7 +30,7 @@ public sealed class RolloutCollector(Qwen2ForCausalLM model, PromptFormat format
         var sample = Sampler.Generate(model, prompts, sampling with { Generator = generator, StopTokenIds = format.StopTokens });
         var completions = sample.Completions.Select(format.Decode).ToArray();
         var rewards = completions.Select((c, i) => task.Reward(perRow[i], c)).ToArray();
-        var batch = GenerationBatch.FromSample(sample, rewards, groupSize);
+        var batch = sample.WithRewards(rewards, groupSize);
         return (batch, new RolloutTexts(perRow, completions));
     }
 }

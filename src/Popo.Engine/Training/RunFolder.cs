@@ -1,4 +1,5 @@
 using Popo.Engine.Configuration;
+using Popo.Engine.Runtime;
 
 namespace Popo.Engine.Training;
 

@@ -1,3 +1,4 @@
+using Popo.Engine.Data;
 using Popo.Engine.Model;
 using Popo.Engine.Policy;
 using Popo.Engine.Tasks;
@@ -23,7 +24,7 @@ public static class SupervisedWarmup
     public static void Run(Qwen2ForCausalLM model, PromptFormat format, ITask task, Options options, Action<int, double> onStep, Action<string>? log = null)
     {
         int bad = 0;
-        using var optimizer = new HeldScalars.AdamW(model.parameters(), options.Lr, options.WeightDecay);
+        using var optimizer = new Optimizers.AdamW(model.parameters(), options.Lr, options.WeightDecay);
         model.train();
         for (int step = 0; step < options.Steps; step++)
         {

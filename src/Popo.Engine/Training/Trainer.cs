@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Popo.Engine.Data;
 using Popo.Engine.Configuration;
 using Popo.Engine.Lora;
 using Popo.Engine.Model;
@@ -28,15 +29,24 @@ public sealed class TrainingDivergedException(string message) : Exception(messag
 /// </summary>
 public sealed class Trainer
 {
-    /// <summary>Columns every metrics row has (NaN where a step or algorithm has no value).</summary>
-    public static readonly string[] Columns =
+    /// <summary>The columns the loop itself writes, whatever the algorithm.</summary>
+    private static readonly string[] LoopColumns =
     [
-        "step", "rollouts", "wall_time", "lr", "reward_mean", "reward_std", "pass_rate", "zero_positive_groups",
-        "positive_tokens", "loss", "loss_nll", "loss_sim", "loss_ent", "weight_entropy", "clip_fraction", "kl_target",
-        "kl_ref", "entropy", "completion_len_mean", "completion_len_max", "grad_norm", "tokens_per_s", "step_time",
-        "rollout_time", "update_time", "skipped_update", "non_finite", "eval_pass1", "eval_passk", "eval_greedy",
-        .. Popo.MathVerify.RouteShares.Columns,
+        "step", "rollouts", "wall_time", "lr", "reward_mean", "reward_std", "pass_rate", "completion_len_mean", "completion_len_max",
+        "grad_norm", "tokens_per_s", "step_time", "rollout_time", "update_time", "skipped_update", "non_finite", "eval_pass1",
+        "eval_passk", "eval_greedy", .. Popo.MathVerify.RouteShares.Columns,
     ];
+
+    /// <summary>Columns every metrics row has (NaN where a step or algorithm has no value): the loop's and every registered objective's.</summary>
+    public static readonly string[] Columns = [.. LoopColumns[..7], .. ObjectiveRegistry.Columns, .. LoopColumns[7..]];
+
+    /// <summary>The row of one step; a value that neither the loop nor <paramref name="algorithm"/> declared is an error, not a silent drop.</summary>
+    internal static Dictionary<string, double> Row(IReadOnlyDictionary<string, double> values, Algorithm algorithm)
+    {
+        if (values.Keys.FirstOrDefault(k => !LoopColumns.Contains(k) && !algorithm.Columns.Contains(k)) is { } undeclared)
+            throw new InvalidOperationException($"metric '{undeclared}' is not declared by the loop or by algorithm '{algorithm.Name}' (Algorithm.Columns)");
+        return Columns.ToDictionary(c => c, c => values.GetValueOrDefault(c, double.NaN));
+    }
 
     /// <summary>A run without held-out evaluation (eval_problems = 0) records its results as NaN.</summary>
     internal static readonly JsonSerializerOptions Json = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
@@ -87,10 +97,10 @@ public sealed class Trainer
         ModelConfig modelConfig;
         if (!string.IsNullOrEmpty(config.Model))
         {
-            var configFile = Path.Combine(config.Model, Checkpoints.HfCheckpoint.ConfigFile);
+            var configFile = Path.Combine(config.Model, HfCheckpoint.ConfigFile);
             if (!File.Exists(configFile))
-                throw new Checkpoints.CheckpointFormatException($"{config.Model}: not a model folder (no {Checkpoints.HfCheckpoint.ConfigFile})");
-            modelConfig = Checkpoints.HfCheckpoint.Check(config.Model);
+                throw new Checkpoints.CheckpointFormatException($"{config.Model}: not a model folder (no {HfCheckpoint.ConfigFile})");
+            modelConfig = HfCheckpoint.Check(config.Model);
             context = modelConfig.MaxPositionEmbeddings;
             contextSource = $"max_position_embeddings in {configFile}";
             tokenizer = TokenizerFolder.Load(config.Model);
@@ -105,7 +115,7 @@ public sealed class Trainer
         var task = TaskFactory.Create(config);
         if (task is DatasetTask { Data.SkippedCount: > 0 } data)
             log($"{data.Data.Path}: skipped {data.Data.SkippedCount} malformed line{(data.Data.SkippedCount == 1 ? "" : "s")} (skip_bad_lines); the first: {data.Data.Skipped[0].Message}");
-        var limit = PromptLimit.Apply(task, new PromptFormat(tokenizer, config.SystemPrompt, config.EnableThinking), config, context, contextSource);
+        var limit = PromptLimit.Apply(task, RunOptions.Prompts(config, tokenizer), config, context, contextSource);
         if (limit.Report(config) is { } report) log(report);
         if (config.Bf16 && MatmulRate.Bf16Warning(TorchRuntime.ResolveDevice(config.Device)) is { } slow) log(slow);
         var memory = MemoryEstimate.Of(MemoryEstimate.InputsOf(config, modelConfig, limit.LongestPrompt));
@@ -126,13 +136,8 @@ public sealed class Trainer
         using var modelScope = model;
         NativeHeap.ConfigureFor(model.parameters().Sum(p => p.numel()));
         ComputeSettings.Apply(model, config);
-        var format = new PromptFormat(tokenizer, config.SystemPrompt, config.EnableThinking) { TruncateTo = plan.TruncateTo };
-        var sampling = new SamplerOptions
-        {
-            Temperature = config.Temperature, TopP = config.TopP, TopK = config.TopK,
-            MaxNewTokens = config.MaxNewTokens, PadId = tokenizer.PadId,
-            SharePromptPrefill = config.SharePromptPrefill, CompactFinishedRows = config.CompactFinishedRows,
-        };
+        var format = RunOptions.Prompts(config, tokenizer, plan.TruncateTo);
+        var sampling = RunOptions.Sampling(config, tokenizer);
         string? tokenizerSource = string.IsNullOrEmpty(config.Model) ? null : config.Model;
 
         var warmup = WarmUp(model, tokenizer, tokenizerSource, format, task, sampling);
@@ -140,19 +145,21 @@ public sealed class Trainer
 
         var basePolicy = new Qwen2Policy(model);
         // LoRA trains adapters on the warmed-up (or given) model, which stays frozen from here on.
-        using var adapters = LoraAdapters.ForRun(model, config);
+        using var adapters = LoraAdapters.ForRun(model, config.ToLoraSettings(), config.Seed, config.Adapter);
         var lora = adapters is null ? null : new LoraPolicy(basePolicy, adapters);
         IPolicy policy = lora is null ? basePolicy : lora;
-        using var objective = ObjectiveRegistry.Create(config.Algo, new ObjectiveContext(
+        var algorithm = ObjectiveRegistry.Get(config.Algo);
+        using var objective = algorithm.Create(new ObjectiveContext(
             policy, lora is null ? basePolicy.FrozenClone : lora.FrozenClone, model.Config.HiddenSize, config, device, model.HiddenDtype, lora is null ? null : lora.WithoutAdapters));
         var parameters = policy.Parameters.Concat(objective.ExtraParameters).ToList();
-        using var optimizer = new HeldScalars.AdamW(parameters, config.Lr, config.WeightDecay);
-        using var generator = new Generator((ulong)config.Seed + 1, device);
+        using var optimizer = new Optimizers.AdamW(parameters, config.Lr, config.WeightDecay);
+        using var generator = new Generator(SeedStreams.Sampler(config.Seed), device);
 
+        var state = new RunState(model, optimizer, objective, generator, adapters, tokenizer, tokenizerSource, adapters is null ? null : BaseModelFolder());
         var progress = new TrainerProgress(0, 0, 0, 0, warmup.Pass1);
         if (TrainingCheckpoint.Latest(config.Out) is var (folder, _))
         {
-            progress = TrainingCheckpoint.Load(folder, model, optimizer, objective, generator, adapters);
+            progress = TrainingCheckpoint.Load(folder, state);
             model.Precision.Invalidate();   // the weights changed under the cached bf16 copy
             observer.Log($"resumed from {folder} (step {progress.Step})");
         }
@@ -219,8 +226,7 @@ public sealed class Trainer
                 metrics.Set("eval_passk", final.PassK);
                 metrics.Set("eval_greedy", final.Greedy);
             }
-            var values = metrics.ToDictionary();
-            var row = Columns.ToDictionary(c => c, c => values.GetValueOrDefault(c, double.NaN));
+            var row = Row(metrics.ToDictionary(), algorithm);
             metricsLog.Write(row);
             if (prepared is not null) WriteSamples(samplesLog, step, texts, batch, prepared);
             observer.Step(step, row);
@@ -231,7 +237,7 @@ public sealed class Trainer
 
             if (last || (config.SaveEvery > 0 && step % config.SaveEvery == 0))
             {
-                TrainingCheckpoint.Save(config.Out, progress, model, tokenizer, tokenizerSource, optimizer, objective, generator, adapters, BaseModelFolder());
+                TrainingCheckpoint.Save(config.Out, progress, state);
                 TrainingCheckpoint.Prune(config.Out, config.SaveTotalLimit);
             }
         }
@@ -261,7 +267,7 @@ public sealed class Trainer
         {
             if (Directory.Exists(Path.Combine(folder, "model")))
             {
-                Checkpoints.HfCheckpoint.LoadWeights(model, Path.Combine(folder, "model"));
+                HfCheckpoint.LoadWeights(model, Path.Combine(folder, "model"));
                 observer.Log($"warm-up loaded from {folder}");
             }
             return JsonSerializer.Deserialize<EvalResult>(File.ReadAllText(evalFile), Json)!;
@@ -289,7 +295,7 @@ public sealed class Trainer
 
     private EvalResult Evaluate(Qwen2ForCausalLM model, PromptFormat format, ITask task, SamplerOptions sampling) =>
         config.EvalProblems == 0 ? new EvalResult(0, 0, double.NaN, double.NaN, double.NaN, double.NaN) :
-        Evaluator.Evaluate(model, format, task, config.EvalProblems, samples: 4, sampling, seed: config.Seed + 7);
+        Evaluator.Evaluate(model, format, task, config.EvalProblems, samples: 4, sampling, seed: SeedStreams.Evaluation(config.Seed));
 
     /// <summary>
     /// mu passes of micro-batch backward + one optimizer step each. Updated: some step was taken; Bad: some

@@ -13,6 +13,14 @@ namespace Popo.Engine.Training;
 public sealed record TrainerProgress(int Step, long Rollouts, double WallTime, int BadSteps, double WarmupPass1);
 
 /// <summary>
+/// The live state of a run that a checkpoint holds, as one record: the model (a LoRA run: its adapters), the optimizer, the
+/// objective's state, the sampler's generator; and, for writing the model folder, its tokenizer (with the folder its files
+/// come from) and, for a LoRA run, the frozen base's folder (base_model_name_or_path).
+/// </summary>
+public sealed record RunState(Qwen2ForCausalLM Model, AdamW Optimizer, IObjective Objective, Generator Sampler, LoraAdapters? Adapters = null,
+                              ITokenizer? Tokenizer = null, string? TokenizerSource = null, string? BaseModel = null);
+
+/// <summary>
 /// checkpoints/step-N/: model/ (HF layout + tokenizer), optimizer.bin (AdamW moments and step counts),
 /// objective.safetensors (predictor, EMA target or reference, noise RNG), rng.safetensors (the sampler's
 /// generator), trainer_state.json (counters). A LoRA run writes, instead of model/, the PEFT adapter files
@@ -30,16 +38,13 @@ public static class TrainingCheckpoint
     /// Writes checkpoints/step-N atomically. A write that fails (disk full, folder unwritable) leaves no
     /// trace and throws an <see cref="IOException"/> naming the folder, the cause and the intact previous checkpoint.
     /// </summary>
-    /// <param name="adapters">A LoRA run's trained adapters (null = full fine-tuning: the model is saved).</param>
-    /// <param name="baseModel">The frozen base's folder, recorded as base_model_name_or_path.</param>
-    public static void Save(string runFolder, TrainerProgress progress, Qwen2ForCausalLM model, ITokenizer tokenizer, string? tokenizerSource,
-                            AdamW optimizer, IObjective objective, Generator sampler, LoraAdapters? adapters = null, string? baseModel = null)
+    public static void Save(string runFolder, TrainerProgress progress, RunState state)
     {
         var folder = FolderFor(runFolder, progress.Step);
         var previous = Latest(runFolder);
         try
         {
-            Write(folder, progress, model, tokenizer, tokenizerSource, optimizer, objective, sampler, adapters, baseModel);
+            Write(folder, progress, state);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -49,21 +54,23 @@ public static class TrainingCheckpoint
         }
     }
 
-    private static void Write(string folder, TrainerProgress progress, Qwen2ForCausalLM model, ITokenizer tokenizer, string? tokenizerSource,
-                              AdamW optimizer, IObjective objective, Generator sampler, LoraAdapters? adapters, string? baseModel)
+    private static void Write(string folder, TrainerProgress progress, RunState state)
     {
+        var adapters = state.Adapters;
         AtomicFolder.Write(folder, temp =>
         {
-            if (adapters is null) ModelFactory.Save(model, tokenizer, Path.Combine(temp, "model"), tokenizerSource);
-            else PeftAdapterFolder.Save(temp, adapters, baseModel);
+            if (adapters is null)
+                ModelFactory.Save(state.Model, state.Tokenizer ?? throw new ArgumentException("a full fine-tuning checkpoint writes the tokenizer files: RunState.Tokenizer is null"),
+                                  Path.Combine(temp, "model"), state.TokenizerSource);
+            else PeftAdapterFolder.Save(temp, adapters, state.BaseModel);
             using (var stream = File.Create(Path.Combine(temp, "optimizer.bin")))
             using (var writer = new BinaryWriter(stream))
-                optimizer.save_state_dict(writer);
+                state.Optimizer.save_state_dict(writer);
             using (var scope = NewDisposeScope())   // State() makes new tensors (RNG states) beside the live parameters
-                SafeTensorsFile.Write(Path.Combine(temp, "objective.safetensors"), objective.State().Select(kv => (kv.Key, kv.Value)));
+                SafeTensorsFile.Write(Path.Combine(temp, "objective.safetensors"), state.Objective.State().Select(kv => (kv.Key, kv.Value)));
             using (var scope = NewDisposeScope())
             {
-                var states = new List<(string, Tensor)> { ("sampler", sampler.get_state()) };
+                var states = new List<(string, Tensor)> { ("sampler", state.Sampler.get_state()) };
                 if (adapters?.DropoutState() is { } dropout) states.Add((LoraDropoutRng, dropout));
                 SafeTensorsFile.Write(Path.Combine(temp, "rng.safetensors"), states);
             }
@@ -104,9 +111,9 @@ public static class TrainingCheckpoint
     private const string LoraDropoutRng = "lora_dropout";
 
     /// <summary>Restores model weights (a LoRA run: its adapters), optimizer, objective state and sampler RNG; returns the counters.</summary>
-    public static TrainerProgress Load(string folder, Qwen2ForCausalLM model, AdamW optimizer, IObjective objective, Generator sampler,
-                                       LoraAdapters? adapters = null)
+    public static TrainerProgress Load(string folder, RunState state)
     {
+        var (model, optimizer, objective, sampler, adapters) = (state.Model, state.Optimizer, state.Objective, state.Sampler, state.Adapters);
         if (adapters is null) HfCheckpoint.LoadWeights(model, Path.Combine(folder, "model"));
         else PeftAdapterFolder.Load(folder, adapters);
         var optimizerFile = Path.Combine(folder, "optimizer.bin");

@@ -107,7 +107,7 @@ let tests =
                 let json = JsonDocument.Parse(File.ReadAllText(Path.Combine(model, "config.json"))).RootElement
                 Expect.equal (json.GetProperty("sliding_window").GetInt32()) 32768 "sliding_window as published"
                 Expect.isTrue (File.Exists(Path.Combine(model, "tokenizer.json"))) "tokenizer copied"
-                use loaded = Popo.Engine.Checkpoints.HfCheckpoint.Load(model, TorchSharp.torch.CPU)
+                use loaded = Popo.Engine.Model.HfCheckpoint.Load(model, TorchSharp.torch.CPU)
                 let std = loaded.NamedParameters() |> Seq.pick (fun struct (n, p) -> if n = "model.layers.0.mlp.up_proj.weight" then Some p else None)
                 Expect.isLessThan (abs (std.std().item<float32>() |> float |> fun s -> s - 0.02)) 0.001 "N(0, initializer_range^2)"
                 let again = Path.Combine(root, "again")
@@ -115,7 +115,7 @@ let tests =
                                      "hidden_size=32"; "num_attention_heads=2"; "num_key_value_heads=1"; "intermediate_size=64"; "num_hidden_layers=1" ]) 0 "same seed"
                 Expect.sequenceEqual (File.ReadAllBytes(Path.Combine(again, "model.safetensors"))) (File.ReadAllBytes(Path.Combine(model, "model.safetensors"))) "seeded"
                 for preset, vocab, layers in [ "qwen2.5-1.5b", 151936, 28; "qwen2.5-7b", 152064, 28; "qwen2.5-math-7b", 152064, 28 ] do
-                    let struct (c, _, _) = Popo.Engine.Checkpoints.RandomModel.Resolve(preset, [])
+                    let struct (c, _, _) = Popo.Engine.Model.RandomModel.Resolve(preset, [])
                     Expect.equal (c.VocabSize, c.NumHiddenLayers) (vocab, layers) preset
             finally Directory.Delete(root, true)
 

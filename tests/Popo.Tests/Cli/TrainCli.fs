@@ -8,6 +8,7 @@ open System.Text.Json
 open Expecto
 open Popo.Engine.Configuration
 open Popo.Engine.Training
+open Popo.Engine.Runtime
 
 let private tempRoot () =
     let dir = Path.Combine(Path.GetTempPath(), "popo-cli-" + Guid.NewGuid().ToString("N"))

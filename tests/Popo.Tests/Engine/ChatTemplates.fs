@@ -124,7 +124,7 @@ let private promptFormatTests =
     [ test "PromptFormat renders a conversation with the model folder's own template and enable_thinking" {
           let tokenizer = Popo.Engine.Tokenizers.HfBpeTokenizer.Load(TokenizerCache.qwen3 ())
           let format = Popo.Engine.Training.PromptFormat(tokenizer, "", false)
-          let problem = Popo.Engine.Tasks.Problem("p", userText, "5", null, [| Popo.Engine.Tokenizers.ChatMessage("user", userText) |])
+          let problem = Popo.Engine.Data.Problem("p", userText, "5", null, [| Popo.Engine.Tokenizers.ChatMessage("user", userText) |])
           Expect.isTrue format.UsesModelTemplate "the folder has a chat_template"
           Expect.equal (format.Render problem) (expectedQwen "enable-thinking-false") "jinja2's rendering of the same conversation"
           Expect.equal (format.Prompt problem) (tokenizer.Encode(expectedQwen "enable-thinking-false")) "the ids of that text"
@@ -133,8 +133,8 @@ let private promptFormatTests =
           let tokenizer = Popo.Engine.Tokenizers.HfBpeTokenizer.Load(TokenizerCache.qwen3 ())
           let system = "You are a careful mathematician. Answer with \\boxed{}."
           let format = Popo.Engine.Training.PromptFormat(tokenizer, system, true)
-          Expect.equal (format.Render(Popo.Engine.Tasks.Problem("p", userText, "5", null))) (expectedQwen "system-user") "as jinja2 renders system + user"
-          let own = Popo.Engine.Tasks.Problem("p", userText, "5", null, [| Popo.Engine.Tokenizers.ChatMessage("system", "Own."); Popo.Engine.Tokenizers.ChatMessage("user", userText) |])
+          Expect.equal (format.Render(Popo.Engine.Data.Problem("p", userText, "5", null))) (expectedQwen "system-user") "as jinja2 renders system + user"
+          let own = Popo.Engine.Data.Problem("p", userText, "5", null, [| Popo.Engine.Tokenizers.ChatMessage("system", "Own."); Popo.Engine.Tokenizers.ChatMessage("user", userText) |])
           Expect.stringStarts (format.Render own) "<|im_start|>system\nOwn.<|im_end|>" "a dataset's own system message is kept and wins"
       }
       test "a tokenizer folder without chat_template falls back to ChatML" {
@@ -145,7 +145,7 @@ let private promptFormatTests =
               File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"), """{"eos_token": "<|im_end|>"}""")
               let format = Popo.Engine.Training.PromptFormat(Popo.Engine.Tokenizers.HfBpeTokenizer.Load dir)
               Expect.isFalse format.UsesModelTemplate "no template"
-              Expect.equal (format.Render(Popo.Engine.Tasks.Problem("p", "Hi", "5", null))) "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n" "ChatML"
+              Expect.equal (format.Render(Popo.Engine.Data.Problem("p", "Hi", "5", null))) "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n" "ChatML"
           finally Directory.Delete(dir, true)
       }
       test "a TRL conversational prompt keeps its system message in the problem's messages" {

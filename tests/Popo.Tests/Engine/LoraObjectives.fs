@@ -138,7 +138,7 @@ let tests =
                 use h = target.ForwardHidden(input, mask, positions)
                 values h
             Expect.isTrue (allClose Accuracy.engine64 viaTarget (hiddenOf merged input)) "target features = base merged with the EMA adapters"
-            Expect.isTrue (Object.ReferenceEquals(model.Lora.Active, adapters)) "the online adapters are active again after the target's forward"
+            Expect.isTrue (Object.ReferenceEquals(model.Adapters.Active, adapters)) "the online adapters are active again after the target's forward"
 
         testCase "GRPO's reference (beta > 0) is the base with the adapters off, as TRL with PEFT, and saves no weights" <| fun () ->
             let model, adapters, policy = loraPolicy ScalarType.Float64 3
@@ -154,7 +154,7 @@ let tests =
                 let struct (l, _) = out.Statistics(1.0, EntropyNeed.None)
                 values l
             let baseOnly =
-                use off = model.Lora.Use null
+                use off = model.Adapters.Use null
                 logProbs (Qwen2Policy model)
             let n = prepared.Reference.shape.[1]
             Expect.equal (values prepared.Reference) baseOnly $"reference log-probs = the base's without adapters ([4, {n}])"

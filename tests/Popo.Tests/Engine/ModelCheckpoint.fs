@@ -10,6 +10,7 @@ open FsCheck.FSharp
 open TorchSharp
 open Popo.Engine.Model
 open Popo.Engine.Checkpoints
+open Popo.Engine.Runtime
 open Popo.Tests.Engine.ModelFixtures
 
 let private withFolder f =

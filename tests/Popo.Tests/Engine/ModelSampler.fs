@@ -52,9 +52,9 @@ let private cachedEqualsUncached (case: Case) =
     use model = randomModel case.Model.Config case.Model.Seed torch.ScalarType.Float64
     use result = Sampler.Generate(model, case.Prompts, options case 0.0)
     let expected = case.Prompts |> Array.map (fun p -> uncachedGreedy model p case.MaxNew case.Stops)
-    let steps = int result.Tokens.shape.[1]
+    let steps = int result.CompletionIds.shape.[1]
     let mask = result.CompletionMask.to_type(torch.ScalarType.Float64).data<float>().ToArray()
-    let tokens = result.Tokens.data<int64>().ToArray()
+    let tokens = result.CompletionIds.data<int64>().ToArray()
     let rowsAgree = result.Completions = expected
     // The mask is 1 up to and including the stop token and 0 after, with pad tokens after it.
     let maskShape =
@@ -75,12 +75,12 @@ let private logProbsMatch (dtype: torch.ScalarType) (case: Case) (temperature: f
     let opts = SamplerOptions(Temperature = temperature, TopK = topK, TopP = topP, MaxNewTokens = case.MaxNew, StopTokenIds = ResizeArray case.Stops, Seed = 11L)
     use result = Sampler.Generate(model, case.Prompts, opts)
     use scope = torch.NewDisposeScope()
-    use out = model.Forward(result.Sequences, result.AttentionMask)
-    let p, n = result.PromptLength, int result.Tokens.shape.[1]
+    use out = model.Forward(result.InputIds, result.AttentionMask)
+    let p, n = result.PromptLength, int result.CompletionIds.shape.[1]
     let logits = out.Logits.narrow(1, int64 (p - 1), int64 n) / temperature               // [B,N,V]
-    let full = logits.log_softmax(-1).gather(2, result.Tokens.unsqueeze(2)).squeeze(2)    // [B,N]
+    let full = logits.log_softmax(-1).gather(2, result.CompletionIds.unsqueeze(2)).squeeze(2)    // [B,N]
     let values (t: torch.Tensor) = t.to_type(torch.ScalarType.Float64).data<float>().ToArray()
-    Array.forall2 (Accuracy.close tol) (values (full * result.CompletionMask)) (values result.LogProbs)
+    Array.forall2 (Accuracy.close tol) (values (full * result.CompletionMask)) (values result.OldLogProbs)
 
 let private fewer = { FsCheckConfig.defaultConfig with maxTest = 40 }
 
@@ -100,7 +100,7 @@ let tests =
             let prompts = [| [| 1; 2; 3 |]; [| 4 |]; [| 5; 6 |]; [| 7; 8; 9; 10 |] |]
             let sample seed =
                 use r = Sampler.Generate(model, prompts, SamplerOptions(MaxNewTokens = 20, Seed = seed))
-                r.Completions, r.LogProbs.data<float32>().ToArray()
+                r.Completions, r.OldLogProbs.data<float32>().ToArray()
             Expect.equal (sample (Nullable 1L)) (sample (Nullable 1L)) "same seed, same tokens and log-probs"
             Expect.notEqual (fst (sample (Nullable 1L))) (fst (sample (Nullable 2L))) "another seed, other tokens"
         }
@@ -133,9 +133,9 @@ let tests =
             use model = randomModel config 12 torch.ScalarType.Float64
             let prompts = Array.init 8 (fun i -> [| i; i + 1 |])
             use r = Sampler.Generate(model, prompts, SamplerOptions(Temperature = 2.0, TopK = 3, MaxNewTokens = 10, Seed = 4L))
-            use out = model.Forward(r.Sequences, r.AttentionMask)
-            let logits = out.Logits.narrow(1, int64 (r.PromptLength - 1), r.Tokens.shape.[1])  // [B,N,V]
-            let chosen = logits.gather(2, r.Tokens.unsqueeze(2))                               // [B,N,1]
+            use out = model.Forward(r.InputIds, r.AttentionMask)
+            let logits = out.Logits.narrow(1, int64 (r.PromptLength - 1), r.CompletionIds.shape.[1])  // [B,N,V]
+            let chosen = logits.gather(2, r.CompletionIds.unsqueeze(2))                               // [B,N,1]
             let rank = (logits.gt chosen).sum(2)                                               // tokens strictly above
             Expect.isTrue ((rank.lt (torch.tensor 3L)).all().item<bool>()) "rank < k"
         }
@@ -144,7 +144,7 @@ let tests =
             use model = randomModel config 2 torch.ScalarType.Float32
             let stops = ResizeArray [ 0; 1; 2; 3; 4; 5 ]
             use r = Sampler.Generate(model, [| [| 1 |]; [| 2; 3 |] |], SamplerOptions(MaxNewTokens = 50, StopTokenIds = stops, Seed = 1L))
-            Expect.equal r.Tokens.shape.[1] 1L "every token stops: one step"
+            Expect.equal r.CompletionIds.shape.[1] 1L "every token stops: one step"
             Expect.equal (r.Completions |> Array.map Array.length) [| 1; 1 |] "one token each"
         }
         test "sampling and forward passes leave no live tensors behind" {
@@ -153,7 +153,7 @@ let tests =
             let live () = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount
             let once () =
                 use r = Sampler.Generate(model, [| [| 1; 2 |]; [| 3 |] |], SamplerOptions(MaxNewTokens = 8, TopP = 0.9, TopK = 5, Seed = 1L))
-                use out = model.Forward(r.Sequences, r.AttentionMask)
+                use out = model.Forward(r.InputIds, r.AttentionMask)
                 ()
             once ()
             let before = live ()

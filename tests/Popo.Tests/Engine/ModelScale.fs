@@ -11,6 +11,7 @@ open Popo.Engine.Model
 open Popo.Kernels
 open Popo.Engine.Objectives
 open Popo.Engine.Policy
+open Popo.Engine.Runtime
 open Popo.Tests
 open Popo.Tests.Engine.ModelFixtures
 open Popo.Tests.Engine.ObjectiveFixtures

@@ -4,6 +4,7 @@ module Popo.Tests.Engine.ObjectiveFixtures
 
 open MathNet.Numerics.LinearAlgebra
 open TorchSharp
+open Popo.Engine.Rollout
 open Popo.Engine.Model
 open Popo.Engine.Objectives
 open Popo.Engine.Policy
@@ -90,7 +91,7 @@ let batchOf (policy: IPolicy) (prompt: int[]) (completions: int[][]) (rewards: f
         new GenerationBatch(
             InputIds = ids, AttentionMask = attention, PositionIds = Qwen2ForCausalLM.DefaultPositions(attention, attention.shape.[1]),
             PromptLength = prompt.Length, CompletionIds = tokens, CompletionMask = mask, OldLogProbs = torch.zeros_like mask,
-            Rewards = rewards, CompletionLengths = lengths, GroupSize = groupSize)
+            Rewards = rewards, Completions = completions, GroupSize = groupSize)
     let old =
         use noGrad = torch.no_grad ()
         let rows = torch.arange(int64 completions.Length)
@@ -100,7 +101,7 @@ let batchOf (policy: IPolicy) (prompt: int[]) (completions: int[][]) (rewards: f
         new GenerationBatch(
             InputIds = ids, AttentionMask = attention, PositionIds = placeholder.PositionIds,
             PromptLength = prompt.Length, CompletionIds = tokens, CompletionMask = mask, OldLogProbs = old,
-            Rewards = rewards, CompletionLengths = lengths, GroupSize = groupSize)
+            Rewards = rewards, Completions = completions, GroupSize = groupSize)
     for t in [ ids; attention; batch.PositionIds; tokens; mask; old ] do t.MoveToOuterDisposeScope() |> ignore
     batch
 

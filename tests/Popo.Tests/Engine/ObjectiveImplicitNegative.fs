@@ -8,6 +8,7 @@ open Expecto
 open FsCheck
 open FsCheck.FSharp
 open TorchSharp
+open Popo.Engine.Rollout
 open Popo.Engine.Model
 open Popo.Engine.Objectives
 open Popo.Engine.Policy

@@ -8,6 +8,7 @@ open FsCheck
 open FsCheck.FSharp
 open MathNet.Numerics.LinearAlgebra
 open TorchSharp
+open Popo.Engine.Policy
 open Popo.Engine.Objectives
 open Popo.Spec
 open Popo.Tests

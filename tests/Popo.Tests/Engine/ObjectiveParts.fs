@@ -214,7 +214,7 @@ let tests =
             Expect.stringContains e.Message "ppo" "the message names the bad objective"
 
         testCase "registering a name twice throws and keeps the first objective" <| fun () ->
-            let e = Expect.throwsC (fun () -> ObjectiveRegistry.Register("grpo", Func<ObjectiveContext, IObjective>(fun _ -> failwith "must not be called"))) id
+            let e = Expect.throwsC (fun () -> ObjectiveRegistry.Register(Algorithm("grpo", AlgorithmFamily.Grpo, "a second grpo", [||], [||], Func<ObjectiveContext, IObjective>(fun _ -> failwith "must not be called")))) id
             Expect.isTrue (e :? InvalidOperationException) "InvalidOperationException"
             Expect.stringContains e.Message "grpo" "the message names the duplicate"
             let context, model = tinyContext (TrainConfig())

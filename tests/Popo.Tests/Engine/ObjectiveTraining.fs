@@ -109,13 +109,7 @@ let private liveCounts (makeObjective: IPolicy -> IObjective) =
     let prompts = [| for p in 0 .. 1 do for _ in 1 .. 4 -> [| p; 2 + p |] |]
     let step () =
         let sample = Sampler.Generate(model, prompts, SamplerOptions(MaxNewTokens = 4, Generator = generator, StopTokenIds = [| 5 |]))
-        use batch =
-            new GenerationBatch(
-                InputIds = sample.Sequences, AttentionMask = sample.AttentionMask,
-                PositionIds = Qwen2ForCausalLM.DefaultPositions(sample.AttentionMask, sample.AttentionMask.shape.[1]),
-                PromptLength = sample.PromptLength, CompletionIds = sample.Tokens, CompletionMask = sample.CompletionMask,
-                OldLogProbs = sample.LogProbs, Rewards = (sample.Completions |> Array.map (fun c -> if c.Length > 0 && c.[0] % 2 = 0 then 1.0 else 0.0)),
-                CompletionLengths = (sample.Completions |> Array.map Array.length), GroupSize = 4)
+        use batch = sample.WithRewards((sample.Completions |> Array.map (fun c -> if c.Length > 0 && c.[0] % 2 = 0 then 1.0 else 0.0)), 4)
         let metrics = StepMetrics()
         use prepared = objective.Prepare(batch, metrics)
         let micro = prepared.TrainRows |> Array.chunkBySize 3

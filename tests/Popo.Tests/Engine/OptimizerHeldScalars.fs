@@ -1,4 +1,4 @@
-/// The engine's AdamW (HeldScalars.AdamW: TorchSharp's update with every Scalar held across its native call,
+/// The engine's AdamW (Optimizers.AdamW: TorchSharp's update with every Scalar held across its native call,
 /// the fix for the "Unknown scalar type" crashes under a busy test process) must be TorchSharp's AdamW bit
 /// for bit: the same parameters after every step and the same optimizer.bin bytes.
 module Popo.Tests.Engine.OptimizerHeldScalars
@@ -28,12 +28,12 @@ let private bits (ps: Modules.Parameter list) =
 [<Tests>]
 let tests =
     testList "engine/optimizer" [
-      for piece in [ HeldScalars.AdamW.DefaultPieceElements; 256L; 64L ] do
-        testCase $"HeldScalars.AdamW in pieces of {piece} elements equals TorchSharp's AdamW bit for bit over steps with weight decay and a changing rate" <| fun () ->
+      for piece in [ Optimizers.AdamW.DefaultPieceElements; 256L; 64L ] do
+        testCase $"Optimizers.AdamW in pieces of {piece} elements equals TorchSharp's AdamW bit for bit over steps with weight decay and a changing rate" <| fun () ->
             let reference = parameters 5
             let held = parameters 5
             use a = torch.optim.AdamW((reference |> Seq.ofList : seq<Modules.Parameter>), lr = 0.01, weight_decay = 0.01)
-            use b = new HeldScalars.AdamW((held |> Seq.ofList : seq<Modules.Parameter>), 0.01, 0.01, piece)
+            use b = new Optimizers.AdamW((held |> Seq.ofList : seq<Modules.Parameter>), 0.01, 0.01, piece)
             use g = new torch.Generator(9UL, torch.CPU)
             for step in 1 .. 6 do
                 a.zero_grad()
@@ -52,8 +52,8 @@ let tests =
                 Expect.equal (bits held) (bits reference) $"parameters after step {step}"
             Expect.equal (stateBytes b) (stateBytes a) "optimizer state bytes"
 
-      testCase "HeldScalars.AdamW refuses a piece size that is not a positive multiple of 64" <| fun () ->
+      testCase "Optimizers.AdamW refuses a piece size that is not a positive multiple of 64" <| fun () ->
           let ps = parameters 1
           for bad in [ 0L; -64L; 100L ] do
-              Expect.throwsT<System.ArgumentOutOfRangeException> (fun () -> new HeldScalars.AdamW((ps |> Seq.ofList : seq<Modules.Parameter>), 0.01, 0.01, bad) |> ignore) $"piece {bad}"
+              Expect.throwsT<System.ArgumentOutOfRangeException> (fun () -> new Optimizers.AdamW((ps |> Seq.ofList : seq<Modules.Parameter>), 0.01, 0.01, bad) |> ignore) $"piece {bad}"
     ]

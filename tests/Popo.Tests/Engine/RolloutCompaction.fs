@@ -55,10 +55,10 @@ let private options (case: Case) share compact =
         SharePromptPrefill = share, CompactFinishedRows = compact)
 
 /// Everything a sample reports, on the host: completions, tokens, masks (completion and attention), sequences, log-probs.
-let private record (r: SampleResult) =
+let private record (r: GenerationBatch) =
     let longs (t: torch.Tensor) = t.to_type(torch.ScalarType.Int64).contiguous().data<int64>().ToArray()
     let floats (t: torch.Tensor) = t.to_type(torch.ScalarType.Float64).contiguous().data<float>().ToArray()
-    (r.Completions, longs r.Tokens, floats r.CompletionMask, longs r.Sequences, longs r.AttentionMask), floats r.LogProbs
+    (r.Completions, longs r.CompletionIds, floats r.CompletionMask, longs r.InputIds, longs r.AttentionMask), floats r.OldLogProbs
 
 /// Same ids and masks exactly, log-probs within `tol` (absolute): batch sizes differ, so matmuls may round differently.
 let private agree (tol: float) (ids, logProbs) (baseIds, baseLogProbs) =

@@ -81,8 +81,8 @@ let private check (temperature: float) (topK: int) (topP: float) =
     let q = drawProbabilities l (kept l topK topP)
     let options = SamplerOptions(Temperature = temperature, TopK = topK, TopP = topP, MaxNewTokens = 1, Seed = 2026L)
     use result = Sampler.Generate(model, Array.create draws prompt, options)
-    let tokens = result.Tokens.data<int64>().ToArray() |> Array.map int
-    let reported = result.LogProbs.contiguous().data<float>().ToArray()
+    let tokens = result.CompletionIds.data<int64>().ToArray() |> Array.map int
+    let reported = result.OldLogProbs.contiguous().data<float>().ToArray()
     // Every row reports the unrestricted log-prob of the token it drew.
     for i in 0 .. draws - 1 do
         if abs (reported.[i] - l.[tokens.[i]]) > 1e-9 then

@@ -7,6 +7,7 @@ open System.Numerics
 open Expecto
 open FsCheck
 open FsCheck.FSharp
+open Popo.Engine.Data
 open Popo.Engine.Tasks
 
 let config = { FsCheckConfig.defaultConfig with maxTest = 100 }

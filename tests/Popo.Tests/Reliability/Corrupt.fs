@@ -11,6 +11,7 @@ open System.Text.Json.Nodes
 open Expecto
 open TorchSharp
 open Popo.Engine.Checkpoints
+open Popo.Engine.Model
 open Popo.Engine.Training
 open Popo.Tests.Cli.TrainCli
 open Popo.Tests.Reliability.Harness

@@ -116,7 +116,7 @@ let loadTrainingCheckpoint (run: string) (folder: string) =
     use generator = new torch.Generator(1UL, torch.CPU)
     let struct (saved, _) = ModelFactory.Load(Path.Combine(folder, "model"), torch.CPU, Nullable())
     saved.Dispose()
-    TrainingCheckpoint.Load(folder, model, optimizer, objective, generator)
+    TrainingCheckpoint.Load(folder, RunState(model, optimizer, objective, generator))
 
 /// Flags as `--key value` pairs resolved to a configuration, as the CLI does.
 let flagConfig (flags: string list list) =

@@ -1,7 +1,10 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Popo.Engine.Objectives;
+namespace Popo.Engine.Policy;
+
+/// <summary>How a rollout's representation is pooled from the final post-norm hidden states (DESIGN.md §2.4).</summary>
+public enum FeaturePooling { Mean, LastToken }
 
 /// <summary>Per-token quantities every objective reads off the policy's logits (DESIGN.md §2.1, §2.6).</summary>
 public static class TokenStatistics

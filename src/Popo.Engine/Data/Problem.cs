@@ -1,4 +1,4 @@
-namespace Popo.Engine.Tasks;
+namespace Popo.Engine.Data;
 
 /// <summary>
 /// One verifiable problem. <c>Answer</c> is the gold answer the reward compares against (for countdown,

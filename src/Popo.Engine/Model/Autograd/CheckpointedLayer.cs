@@ -1,4 +1,3 @@
-using Popo.Engine.Lora;
 using static TorchSharp.torch;
 using static TorchSharp.torch.autograd;
 
@@ -16,7 +15,7 @@ internal sealed class CheckpointedLayer : SingleTensorFunction<CheckpointedLayer
     public override string Name => nameof(CheckpointedLayer);
 
     /// <summary>Runs <paramref name="layer"/> on x; only x (and the shared cos/sin/mask tables and packing) stay saved for backward.</summary>
-    public static Tensor Run(Qwen2DecoderLayer layer, int index, Tensor x, Tensor cos, Tensor sin, Tensor allowed, LoraSlot? lora, Packing? packing) =>
+    public static Tensor Run(Qwen2DecoderLayer layer, int index, Tensor x, Tensor cos, Tensor sin, Tensor allowed, AdapterSlot? lora, Packing? packing) =>
         apply(x, cos, sin, allowed, layer, index, lora!, packing!);
 
     public override Tensor forward(AutogradContext ctx, params object[] vars)
@@ -25,7 +24,7 @@ internal sealed class CheckpointedLayer : SingleTensorFunction<CheckpointedLayer
         Tensor cos = (Tensor)vars[1], sin = (Tensor)vars[2], allowed = (Tensor)vars[3];
         var layer = (Qwen2DecoderLayer)vars[4];
         var index = (int)vars[5];
-        var lora = vars[6] as LoraSlot;
+        var lora = vars[6] as AdapterSlot;
         var packing = vars[7] as Packing;
         var dropout = lora?.CaptureDropout();
         // Saved: x, cos, sin, allowed, then the packing's index and the dropout state where there are.
@@ -53,7 +52,7 @@ internal sealed class CheckpointedLayer : SingleTensorFunction<CheckpointedLayer
             var x = saved[0].detach().requires_grad_(true);
             var packing = (ctx.get_data("packing") as Packing)?.With(saved[4]);
             var state = packing is null ? 4 : 5;
-            using (ctx.get_data("dropout") is LoraAdapters adapters ? ((LoraSlot)ctx.get_data("lora")).ReplayDropout(adapters, saved[state]) : null)
+            using (ctx.get_data("dropout") is IAdapterSet adapters ? ((AdapterSlot)ctx.get_data("lora")).ReplayDropout(adapters, saved[state]) : null)
             using (enable_grad())
             {
                 var y = layer.Forward(x, saved[1], saved[2], saved[3], null, index, packing);

@@ -1,12 +1,13 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Popo.Engine.Model;
-using Popo.Engine.Tokenizers;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Popo.Engine.Checkpoints;
+using Popo.Engine.Checkpoints;
+using Popo.Engine.Runtime;
+
+namespace Popo.Engine.Model;
 
 /// <summary>
 /// `popo init`: a randomly initialised model folder in the Hugging Face layout (config.json, safetensors,
@@ -71,17 +72,17 @@ public static class RandomModel
         int? window = null, windowLayers = null;
         if (Presets.TryGetValue(configOrPreset.ToLowerInvariant(), out var preset)) (config, window, windowLayers) = preset;
         else if (File.Exists(configOrPreset)) config = ModelConfig.Load(configOrPreset);
-        else throw new Configuration.ConfigException(
+        else throw new ConfigException(
             $"--config: '{configOrPreset}' is neither a preset ({string.Join(", ", Presets.Keys)}) nor a config.json file");
         foreach (var o in overrides)
         {
             var eq = o.IndexOf('=');
-            if (eq <= 0) throw new Configuration.ConfigException($"override '{o}': expected field=value, e.g. num_hidden_layers=2");
+            if (eq <= 0) throw new ConfigException($"override '{o}': expected field=value, e.g. num_hidden_layers=2");
             string field = o[..eq].Trim(), value = o[(eq + 1)..].Trim();
             if (!Fields.TryGetValue(field, out var set))
-                throw new Configuration.ConfigException($"override '{o}': unknown field '{field}'; the fields are {string.Join(", ", Fields.Keys)}");
+                throw new ConfigException($"override '{o}': unknown field '{field}'; the fields are {string.Join(", ", Fields.Keys)}");
             try { config = set(config, value); }
-            catch (FormatException e) { throw new Configuration.ConfigException($"override '{o}': field '{field}': {e.Message}, got '{value}'"); }
+            catch (FormatException e) { throw new ConfigException($"override '{o}': field '{field}': {e.Message}, got '{value}'"); }
             if (field == "num_hidden_layers" && windowLayers is not null) windowLayers = config.NumHiddenLayers;
         }
         config.Validate("--config " + configOrPreset);
@@ -89,16 +90,12 @@ public static class RandomModel
     }
 
     /// <summary>
-    /// Writes the folder <paramref name="outFolder"/> (which must not hold files yet). The tokenizer folder's files
-    /// are checked (loaded) and copied; its ids must fit vocab_size.
+    /// Writes config.json and the weights into <paramref name="outFolder"/> (which must not hold files yet); the caller adds
+    /// the tokenizer files (whose ids it has checked against vocab_size).
     /// </summary>
-    public static long Write(ModelConfig config, int? slidingWindow, int? maxWindowLayers, string tokenizerFolder, string outFolder,
+    public static long Write(ModelConfig config, int? slidingWindow, int? maxWindowLayers, string outFolder,
                              ScalarType dtype, long seed, Action<string>? log = null)
     {
-        if (!Directory.Exists(tokenizerFolder)) throw new TokenizerFormatException($"--tokenizer: {tokenizerFolder}: folder not found");
-        var tokenizer = TokenizerFolder.Load(tokenizerFolder);
-        if (tokenizer.VocabSize > config.VocabSize)
-            throw new ModelConfigException($"--tokenizer {tokenizerFolder}: the tokenizer has {tokenizer.VocabSize} ids but vocab_size is {config.VocabSize}");
         if (File.Exists(outFolder)) throw new IOException($"--out: {outFolder} is a file");
         if (Directory.Exists(outFolder) && Directory.EnumerateFileSystemEntries(outFolder).Any())
             throw new IOException($"--out: {outFolder} already holds files; choose an empty or new folder");
@@ -110,7 +107,6 @@ public static class RandomModel
         log?.Invoke($"writing {shapes.Sum(s => s.Shape.Aggregate(1L, (a, b) => a * b)):N0} parameters ({bytes / 1e9:F2} GB in {ModelConfig.DtypeName(dtype)}) to {outFolder}");
         HfCheckpoint.SaveTensors(outFolder, config, tensors, HfCheckpoint.DefaultShardBytes);
         AddPublishedFields(Path.Combine(outFolder, HfCheckpoint.ConfigFile), slidingWindow, maxWindowLayers);
-        TokenizerFolder.Save(tokenizer, outFolder, tokenizerFolder);
         return bytes;
     }
 

@@ -32,7 +32,7 @@ internal sealed class EmbeddingLookup : SingleTensorFunction<EmbeddingLookup>
             var saved = ctx.get_saved_variables();
             Tensor weight = saved[0], ids = saved[1];
             var g = grad.reshape(-1, weight.shape[1]);
-            using TorchSharp.Scalar one = 1.0;   // held across the native call (HeldScalars.AdamW says why)
+            using TorchSharp.Scalar one = 1.0;   // held across the native call (Optimizers.AdamW says why)
             DirectGradient.Of(weight).index_add_(0, ids.reshape(-1), g.dtype == weight.dtype ? g : g.to(weight.dtype), one);
         }
         HandedGradients.Hand(grad);

@@ -1,13 +1,13 @@
-using Popo.Engine.Policy;
+using Popo.Engine.Lora;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace Popo.Engine.Lora;
+namespace Popo.Engine.Policy;
 
 /// <summary>
 /// The shared frozen base seen through one adapter set: the online policy (its trainable adapters), POPO's
 /// siamese target (an EMA set, <see cref="FrozenClone"/>) or GRPO's reference (no adapters, <see cref="WithoutAdapters"/>).
-/// Each view switches the model's <see cref="LoraSlot"/> for its own forward only; the head is the base's in every view.
+/// Each view switches the model's <see cref="Model.AdapterSlot"/> for its own forward only; the head is the base's in every view.
 /// </summary>
 public sealed class LoraPolicy(Qwen2Policy basePolicy, LoraAdapters adapters) : IPolicy
 {
@@ -22,7 +22,7 @@ public sealed class LoraPolicy(Qwen2Policy basePolicy, LoraAdapters adapters) : 
 
     public Tensor ForwardHidden(Tensor inputIds, Tensor attentionMask, Tensor positionIds)
     {
-        using var use = Base.Model.Lora.Use(Adapters);
+        using var use = Base.Model.Adapters.Use(Adapters);
         return Base.ForwardHidden(inputIds, attentionMask, positionIds);
     }
 

@@ -1,10 +1,11 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Popo.Engine.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Popo.Engine.Checkpoints;
+using Popo.Engine.Checkpoints;
+
+namespace Popo.Engine.Model;
 
 /// <summary>
 /// A model folder in the Hugging Face layout: config.json plus model.safetensors, or shards

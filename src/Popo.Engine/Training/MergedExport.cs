@@ -1,8 +1,10 @@
 using Popo.Engine.Checkpoints;
-using Popo.Engine.Training;
+using Popo.Engine.Lora;
+using Popo.Engine.Model;
 using static TorchSharp.torch;
+using Popo.Engine.Runtime;
 
-namespace Popo.Engine.Lora;
+namespace Popo.Engine.Training;
 
 /// <summary>
 /// `popo export --merge`: a PEFT adapter folder and its base become one Hugging Face model folder with W' = W + s B A
@@ -17,9 +19,9 @@ public static class MergedExport
     {
         var (settings, recorded) = PeftAdapterConfig.Read(adapterFolder);
         var basePath = baseModel ?? recorded
-            ?? throw new Configuration.ConfigException($"--model: {Path.Combine(adapterFolder, PeftAdapterConfig.FileName)} has no base_model_name_or_path; pass the base folder");
+            ?? throw new ConfigException($"--model: {Path.Combine(adapterFolder, PeftAdapterConfig.FileName)} has no base_model_name_or_path; pass the base folder");
         if (Directory.Exists(outFolder) && Directory.EnumerateFileSystemEntries(outFolder).Any())
-            throw new Configuration.ConfigException($"--out: {outFolder} already holds files; choose another folder");
+            throw new ConfigException($"--out: {outFolder} already holds files; choose another folder");
         var (model, tokenizer) = ModelFactory.Load(basePath, CPU, MergeDtype(basePath));
         using (model)
         using (var adapters = LoraAdapters.Attach(model, settings, seed: 0))
@@ -37,6 +39,6 @@ public static class MergedExport
     {
         var path = Path.Combine(folder, HfCheckpoint.ConfigFile);
         if (!File.Exists(path)) throw new CheckpointFormatException($"{path}: file not found (the adapter's base must be a Hugging Face model folder; pass --model BASE)");
-        return Model.ModelConfig.DtypeOf(Model.ModelConfig.Load(path).TorchDtype, path) == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
+        return ModelConfig.DtypeOf(ModelConfig.Load(path).TorchDtype, path) == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
     }
 }
