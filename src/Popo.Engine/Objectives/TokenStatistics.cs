@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 
 namespace Popo.Engine.Objectives;
 
-/// <summary>Per-token quantities every objective reads off the policy's logits (DESIGN.md §2.1, §2.6).</summary>
+/// <summary>Per-token quantities every objective reads off the policy's logits (docs/design.md §2.1, §2.6).</summary>
 public static class TokenStatistics
 {
     /// <summary>
