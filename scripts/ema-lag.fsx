@@ -1,5 +1,5 @@
 // EMA lag against tau: a parameter moving at unit speed (theta_s = s) and the target
-// xi <- tau xi + (1 - tau) theta (DESIGN §2.8). The lag behind the latest theta is
+// xi <- tau xi + (1 - tau) theta (docs/design.md §2.8). The lag behind the latest theta is
 // tau (1 - tau^(t-1)) / (1 - tau), rising to tau / (1 - tau) (proofs/momentum.md); simulated lags from
 // Momentum.trajectory are printed beside the closed form.
 // Run: dotnet build && dotnet fsi scripts/ema-lag.fsx

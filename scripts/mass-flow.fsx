@@ -1,7 +1,7 @@
 // Where does probability mass go when POPO reinforces the positives of a toy softmax?
 // One softmax over 20 tokens: a mode (p = 0.6) that is NOT correct, three correct targets
 // (p = 0.15, 0.02, 0.005) and a tail of 16 tokens. Each step ascends sum_{i in S} w_i log p_i with
-// POPO's softmax weights (for one-token sequences w_i = p_i / P_S, DESIGN §4 N3) or uniform weights.
+// POPO's softmax weights (for one-token sequences w_i = p_i / P_S, docs/design.md §4 N3) or uniform weights.
 // Run: dotnet build && dotnet fsi scripts/mass-flow.fsx
 #load "Common.fsx"
 open Common

@@ -1,5 +1,5 @@
 // Softmax vs uniform POPO weights: bias of the sequence-level estimator sum_i w_i grad log pi(y_i)
-// against the exact gradient of log P(correct), by enumeration of every group (DESIGN §4 N5,
+// against the exact gradient of log P(correct), by enumeration of every group (docs/design.md §4 N5,
 // proofs/bandit-identity.md). Tabular policy: V = 3 tokens, L = 2, theta = beta * theta_base; the
 // correct set is the 6 sequences not starting with token 2. beta sharpens the policy.
 // Run: dotnet build && dotnet fsi scripts/weight-bias.fsx

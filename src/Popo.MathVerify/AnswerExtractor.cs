@@ -1,7 +1,7 @@
 namespace Popo.MathVerify;
 
 /// <summary>
-/// Finds the final answer in a completion, trying the routes in Math-Verify's order (DESIGN §7):
+/// Finds the final answer in a completion, trying the routes in Math-Verify's order (docs/design.md §7):
 /// <list type="number">
 /// <item>boxed: the last \boxed{...} / \fbox{...} whose brace closes (nested braces; "\boxed 5"); boxes
 ///   right before it, separated only by commas, "and", "or", spaces or math delimiters, answer the same

@@ -4,8 +4,8 @@ using System.Text.RegularExpressions;
 namespace Popo.MathVerify;
 
 /// <summary>
-/// Whether two final answers denote the same thing (DESIGN §7; the rules are listed in
-/// Verification/README.md). Equal canonical text is equal; otherwise both answers are parsed
+/// Whether two final answers denote the same thing (docs/design.md §7; the rules are listed in
+/// src/Popo.MathVerify/README.md). Equal canonical text is equal; otherwise both answers are parsed
 /// (<see cref="LatexParser"/>) into trees and compared by value (<see cref="MathCanon"/>): exact rationals
 /// where the answer is rational, else complex float64 at fixed points of the free variables within a relative
 /// <see cref="MathCanon.Tolerance"/>; sets and lists in any order, tuples, intervals and matrices in order.

@@ -1,7 +1,7 @@
 namespace Popo.MathVerify;
 
 /// <summary>
-/// The reward of DESIGN §7: a completion is correct when the answer extracted from it
+/// The reward of docs/design.md §7: a completion is correct when the answer extracted from it
 /// (<see cref="AnswerExtractor"/>, under an <see cref="AnswerFormat"/>) is equivalent to the gold answer
 /// (<see cref="Equivalence"/>). Total: never throws, and bounded in time on any input (see the two parts).
 /// </summary>

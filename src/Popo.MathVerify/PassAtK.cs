@@ -1,7 +1,7 @@
 namespace Popo.MathVerify;
 
 /// <summary>
-/// Evaluation metrics over n sampled completions per problem, c of them correct (DESIGN §9).
+/// Evaluation metrics over n sampled completions per problem, c of them correct (docs/design.md §9).
 /// </summary>
 public static class PassAtK
 {

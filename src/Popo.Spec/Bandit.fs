@@ -1,4 +1,4 @@
-/// Exact tabular-softmax policies over a small vocabulary V and a fixed completion length L (DESIGN §4 N4,
+/// Exact tabular-softmax policies over a small vocabulary V and a fixed completion length L (docs/design.md §4 N4,
 /// N5 and the per-prompt gradient scale). Every prefix h (length 0 .. L-1) has its own logits, so the
 /// parameters are one flat vector theta [P], P = V * (1 + V + ... + V^(L-1)), with the logits of prefix h
 /// at theta[h V .. h V + V - 1]. Expectations over groups of G sampled sequences are computed by
@@ -58,7 +58,7 @@ let successProbability (policy: Tabular) (correct: int[] -> bool) : float =
     sequences policy.Vocab policy.Length |> Array.filter correct |> Array.sumBy (fun y -> exp (logProb policy y))
 
 /// The bandit identity's left side: sum_{y in S} (pi_y / P_S) grad log pi_y, which equals grad log P_S
-/// (DESIGN §4 N5). Needs P_S > 0. Result: [P].
+/// (docs/design.md §4 N5). Needs P_S > 0. Result: [P].
 let gradLogSuccess (policy: Tabular) (correct: int[] -> bool) : Vector<float> =
     let s = sequences policy.Vocab policy.Length |> Array.filter correct
     let pS = s |> Array.sumBy (fun y -> exp (logProb policy y))
@@ -108,13 +108,13 @@ let expectation (policy: Tabular) (correct: int[] -> bool) (groupSize: int) (con
     total / mass
 
 /// Sequence-level weighted estimator sum_i w_i grad log pi(y_i) with w = Weights.groupWeights config
-/// (weights sum to 1 over sampled positives; no token-count normaliser). DESIGN §4 N5.
+/// (weights sum to 1 over sampled positives; no token-count normaliser). docs/design.md §4 N5.
 let weightedEstimator (config: Weights.WeightConfig) (group: SampledGroup) : Vector<float> =
     let w = Weights.groupWeights config group.Rewards group.TokenLogProbs
     Array.fold2 (fun (acc: Vector<float>) wi g -> if wi <> 0.0 then acc + wi * g else acc) (Vector<float>.Build.Dense group.GradLogProbs.[0].Count) w group.GradLogProbs
 
 /// POPO's token-level NLL ascent direction: -dL_nll/dtheta = (1/N+) sum_i w_i sum_t grad l_{i,t}
-/// = (1/N+) sum_i w_i grad log pi(y_i), with N+ the positive token count (DESIGN §2.3).
+/// = (1/N+) sum_i w_i grad log pi(y_i), with N+ the positive token count (docs/design.md §2.3).
 let tokenLevelEstimator (config: Weights.WeightConfig) (group: SampledGroup) : Vector<float> =
     let w = Weights.groupWeights config group.Rewards group.TokenLogProbs
     weightedEstimator config group / float (PopoObjective.positiveTokenCount w group.TokenLogProbs)
@@ -164,7 +164,7 @@ let popoScale (groupSize: int) (p: float) : float =
 let reinforceScale (_groupSize: int) (_p: float) : float = 1.0
 
 /// POPO's NLL gradient with respect to theta for one sampled group: dL_nll/dtheta = sum over (i, t) of
-/// (w_i / N+)(p_{h_{i,t}} - e_{y_{i,t}}) placed at prefix h_{i,t} (DESIGN §4 N4). Result: [P].
+/// (w_i / N+)(p_{h_{i,t}} - e_{y_{i,t}}) placed at prefix h_{i,t} (docs/design.md §4 N4). Result: [P].
 let nllThetaGrad (policy: Tabular) (weights: float[]) (ys: int[][]) : Vector<float> =
     let lps = ys |> Array.map (tokenLogProbs policy)
     let dl = PopoObjective.nllGrad weights lps

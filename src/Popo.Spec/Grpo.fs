@@ -1,4 +1,4 @@
-/// The GRPO family of baselines (DESIGN §3): group-relative advantages, the clipped surrogate with k3 KL,
+/// The GRPO family of baselines (docs/design.md §3): group-relative advantages, the clipped surrogate with k3 KL,
 /// the four aggregations and their analytic gradients. A generation batch is laid out as consecutive
 /// groups of G rollouts (TRL's layout); a micro-batch is B rollouts with ragged token log-probs
 /// [B][|y_i|] under the new, old (sampling) and reference policies and advantages [B].
@@ -50,7 +50,7 @@ let besselStd (xs: float[]) : float =
     sqrt ((xs |> Array.sumBy (fun x -> (x - m) * (x - m))) / float (xs.Length - 1))
 
 /// A_i = (r_i - mean_G r) / (std + 1e-4) with std the group's (Group) or the batch's (Batch) Bessel
-/// std, or A_i = r_i - mean_G r (None). rewards: [n G] in groups of groupSize; result: [n G]. DESIGN §3.
+/// std, or A_i = r_i - mean_G r (None). rewards: [n G] in groups of groupSize; result: [n G]. docs/design.md §3.
 let advantages (scale: ScaleRewards) (groupSize: int) (rewards: float[]) : float[] =
     if groupSize < 1 || rewards.Length % groupSize <> 0 then
         invalidArg "groupSize" (sprintf "batch of %d rewards is not a whole number of groups of %d" rewards.Length groupSize)
@@ -67,7 +67,7 @@ let advantages (scale: ScaleRewards) (groupSize: int) (rewards: float[]) : float
         | ScaleRewards.Batch -> centred |> Array.map (fun a -> a / (batchStd.Value + stdEpsilon)))
 
 /// k3 = exp(ref - l) - (ref - l) - 1 >= 0, zero iff l = ref (Schulman's estimator of KL(pi || ref)).
-/// DESIGN §3.
+/// docs/design.md §3.
 let k3 (refLogProb: float) (logProb: float) : float =
     let d = refLogProb - logProb
     exp d - d - 1.0
@@ -76,7 +76,7 @@ let k3 (refLogProb: float) (logProb: float) : float =
 let k3Grad (refLogProb: float) (logProb: float) : float = 1.0 - exp (refLogProb - logProb)
 
 /// Per-token loss -min(rho A, clip(rho, 1 - eps_low, 1 + eps_high) A) + beta k3, rho = exp(l - old).
-/// DESIGN §3.
+/// docs/design.md §3.
 let tokenLoss (config: GrpoConfig) (advantage: float) (oldLogProb: float) (refLogProb: float) (logProb: float) : float =
     let rho = exp (logProb - oldLogProb)
     let clipped = min (max rho (1.0 - config.EpsLow)) (1.0 + config.EpsHigh)
@@ -84,7 +84,7 @@ let tokenLoss (config: GrpoConfig) (advantage: float) (oldLogProb: float) (refLo
     if config.Beta = 0.0 then surrogate else surrogate + config.Beta * k3 refLogProb logProb
 
 /// d tokenLoss / dl = -rho A when the unclipped term is the minimum (A >= 0 and rho <= 1 + eps_high, or
-/// A < 0 and rho >= 1 - eps_low), else 0; plus beta dk3/dl. DESIGN §3; proofs/grpo.md.
+/// A < 0 and rho >= 1 - eps_low), else 0; plus beta dk3/dl. docs/design.md §3; proofs/grpo.md.
 let tokenGrad (config: GrpoConfig) (advantage: float) (oldLogProb: float) (refLogProb: float) (logProb: float) : float =
     let rho = exp (logProb - oldLogProb)
     let active =
@@ -112,7 +112,7 @@ let private validate (config: GrpoConfig) (batch: GrpoBatch) =
     | _ -> ()
 
 /// Normaliser of rollout i's tokens: grpo 1/(B |y_i|); bnpo 1/(tokens in B); dr_grpo 1/(B L_max);
-/// dapo 1/(tokens in the accumulated batch). DESIGN §3.
+/// dapo 1/(tokens in the accumulated batch). docs/design.md §3.
 let tokenScale (lossType: LossType) (lengths: int[]) (i: int) : float =
     let b = float lengths.Length
     match lossType with
@@ -121,7 +121,7 @@ let tokenScale (lossType: LossType) (lengths: int[]) (i: int) : float =
     | LossType.DrGrpo lMax -> 1.0 / (b * float lMax)
     | LossType.Dapo total -> 1.0 / float total
 
-/// The micro-batch loss: sum_{i,t} tokenScale_i * tokenLoss_{i,t}. DESIGN §3.
+/// The micro-batch loss: sum_{i,t} tokenScale_i * tokenLoss_{i,t}. docs/design.md §3.
 let loss (config: GrpoConfig) (batch: GrpoBatch) : float =
     validate config batch
     let lengths = batch.NewLogProbs |> Array.map Array.length
@@ -133,7 +133,7 @@ let loss (config: GrpoConfig) (batch: GrpoBatch) : float =
     |> Array.sum
 
 /// d loss / d l_{i,t} (new log-probs) = tokenScale_i * tokenGrad_{i,t}. Result: [B][|y_i|]. On-policy with
-/// beta = 0 this is -A_i / (B |y_i|), -A_i / T_tokens or -A_i / (B L_max) (DESIGN §4 G).
+/// beta = 0 this is -A_i / (B |y_i|), -A_i / T_tokens or -A_i / (B L_max) (docs/design.md §4 G).
 let grad (config: GrpoConfig) (batch: GrpoBatch) : float[][] =
     validate config batch
     let lengths = batch.NewLogProbs |> Array.map Array.length

@@ -1,4 +1,4 @@
-/// The EMA (momentum) target of POPO's Siamese branch (DESIGN §2.8): after every optimizer step
+/// The EMA (momentum) target of POPO's Siamese branch (docs/design.md §2.8): after every optimizer step
 /// xi <- tau xi + (1 - tau) theta, with xi_0 = theta_0. Parameters are flattened to Vector [P].
 /// Indexing: xi_t is the target after the t updates that used theta_0 .. theta_{t-1} in that order.
 module Popo.Spec.Momentum
@@ -8,7 +8,7 @@ open MathNet.Numerics.LinearAlgebra
 let private checkTau (tau: float) =
     if not (tau >= 0.0 && tau <= 1.0) then invalidArg "tau" (sprintf "tau must lie in [0, 1], got %g" tau)
 
-/// One EMA update: xi' = tau xi + (1 - tau) theta. xi, theta: [P]. DESIGN §2.8 (tau = 0.995 default;
+/// One EMA update: xi' = tau xi + (1 - tau) theta. xi, theta: [P]. docs/design.md §2.8 (tau = 0.995 default;
 /// tau = 0 copies the online policy, tau = 1 freezes the target).
 let update (tau: float) (xi: Vector<float>) (theta: Vector<float>) : Vector<float> =
     checkTau tau

@@ -1,4 +1,4 @@
-/// The POPO micro-batch loss (DESIGN §2.3-§2.7): weighted NLL, bounded similarity penalty, entropy bonus
+/// The POPO micro-batch loss (docs/design.md §2.3-§2.7): weighted NLL, bounded similarity penalty, entropy bonus
 /// and their total, each with its analytic gradient. A micro-batch B is n rollouts: weights w [n] (from
 /// Weights, no gradient), token log-probs l [n][|y_i|], predictor outputs u [n x D] (rows = rollouts),
 /// noisy target features z = f_xi + eps [n x D], per-token logits [n][|y_i|] of Vector [V].
@@ -13,7 +13,7 @@ type EntropyScope =
     | All
     | Positive
 
-/// Loss options (DESIGN §2.5-§2.7): alpha on L_sim, beta_ent on L_ent, gradient-accumulation steps
+/// Loss options (docs/design.md §2.5-§2.7): alpha on L_sim, beta_ent on L_ent, gradient-accumulation steps
 /// dividing the total, sampling temperature T of the logits, entropy scope.
 type PopoConfig =
     { Alpha: float
@@ -48,22 +48,22 @@ let private checkRows (name: string) (expected: int) (actual: int) =
 let hasPositive (weights: float[]) : bool = weights |> Array.exists (fun w -> w > 0.0)
 
 /// N+ = max(1, sum over i in B with w_i > 0 of |y_i|): the completion tokens of weighted rollouts.
-/// weights: [n]; tokenLogProbs: [n][|y_i|]. DESIGN §2.3.
+/// weights: [n]; tokenLogProbs: [n][|y_i|]. docs/design.md §2.3.
 let positiveTokenCount (weights: float[]) (tokenLogProbs: float[][]) : int =
     checkRows "tokenLogProbs" weights.Length tokenLogProbs.Length
     max 1 (Array.fold2 (fun acc w (l: float[]) -> if w > 0.0 then acc + l.Length else acc) 0 weights tokenLogProbs)
 
-/// L_nll = (1/N+) sum_{i in B} w_i sum_t (-l_{i,t}). weights: [n]; tokenLogProbs: [n][|y_i|]. DESIGN §2.3.
+/// L_nll = (1/N+) sum_{i in B} w_i sum_t (-l_{i,t}). weights: [n]; tokenLogProbs: [n][|y_i|]. docs/design.md §2.3.
 let nllLoss (weights: float[]) (tokenLogProbs: float[][]) : float =
     let nPlus = float (positiveTokenCount weights tokenLogProbs)
     Array.fold2 (fun acc w (l: float[]) -> if w <> 0.0 then acc - w * Array.sum l else acc) 0.0 weights tokenLogProbs / nPlus
 
-/// dL_nll / dl_{i,t} = -w_i / N+ (the same for every token of rollout i). Result: [n][|y_i|]. DESIGN §2.3.
+/// dL_nll / dl_{i,t} = -w_i / N+ (the same for every token of rollout i). Result: [n][|y_i|]. docs/design.md §2.3.
 let nllGrad (weights: float[]) (tokenLogProbs: float[][]) : float[][] =
     let nPlus = float (positiveTokenCount weights tokenLogProbs)
     Array.map2 (fun w (l: float[]) -> Array.create l.Length (-w / nPlus)) weights tokenLogProbs
 
-/// cos(u, v) = u . v / (|u| |v|) for nonzero u, v: [D]. DESIGN §2.5.
+/// cos(u, v) = u . v / (|u| |v|) for nonzero u, v: [D]. docs/design.md §2.5.
 let cosine (u: Vector<float>) (v: Vector<float>) : float =
     let nu, nv = u.L2Norm(), v.L2Norm()
     if nu = 0.0 || nv = 0.0 then invalidArg "u" "cosine similarity of a zero vector is undefined"
@@ -80,7 +80,7 @@ let private weightTotal (weights: float[]) = max (Array.sum weights) 1e-8
 
 /// L_sim = -sum_{i in B} w_i cos(u_i, z_i) / max(sum_{i in B} w_i, 1e-8), u = h_phi(f_theta) and
 /// z = f_xi + eps given as rows. Rows with w_i = 0 are not read. weights: [n]; predictor, target: [n x D].
-/// DESIGN §2.5 ("Eq. 9").
+/// docs/design.md §2.5 ("Eq. 9").
 let simLoss (weights: float[]) (predictor: Matrix<float>) (target: Matrix<float>) : float =
     checkRows "predictor" weights.Length predictor.RowCount
     checkRows "target" weights.Length target.RowCount
@@ -89,7 +89,7 @@ let simLoss (weights: float[]) (predictor: Matrix<float>) (target: Matrix<float>
     -total / weightTotal weights
 
 /// dL_sim / du_i = -(w_i / max(sum w, 1e-8)) d cos(u_i, z_i) / du_i; the target gets no gradient.
-/// Result: [n x D]. DESIGN §2.5.
+/// Result: [n x D]. docs/design.md §2.5.
 let simGrad (weights: float[]) (predictor: Matrix<float>) (target: Matrix<float>) : Matrix<float> =
     checkRows "predictor" weights.Length predictor.RowCount
     checkRows "target" weights.Length target.RowCount
@@ -106,19 +106,19 @@ let private inScope (scope: EntropyScope) (w: float) =
     | EntropyScope.Positive -> w > 0.0
 
 /// L_ent from per-token entropies: -(1/N) sum of H_{i,t} over the tokens in scope (all of B, or rollouts
-/// with w_i > 0), N their count; 0 when no token is in scope. entropies: [n][|y_i|]. DESIGN §2.6.
+/// with w_i > 0), N their count; 0 when no token is in scope. entropies: [n][|y_i|]. docs/design.md §2.6.
 let entLossOfEntropies (scope: EntropyScope) (weights: float[]) (entropies: float[][]) : float =
     checkRows "entropies" weights.Length entropies.Length
     let chosen = Array.zip weights entropies |> Array.filter (fun (w, _) -> inScope scope w) |> Array.map snd
     let count = chosen |> Array.sumBy Array.length
     if count = 0 then 0.0 else -(chosen |> Array.sumBy Array.sum) / float count
 
-/// L_ent with H_{i,t} = entropy of softmax(logits_{i,t} / T). logits: [n][|y_i|] of [V]. DESIGN §2.6.
+/// L_ent with H_{i,t} = entropy of softmax(logits_{i,t} / T). logits: [n][|y_i|] of [V]. docs/design.md §2.6.
 let entLoss (temperature: float) (scope: EntropyScope) (weights: float[]) (logits: Vector<float>[][]) : float =
     entLossOfEntropies scope weights (logits |> Array.map (Array.map (Softmax.entropyT temperature)))
 
 /// dL_ent / dz_{i,t} = -(1/N) dH/dz = (1/(N T)) p (log p + H) for tokens in scope, 0 elsewhere.
-/// Result: [n][|y_i|] of [V]. DESIGN §2.6.
+/// Result: [n][|y_i|] of [V]. docs/design.md §2.6.
 let entGrad (temperature: float) (scope: EntropyScope) (weights: float[]) (logits: Vector<float>[][]) : Vector<float>[][] =
     checkRows "logits" weights.Length logits.Length
     let count = Array.fold2 (fun acc w (z: Vector<float>[]) -> if inScope scope w then acc + z.Length else acc) 0 weights logits
@@ -128,13 +128,13 @@ let entGrad (temperature: float) (scope: EntropyScope) (weights: float[]) (logit
             else Vector<float>.Build.Dense z.Count)) weights logits
 
 /// L = (L_nll + alpha L_sim + beta_ent L_ent) / grad_accum_steps, and exactly 0 for a micro-batch with
-/// no w_i > 0. DESIGN §2.7.
+/// no w_i > 0. docs/design.md §2.7.
 let combine (config: PopoConfig) (weights: float[]) (nll: float) (sim: float) (ent: float) : float =
     if config.GradAccumSteps < 1 then invalidArg "config" (sprintf "GradAccumSteps must be >= 1, got %d" config.GradAccumSteps)
     if hasPositive weights then (nll + config.Alpha * sim + config.BetaEnt * ent) / float config.GradAccumSteps
     else 0.0
 
-/// The total loss of one micro-batch. DESIGN §2.7.
+/// The total loss of one micro-batch. docs/design.md §2.7.
 let loss (config: PopoConfig) (inputs: PopoInputs) : float =
     let w = inputs.Weights
     if not (hasPositive w) then 0.0
@@ -143,7 +143,7 @@ let loss (config: PopoConfig) (inputs: PopoInputs) : float =
             (entLoss config.Temperature config.EntropyScope w inputs.Logits)
 
 /// Gradients of `loss` with respect to token log-probs (from L_nll), predictor outputs (from L_sim) and
-/// logits (from L_ent only), each scaled by 1/grad_accum_steps; all zero without a positive. DESIGN §2.7.
+/// logits (from L_ent only), each scaled by 1/grad_accum_steps; all zero without a positive. docs/design.md §2.7.
 let gradients (config: PopoConfig) (inputs: PopoInputs) : PopoGradients =
     let w = inputs.Weights
     let k = float config.GradAccumSteps
@@ -154,7 +154,7 @@ let gradients (config: PopoConfig) (inputs: PopoInputs) : PopoGradients =
       Logits = entGrad config.Temperature config.EntropyScope w inputs.Logits |> Array.map (Array.map (fun g -> scale config.BetaEnt * g)) }
 
 /// Gradient of the total with respect to the logits when l_{i,t} = log softmax(z_{i,t} / T)[y_{i,t}]:
-/// dL/dz_{i,t} = dL/dl_{i,t} (1/T)(e_y - p) + dL_ent-part/dz_{i,t}. tokens: [n][|y_i|]. DESIGN §2.1, §2.7.
+/// dL/dz_{i,t} = dL/dl_{i,t} (1/T)(e_y - p) + dL_ent-part/dz_{i,t}. tokens: [n][|y_i|]. docs/design.md §2.1, §2.7.
 let fullLogitGradients (config: PopoConfig) (inputs: PopoInputs) (tokens: int[][]) : Vector<float>[][] =
     checkRows "tokens" inputs.Weights.Length tokens.Length
     let g = gradients config inputs

@@ -1,4 +1,4 @@
-/// The reference forward pass of the Qwen2-layout decoder (DESIGN.md §6) on one unpadded sequence, in float64
+/// The reference forward pass of the Qwen2-layout decoder (docs/design.md §6) on one unpadded sequence, in float64
 /// on MathNet matrices. It defines the semantics the TorchSharp engine (Popo.Engine.Model) must match.
 module Popo.Spec.Transformer
 
@@ -33,14 +33,14 @@ type Weights =
       FinalNorm: Vector<float>
       LmHead: Matrix<float> option }
 
-/// RMSNorm of each row of X [T, D]: y = w ⊙ x / sqrt(mean(x²) + eps). DESIGN §6.
+/// RMSNorm of each row of X [T, D]: y = w ⊙ x / sqrt(mean(x²) + eps). docs/design.md §6.
 let rmsNorm (eps: float) (w: Vector<float>) (x: Matrix<float>) : Matrix<float> =
     Matrix<float>.Build.DenseOfRowVectors(
         x.EnumerateRows()
         |> Seq.map (fun row -> row.PointwiseMultiply(w) / sqrt (row.DotProduct(row) / float row.Count + eps)))
 
 /// Rotate-half RoPE of one head vector x [d] at position p: with i < d/2, a_i = p · theta^(-2i/d),
-/// y_i = x_i cos a_i - x_{i+d/2} sin a_i and y_{i+d/2} = x_{i+d/2} cos a_i + x_i sin a_i. DESIGN §6 (HF Qwen2).
+/// y_i = x_i cos a_i - x_{i+d/2} sin a_i and y_{i+d/2} = x_{i+d/2} cos a_i + x_i sin a_i. docs/design.md §6 (HF Qwen2).
 let rope (theta: float) (p: int) (x: Vector<float>) : Vector<float> =
     let d = x.Count
     let h = d / 2
@@ -55,7 +55,7 @@ let silu (z: float) = z / (1.0 + exp -z)
 
 /// Causal grouped-query attention on X [T, D] (already normalised): per head h with kv head h / (H / H_kv),
 /// q_t = RoPE(Wq x_t + bq), k_s = RoPE(Wk x_s + bk), v_s = Wv x_s + bv,
-/// o_t = sum_{s <= t} softmax_s(q_t · k_s / sqrt d) v_s; result [T, D] = concat_h(o) Wo^T (no bias). DESIGN §6.
+/// o_t = sum_{s <= t} softmax_s(q_t · k_s / sqrt d) v_s; result [T, D] = concat_h(o) Wo^T (no bias). docs/design.md §6.
 let attention (config: Config) (layer: Layer) (x: Matrix<float>) : Matrix<float> =
     let t = x.RowCount
     let d = layer.Wq.RowCount / config.Heads
@@ -76,14 +76,14 @@ let attention (config: Config) (layer: Layer) (x: Matrix<float>) : Matrix<float>
             out.SetSubMatrix(i, h * d, o.ToRowMatrix())
     out * layer.Wo.Transpose()
 
-/// SwiGLU on rows of X [T, D]: (silu(X Wgate^T) ⊙ (X Wup^T)) Wdown^T. DESIGN §6.
+/// SwiGLU on rows of X [T, D]: (silu(X Wgate^T) ⊙ (X Wup^T)) Wdown^T. docs/design.md §6.
 let mlp (layer: Layer) (x: Matrix<float>) : Matrix<float> =
     let gate = (x * layer.Wgate.Transpose()).Map silu
     gate.PointwiseMultiply(x * layer.Wup.Transpose()) * layer.Wdown.Transpose()
 
 /// Forward pass on token ids [T] at positions 0..T-1: X_0 = E[ids]; per layer
 /// H = X + attn(norm1(X)), X' = H + mlp(norm2(H)); hidden = finalNorm(X) [T, D];
-/// logits = hidden (LmHead or E)^T [T, V]. Returns (logits, hidden). DESIGN §6.
+/// logits = hidden (LmHead or E)^T [T, V]. Returns (logits, hidden). docs/design.md §6.
 let forward (config: Config) (weights: Weights) (ids: int[]) : Matrix<float> * Matrix<float> =
     let x0 = Matrix<float>.Build.DenseOfRowVectors(ids |> Array.map (fun i -> weights.Embed.Row i))
     let block (x: Matrix<float>) (layer: Layer) =

@@ -1,4 +1,4 @@
-/// POPO's bounded importance weights over the positive set S+ of one prompt group ("Eq. 8", DESIGN §2.2).
+/// POPO's bounded importance weights over the positive set S+ of one prompt group ("Eq. 8", docs/design.md §2.2).
 /// A group is G rollouts: rewards [G] and ragged token log-probs [G][|y_i|] (completion tokens only).
 /// Weights are computed in the log domain so that scores far apart never underflow to 0/0.
 module Popo.Spec.Weights
@@ -9,7 +9,7 @@ type WeightMode =
     | Softmax
     | Uniform
 
-/// Weight options (DESIGN §2.2): mode, temperature T_w (softmax only), length normalisation
+/// Weight options (docs/design.md §2.2): mode, temperature T_w (softmax only), length normalisation
 /// (w_i /= |y_i|, renormalise) and an optional cap c applied last by water-filling.
 type WeightConfig =
     { Mode: WeightMode
@@ -25,7 +25,7 @@ type WeightConfig =
     static member Create(mode: WeightMode, temperature: float, lengthNormalize: bool, cap: System.Nullable<float>) =
         { Mode = mode; Temperature = temperature; LengthNormalize = lengthNormalize; Cap = Option.ofNullable cap }
 
-/// r_i > tau_r with tau_r = 0: the verifier's reward marks rollout i positive. DESIGN §2 notation.
+/// r_i > tau_r with tau_r = 0: the verifier's reward marks rollout i positive. docs/design.md §2 notation.
 let isPositive (reward: float) : bool =
     if System.Double.IsNaN reward then invalidArg "reward" "reward is NaN"
     reward > 0.0
@@ -39,7 +39,7 @@ let validateCompletion (tokenLogProbs: float[]) : unit =
     | None -> ()
 
 /// Sequence score s_i = (1/|y_i|) sum_t l_{i,t} (length-normalised log-prob). l: [|y_i|], |y_i| >= 1.
-/// DESIGN §2.2.
+/// docs/design.md §2.2.
 let sequenceScore (tokenLogProbs: float[]) : float =
     validateCompletion tokenLogProbs
     Array.average tokenLogProbs
@@ -50,7 +50,7 @@ let private logSumExp (xs: float[]) =
 
 /// Water-filling in the log domain: log-weights [m] summing (in exp) to 1 -> weights [m] with none above
 /// c. Capped entries get c; the others keep their ratios and share 1 - (#capped) c; repeat until none
-/// exceeds c. When m c < 1 every entry gets c. DESIGN §2.2 (explicit cap).
+/// exceeds c. When m c < 1 every entry gets c. docs/design.md §2.2 (explicit cap).
 let private waterFillLog (cap: float) (logWeights: float[]) : float[] =
     let m = logWeights.Length
     if float m * cap < 1.0 then Array.create m cap
@@ -66,7 +66,7 @@ let private waterFillLog (cap: float) (logWeights: float[]) : float[] =
 /// Cap c > 0 by water-filling over the support of w (entries > 0, summing to 1): entries above c are
 /// set to c, the rest rescaled in proportion so the total stays 1, repeated until none exceeds c; when
 /// |support| c < 1 every support entry gets c and the total is |support| c. Zero entries stay zero.
-/// w: [n]; result: [n]. DESIGN §2.2.
+/// w: [n]; result: [n]. docs/design.md §2.2.
 let waterFill (cap: float) (weights: float[]) : float[] =
     if not (cap > 0.0) then invalidArg "cap" (sprintf "cap must be > 0, got %g" cap)
     let support = [| for i in 0 .. weights.Length - 1 do if weights.[i] > 0.0 then yield i |]
@@ -78,7 +78,7 @@ let waterFill (cap: float) (weights: float[]) : float[] =
 /// POPO weights of one group: w_i = 0 off S+; on S+ w_i = softmax_{S+}(s_i / T_w) (Softmax) or 1/|S+|
 /// (Uniform); if LengthNormalize, w_i <- (w_i / |y_i|) / sum_j (w_j / |y_j|); then the cap, if any, by
 /// water-filling. A group with no positive gets all zeros. rewards: [G]; tokenLogProbs: [G][|y_i|];
-/// result: [G]. DESIGN §2.2 ("Eq. 8", authors' implementation).
+/// result: [G]. docs/design.md §2.2 ("Eq. 8", authors' implementation).
 let groupWeights (config: WeightConfig) (rewards: float[]) (tokenLogProbs: float[][]) : float[] =
     if rewards.Length <> tokenLogProbs.Length then
         invalidArg "tokenLogProbs" (sprintf "expected one completion per reward: %d rewards, %d completions" rewards.Length tokenLogProbs.Length)

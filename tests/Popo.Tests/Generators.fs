@@ -1,4 +1,4 @@
-/// Domain generators for the spec properties (STYLE.md §4): valid, varied inputs with no `==>` filters.
+/// Domain generators for the spec properties: valid, varied inputs with no `==>` filters.
 /// Group sizes 1-16, completion lengths 1-32, vocabularies 2-64, token probabilities near 0 and near 1,
 /// all-positive, all-negative and single-positive groups. Coverage is checked in Spec/Coverage.fs.
 module Popo.Tests.Generators
@@ -53,7 +53,7 @@ let logits : Gen<Logits> = vocabSize |> Gen.bind logitsOfSize |> Gen.map Logits
 /// A sampling temperature in [0.25, 4].
 let temperature : Gen<float> = Gen.oneof [ Gen.constant 1.0; uniform 0.25 4.0 ]
 
-/// Logits with one target token (DESIGN §4 N1).
+/// Logits with one target token (docs/design.md §4 N1).
 type TargetLogits = { Z: Vector<float>; Target: int }
 
 let targetLogits : Gen<TargetLogits> =
@@ -63,7 +63,7 @@ let targetLogits : Gen<TargetLogits> =
         return { Z = z; Target = i }
     }
 
-/// Logits with a target set S, nonempty and proper (so 0 < P_S < 1) (DESIGN §4 N3).
+/// Logits with a target set S, nonempty and proper (so 0 < P_S < 1) (docs/design.md §4 N3).
 type TargetSetLogits = { Z: Vector<float>; Targets: int[] }
 
 let targetSetLogits : Gen<TargetSetLogits> =

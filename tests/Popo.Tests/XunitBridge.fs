@@ -1,6 +1,6 @@
 /// Exposes every Expecto test of this assembly to the xunit runner, one xunit case per Expecto test,
 /// so that `dotnet test` runs (and fails on) the Expecto/FsCheck suite. Microsoft.NET.Test.Sdk alone
-/// finds no Expecto tests and exits 0 (DESIGN.md section 8).
+/// finds no Expecto tests and exits 0 (docs/design.md §8).
 namespace Popo.Tests
 
 open Expecto

@@ -5,22 +5,46 @@ using Spectre.Console;
 namespace Popo.Cli.Commands;
 
 /// <summary>
-/// Live progress on stderr: a bar with step, reward, pass rate, tokens/s and ETA on a terminal; one line
-/// per few steps when stderr is redirected (CI, logs). Results go to files, never to this stream.
+/// Live progress on stderr: a bar with step, reward, pass rate, tokens/s and ETA on a terminal; one plain line
+/// per few steps when stderr is redirected (CI, logs), written as is: no markup codes and no wrapping at a console
+/// width, however long the line. Results go to files, never to this stream.
 /// </summary>
 public sealed class ProgressObserver : ITrainingObserver, IDisposable
 {
-    private readonly IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
-    private readonly bool live = !Console.IsErrorRedirected;
+    private readonly TextWriter output;
+    private readonly IAnsiConsole console;   // markup, on a terminal only
+    private readonly bool live;
     private string phase = "";
     private int total, start;
     private DateTime phaseStart;
     private int lastPrinted;
 
+    /// <summary>Progress on stderr: live when stderr is a terminal.</summary>
+    public ProgressObserver() : this(Console.Error, !Console.IsErrorRedirected) { }
+
+    /// <param name="output">where progress goes (stderr).</param>
+    /// <param name="terminal">true when <paramref name="output"/> is a terminal: a bar redrawn in place.</param>
+    public ProgressObserver(TextWriter output, bool terminal)
+    {
+        this.output = output;
+        live = terminal;
+        console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
+        console.Profile.Width = UnwrappedWidth;   // the terminal wraps what it must; Spectre would hard-wrap at its guess
+    }
+
+    /// <summary>Spectre breaks lines at the console's width (80 when it cannot tell): this wide, a line stays whole.</summary>
+    private const int UnwrappedWidth = 1 << 20;
+
+    private void Line(string text, string style)
+    {
+        if (live) console.MarkupLine($"[{style}]{Markup.Escape(text)}[/]");
+        else output.WriteLine(text);
+    }
+
     public void Phase(string name, int totalSteps, int startStep)
     {
         phase = name; total = totalSteps; start = startStep; phaseStart = DateTime.UtcNow; lastPrinted = startStep;
-        console.MarkupLine($"[bold]{Markup.Escape(name)}[/]: {totalSteps} steps" + (startStep > 0 ? $" (from step {startStep})" : ""));
+        Line($"{name}: {totalSteps} steps" + (startStep > 0 ? $" (from step {startStep})" : ""), "bold");
     }
 
     public void Step(int step, IReadOnlyDictionary<string, double> m)
@@ -41,9 +65,9 @@ public sealed class ProgressObserver : ITrainingObserver, IDisposable
         Add("eval pass@1", "eval_pass1", "F3");
         if (double.IsFinite(eta)) parts.Add($"ETA {TimeSpan.FromSeconds(eta):mm\\:ss}");
         var line = string.Join("  ", parts);
-        if (!live) { console.WriteLine(line); return; }
-        Console.Error.Write("\r" + Bar(step) + " " + line.PadRight(100));   // redraw in place
-        if (step == total) Console.Error.WriteLine();
+        if (!live) { output.WriteLine(line); return; }
+        output.Write("\r" + Bar(step) + " " + line.PadRight(100));   // redraw in place
+        if (step == total) output.WriteLine();
     }
 
     private string Bar(int step)
@@ -55,8 +79,8 @@ public sealed class ProgressObserver : ITrainingObserver, IDisposable
 
     public void Log(string message)
     {
-        if (live) Console.Error.WriteLine();
-        console.MarkupLine($"[grey]{Markup.Escape(message)}[/]");
+        if (live) output.WriteLine();
+        Line(message, "grey");
     }
 
     public void Dispose() { }

@@ -1,6 +1,6 @@
 namespace Popo.Engine.Data;
 
-/// <summary>The JSONL shapes of DESIGN §7.</summary>
+/// <summary>The JSONL shapes of docs/design.md §7.</summary>
 public enum DatasetShape
 {
     /// <summary>Decided by the first line: "question" -> Gsm8k, "problem" -> ProblemAnswer, "prompt" -> Prompt.</summary>
@@ -16,7 +16,7 @@ public enum DatasetShape
 /// <summary>How to read a JSONL dataset.</summary>
 public sealed record DatasetOptions
 {
-    /// <summary>The default instruction (DESIGN §7): reason step by step, final answer in \boxed{}.</summary>
+    /// <summary>The default instruction (docs/design.md §7): reason step by step, final answer in \boxed{}.</summary>
     public const string DefaultTemplate = "{question}\nPlease reason step by step, and put your final answer within \\boxed{}.";
 
     public DatasetShape Shape { get; init; } = DatasetShape.Auto;

@@ -4,7 +4,7 @@ using System.Text.RegularExpressions;
 namespace Popo.Engine.Data;
 
 /// <summary>
-/// Reads the JSONL shapes of DESIGN §7 into <see cref="Problem"/>s. Blank lines are ignored. A bad
+/// Reads the JSONL shapes of docs/design.md §7 into <see cref="Problem"/>s. Blank lines are ignored. A bad
 /// line (not JSON, not an object, a missing or malformed field) throws <see cref="DatasetFormatException"/>
 /// naming the file, line and field, or with <see cref="DatasetOptions.SkipBadLines"/> is skipped and counted.
 /// Problem ids are the line's "id" or "unique_id" when present, else "file-name:line".

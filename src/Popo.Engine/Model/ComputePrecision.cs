@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace Popo.Engine.Model;
 
 /// <summary>
-/// Mixed precision for one model (DESIGN.md §10): parameters stay in their storage dtype (the float32 master
+/// Mixed precision for one model (docs/design.md §10): parameters stay in their storage dtype (the float32 master
 /// weights), the matmuls run in <see cref="Dtype"/> (bfloat16). A training forward casts each weight where it is
 /// used, so autograd returns float32 gradients to the masters and AdamW never sees bfloat16; the casts saved for
 /// backward are the bf16 compute copy, and with gradient checkpointing only one layer's casts live at a time.

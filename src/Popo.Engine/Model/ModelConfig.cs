@@ -7,7 +7,7 @@ using Popo.Engine.Runtime;
 namespace Popo.Engine.Model;
 
 /// <summary>
-/// The Hugging Face Qwen2 config.json fields the decoder is sized from (DESIGN.md §6). Property names
+/// The Hugging Face Qwen2 config.json fields the decoder is sized from (docs/design.md §6). Property names
 /// follow the C# convention; <see cref="Load"/> and <see cref="Save"/> use the HF snake_case names.
 /// </summary>
 public sealed record ModelConfig

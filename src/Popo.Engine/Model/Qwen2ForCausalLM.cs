@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Popo.Engine.Model;
 
 /// <summary>
-/// Qwen2 decoder with its language-model head (DESIGN.md §6). Parameters carry the HF tensor names
+/// Qwen2 decoder with its language-model head (docs/design.md §6). Parameters carry the HF tensor names
 /// ("model.layers.0.self_attn.q_proj.weight", ...). With tied embeddings there is no lm_head parameter and
 /// the logits are h · E^T.
 /// </summary>

@@ -1,7 +1,7 @@
 namespace Popo.Engine.Objectives;
 
 /// <summary>
-/// GRPO advantages (DESIGN.md §3): A_i = (r_i - mean_G r) / (std r + 1e-4), std Bessel-corrected
+/// GRPO advantages (docs/design.md §3): A_i = (r_i - mean_G r) / (std r + 1e-4), std Bessel-corrected
 /// (divide by n-1), taken over the group (group), the whole batch (batch, as TRL) or not at all
 /// (none = Dr. GRPO). Host arrays: one value per rollout.
 /// </summary>

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Popo.Engine.Objectives;
 
 /// <summary>
-/// The siamese momentum target xi (DESIGN.md §2.8): xi_0 = theta_0 and after every optimizer step
+/// The siamese momentum target xi (docs/design.md §2.8): xi_0 = theta_0 and after every optimizer step
 /// xi &lt;- tau xi + (1 - tau) theta. The target module is built by the caller with the policy's
 /// architecture and kept in float32 or wider; its parameters never require gradient.
 /// </summary>

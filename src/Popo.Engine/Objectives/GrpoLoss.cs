@@ -10,7 +10,7 @@ public sealed record GrpoLossTerms(Tensor Total, Tensor ClipFraction, Tensor Kl)
 }
 
 /// <summary>
-/// The GRPO-family clipped surrogate (DESIGN.md §3):
+/// The GRPO-family clipped surrogate (docs/design.md §3):
 ///   rho = exp(l - l_old);  per-token = -min(rho A, clip(rho, 1 - eps_low, 1 + eps_high) A) + beta k3,
 ///   k3 = exp(ref - l) - (ref - l) - 1;
 ///   grpo: mean_i (sum_t / |y_i|);  bnpo: sum / tokens in B;  dr_grpo: sum / (B L_max);  dapo: sum / T_batch.

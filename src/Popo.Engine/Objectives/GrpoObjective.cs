@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace Popo.Engine.Objectives;
 
 /// <summary>
-/// The GRPO family (DESIGN.md §3): group-normalised advantages and a clipped surrogate, with the grpo,
+/// The GRPO family (docs/design.md §3): group-normalised advantages and a clipped surrogate, with the grpo,
 /// bnpo, dr_grpo and dapo aggregations; k3 KL to a frozen reference when beta &gt; 0 (no reference model
 /// exists otherwise). DAPO's dynamic sampling drops all-equal groups from the loss (it does not resample
 /// to refill the batch, unlike the DAPO paper: the rollout budget stays equal across algorithms);

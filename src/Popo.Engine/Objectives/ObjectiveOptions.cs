@@ -3,19 +3,19 @@ using Popo.Engine.Runtime;
 
 namespace Popo.Engine.Objectives;
 
-/// <summary>How POPO weighs the positives of one group (DESIGN.md §2.2).</summary>
+/// <summary>How POPO weighs the positives of one group (docs/design.md §2.2).</summary>
 public enum WeightMode { Softmax, Uniform }
 
-/// <summary>Which rollouts' tokens enter the entropy bonus (DESIGN.md §2.6).</summary>
+/// <summary>Which rollouts' tokens enter the entropy bonus (docs/design.md §2.6).</summary>
 public enum EntropyScope { All, Positive }
 
-/// <summary>GRPO token-loss aggregation (DESIGN.md §3).</summary>
+/// <summary>GRPO token-loss aggregation (docs/design.md §3).</summary>
 public enum LossType { Grpo, Bnpo, DrGrpo, Dapo }
 
 /// <summary>GRPO advantage scaling: by the group's std, the whole batch's std, or not at all (Dr. GRPO).</summary>
 public enum RewardScaling { Group, Batch, None }
 
-/// <summary>POPO hyperparameters; every ablation of DESIGN.md §2.9 is one field.</summary>
+/// <summary>POPO hyperparameters; every ablation of docs/design.md §2.9 is one field.</summary>
 public sealed record PopoOptions
 {
     public WeightMode Weights { get; init; } = WeightMode.Softmax;
@@ -64,7 +64,7 @@ public sealed record PopoOptions
     public bool NegativesSkipped => BetaEntropy == 0.0 || EntropyScope == EntropyScope.Positive;
 }
 
-/// <summary>GRPO-family hyperparameters (DESIGN.md §3).</summary>
+/// <summary>GRPO-family hyperparameters (docs/design.md §3).</summary>
 public sealed record GrpoOptions
 {
     public LossType LossType { get; init; } = LossType.Grpo;

@@ -10,7 +10,7 @@ public sealed record PopoLossTerms(Tensor Total, Tensor Nll, Tensor Similarity, 
 }
 
 /// <summary>
-/// POPO's micro-batch loss (DESIGN.md §2.3-2.7):
+/// POPO's micro-batch loss (docs/design.md §2.3-2.7):
 ///   L_nll = (1/N+) sum_i w_i sum_t -l_{i,t}       (N+ = completion tokens of rows with w_i > 0, at least 1)
 ///   L_sim = -sum_i w_i cos(u_i, z_i) / max(sum_i w_i, 1e-8)   (u = predictor output, z = noisy target feature;
 ///           a row with w_i = 0 adds exactly 0, so u and z are passed for the positive rows only)

@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace Popo.Engine.Objectives;
 
 /// <summary>
-/// POPO (DESIGN.md §2): learn from the positives only, weighted by bounded importance weights, with a
+/// POPO (docs/design.md §2): learn from the positives only, weighted by bounded importance weights, with a
 /// siamese predictor pulled towards an EMA target's features instead of a KL penalty.
 /// Departures from the authors' code: none by default. With entropy_scope = positive or beta_ent = 0 the
 /// negatives are not forwarded at all (they could not change the loss); micro-batches without a

@@ -1,7 +1,7 @@
 namespace Popo.Engine.Objectives;
 
 /// <summary>
-/// POPO's bounded importance weights over the positive set ("Eq. 8", DESIGN.md §2.2).
+/// POPO's bounded importance weights over the positive set ("Eq. 8", docs/design.md §2.2).
 /// s_i = mean_t l_{i,t}; w_i = softmax over S+ of s_i / T_w (or 1/|S+|), 0 off S+, all 0 when S+ is empty.
 /// Computed once per generation batch from the pre-update policy's log-probs, without gradient, so
 /// this works on host arrays: a group has at most a few dozen rollouts.

@@ -6,7 +6,7 @@ using static TorchSharp.torch.nn;
 namespace Popo.Engine.Objectives;
 
 /// <summary>
-/// POPO's predictor h_phi (DESIGN.md §2.4): depth x [Linear -> LayerNorm -> ReLU], then Linear back to D.
+/// POPO's predictor h_phi (docs/design.md §2.4): depth x [Linear -> LayerNorm -> ReLU], then Linear back to D.
 /// Default depth 1: Linear(D->H) -> LayerNorm(H) -> ReLU -> Linear(H->D). Xavier-uniform weights, zero
 /// biases. Depth 0 is a single Linear(D->D) (the predictor-depth ablation).
 /// </summary>

@@ -3,10 +3,10 @@ using static TorchSharp.torch;
 
 namespace Popo.Engine.Policy;
 
-/// <summary>How a rollout's representation is pooled from the final post-norm hidden states (DESIGN.md §2.4).</summary>
+/// <summary>How a rollout's representation is pooled from the final post-norm hidden states (docs/design.md §2.4).</summary>
 public enum FeaturePooling { Mean, LastToken }
 
-/// <summary>Per-token quantities every objective reads off the policy's logits (DESIGN.md §2.1, §2.6).</summary>
+/// <summary>Per-token quantities every objective reads off the policy's logits (docs/design.md §2.1, §2.6).</summary>
 public static class TokenStatistics
 {
     /// <summary>

@@ -52,7 +52,7 @@ public sealed record ArithmeticDifficulty(int MinDigits, int MaxDigits, int Oper
 }
 
 /// <summary>
-/// Generated multi-digit arithmetic (DESIGN §7). Prompt "Q: 47+385\nA: "; the worked solution shows
+/// Generated multi-digit arithmetic (docs/design.md §7). Prompt "Q: 47+385\nA: "; the worked solution shows
 /// every binary step (products first, then left to right): column addition with carries
 /// ("7+5=12 4+8+1=13 3+1=4"), column subtraction with borrows ("15-7=8 8-1-4=3 3"), multiplication by
 /// partial products ("47*5=235 47*30=1410 235+1410=1645"), and ends with the line "#### 432".

@@ -48,7 +48,7 @@ public sealed record CountdownDifficulty(int Numbers, int MaxNumber, int MinTarg
 }
 
 /// <summary>
-/// Countdown (DESIGN §7): reach the target from the given numbers, each used at most once, with the
+/// Countdown (docs/design.md §7): reach the target from the given numbers, each used at most once, with the
 /// allowed operators and parentheses. Prompt "Q: nums 3 7 25 50 target 78\nA: " (numbers in ascending
 /// order); worked solution: the steps of a shortest solution found by search at generation time,
 /// then "#### expression" (e.g. "25*3=75 75+7=82 82-4=78\n#### 25*3+7-4"). The reward accepts any valid

@@ -1,7 +1,7 @@
 using Popo.Engine.Data;
 namespace Popo.Engine.Tasks;
 
-/// <summary>A source of problems with a deterministic 0/1 reward (DESIGN §7).</summary>
+/// <summary>A source of problems with a deterministic 0/1 reward (docs/design.md §7).</summary>
 public interface ITask
 {
     string Name { get; }

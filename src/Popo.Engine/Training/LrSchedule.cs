@@ -1,7 +1,7 @@
 namespace Popo.Engine.Training;
 
 /// <summary>
-/// Linear warm-up over the first warmupRatio of the steps, then cosine decay to zero (DESIGN.md §2.8),
+/// Linear warm-up over the first warmupRatio of the steps, then cosine decay to zero (docs/design.md §2.8),
 /// as a multiplier of the base learning rate for optimizer step s (0-based).
 /// </summary>
 public static class LrSchedule

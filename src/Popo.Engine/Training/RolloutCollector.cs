@@ -11,7 +11,7 @@ namespace Popo.Engine.Training;
 public sealed record RolloutTexts(Problem[] Problems, string[] Completions);
 
 /// <summary>
-/// Rollout and verification (DESIGN.md §1): G samples per prompt from the current policy, decoded and
+/// Rollout and verification (docs/design.md §1): G samples per prompt from the current policy, decoded and
 /// scored by the task's verifier, packed as a <see cref="GenerationBatch"/> (groups contiguous).
 /// </summary>
 public sealed class RolloutCollector(Qwen2ForCausalLM model, PromptFormat format, ITask task, SamplerOptions sampling)

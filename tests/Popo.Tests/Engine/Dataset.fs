@@ -1,4 +1,4 @@
-/// The JSONL loader and the dataset task (DESIGN §7): the three shapes, the prompt template, errors
+/// The JSONL loader and the dataset task (docs/design.md §7): the three shapes, the prompt template, errors
 /// that name file, line and field, skipping bad lines with a count, and the real benchmark files.
 module Popo.Tests.Engine.Dataset
 

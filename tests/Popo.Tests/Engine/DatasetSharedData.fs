@@ -1,4 +1,4 @@
-/// Locates the real benchmark files (DESIGN §7: ../shared/data beside the repository, or the
+/// Locates the real benchmark files (docs/design.md §7: ../shared/data beside the repository, or the
 /// POPO_SHARED_DATA variable). Tests that need them skip with a printed notice when they are absent.
 module Popo.Tests.Engine.SharedData
 

@@ -1,4 +1,4 @@
-/// Hugging Face checkpoint folders: save -> load round trips and every malformed-input error (DESIGN.md §6).
+/// Hugging Face checkpoint folders: save -> load round trips and every malformed-input error (docs/design.md §6).
 module Popo.Tests.Engine.ModelCheckpoint
 
 open System

@@ -1,4 +1,4 @@
-/// The engine's Qwen2 decoder in float64 agrees with the spec's reference forward pass (DESIGN.md §6).
+/// The engine's Qwen2 decoder in float64 agrees with the spec's reference forward pass (docs/design.md §6).
 module Popo.Tests.Engine.ModelSpec
 
 open Expecto

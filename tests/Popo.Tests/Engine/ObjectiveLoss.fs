@@ -1,5 +1,5 @@
 /// The engine's POPO and GRPO micro-batch losses and their autograd gradients agree with Popo.Spec's
-/// values and analytic gradients (DESIGN.md §2.3-§2.7, §3): float64 to Accuracy.engine64, float32 to
+/// values and analytic gradients (docs/design.md §2.3-§2.7, §3): float64 to Accuracy.engine64, float32 to
 /// Accuracy.engine32, for every weight mode, entropy scope and aggregation.
 module Popo.Tests.Engine.ObjectiveLoss
 

@@ -1,6 +1,6 @@
 /// The host-side and small tensor pieces of the engine's objectives against the spec or a hand
 /// computation: POPO weights, GRPO advantages, token statistics, feature pooling, the predictor and the
-/// objective registry (DESIGN.md §2.1-§2.4, §3; STYLE.md §9).
+/// objective registry (docs/design.md §2.1-§2.4, §3).
 module Popo.Tests.Engine.ObjectiveParts
 
 open System

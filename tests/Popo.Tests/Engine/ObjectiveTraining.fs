@@ -1,6 +1,6 @@
 /// The engine's objectives inside a training step on a tiny Qwen2 policy: the EMA target against the
-/// spec's closed form (DESIGN.md §2.8, §4 E), no gradient into the target (§4 S), POPO skipping negatives
-/// (§2.6), and no native tensor leak over 100 optimizer steps (STYLE.md §12).
+/// spec's closed form (docs/design.md §2.8, §4 E), no gradient into the target (§4 S), POPO skipping negatives
+/// (§2.6), and no native tensor leak over 100 optimizer steps.
 module Popo.Tests.Engine.ObjectiveTraining
 
 open System

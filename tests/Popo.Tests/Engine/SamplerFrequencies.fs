@@ -1,4 +1,4 @@
-/// The sampler draws from the distribution whose log-probs it reports (DESIGN.md §2.1): softmax(logits / T),
+/// The sampler draws from the distribution whose log-probs it reports (docs/design.md §2.1): softmax(logits / T),
 /// restricted to the top-k and top-p sets when those filters are on (the reported log-prob is that of the
 /// unrestricted softmax, so the draw distribution is exp(l_j) / sum_{kept} exp(l)). N rows of one prompt
 /// each draw one token; the counts are compared with those probabilities cell by cell.

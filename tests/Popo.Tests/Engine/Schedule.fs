@@ -1,4 +1,4 @@
-/// The learning-rate schedule (DESIGN.md §2.8): linear warm-up over the first ceil(r T) optimizer steps,
+/// The learning-rate schedule (docs/design.md §2.8): linear warm-up over the first ceil(r T) optimizer steps,
 /// then cosine decay to zero. The values are pinned from the formula written out here, independently of
 /// LrSchedule, so an off-by-one in the step index (s vs s + 1, or the warm-up length) changes them.
 module Popo.Tests.Engine.Schedule

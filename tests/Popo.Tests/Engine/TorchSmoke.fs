@@ -1,4 +1,4 @@
-/// libtorch loads on this image (DESIGN.md section 8) and its autograd path produces the right numbers.
+/// libtorch loads on this image (docs/design.md §8) and its autograd path produces the right numbers.
 module Popo.Tests.Engine.TorchSmoke
 
 open Expecto

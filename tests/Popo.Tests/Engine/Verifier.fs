@@ -1,4 +1,4 @@
-/// The math verifier (DESIGN §7): extraction order, equivalence by value, and totality with bounded
+/// The math verifier (docs/design.md §7): extraction order, equivalence by value, and totality with bounded
 /// time on adversarial input.
 module Popo.Tests.Engine.Verifier
 

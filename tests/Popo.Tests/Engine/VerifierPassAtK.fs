@@ -1,4 +1,4 @@
-/// pass@k and mean@k (DESIGN §9): the product form agrees with the binomial definition
+/// pass@k and mean@k (docs/design.md §9): the product form agrees with the binomial definition
 /// 1 - C(n-c,k)/C(n,k) computed exactly.
 module Popo.Tests.Engine.VerifierPassAtK
 

@@ -1,4 +1,4 @@
-/// Pinned counterexamples to the false claims of DESIGN §4 (see proofs/false-claims.md). Each case is a
+/// Pinned counterexamples to the false claims of docs/design.md §4 (see proofs/false-claims.md). Each case is a
 /// fixed input where the claim fails, with the first-order formula that predicts the failure.
 module Popo.Tests.Spec.FalseClaims
 

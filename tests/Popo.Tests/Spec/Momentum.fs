@@ -9,7 +9,7 @@ open Popo.Tests
 open Popo.Tests.Generators
 open Popo.Tests.Spec.Check
 
-/// A trajectory that starts the target at the first parameters, xi_0 = theta_0 (DESIGN §2.8).
+/// A trajectory that starts the target at the first parameters, xi_0 = theta_0 (docs/design.md §2.8).
 let private startAtTheta (t: Trajectory) =
     match t.Thetas with
     | first :: _ -> first

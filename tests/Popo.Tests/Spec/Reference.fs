@@ -1,4 +1,4 @@
-/// The reference numbers of DESIGN §5 (one group, G = 4), given there to 6 decimals (GRPO to 4).
+/// The reference numbers of docs/design.md §5 (one group, G = 4), given there to 6 decimals (GRPO to 4).
 /// The golden values are also derived in proofs/reference-numbers.md.
 module Popo.Tests.Spec.Reference
 

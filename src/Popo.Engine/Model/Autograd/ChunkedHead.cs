@@ -7,7 +7,7 @@ namespace Popo.Engine.Model;
 internal sealed record HeadSettings(double Temperature, int Chunk, ScalarType? ComputeDtype, bool Entropy);
 
 /// <summary>
-/// Token log-probs and entropies of the head without materialising [N, V] logits (DESIGN.md §10):
+/// Token log-probs and entropies of the head without materialising [N, V] logits (docs/design.md §10):
 /// z = h W^T / T in chunks of positions, l = z[y] - logsumexp(z), H = logsumexp(z) - sum_v p_v z_v.
 /// Only h, the per-position logsumexp and H are kept for backward; the backward recomputes each chunk's
 /// logits and applies the closed form
