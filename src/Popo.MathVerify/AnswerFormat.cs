@@ -22,8 +22,15 @@ public enum AnswerRoute
     Number,
 }
 
-/// <summary>An answer taken from a completion and the route it came by.</summary>
-public readonly record struct Extraction(string Answer, AnswerRoute Route);
+/// <summary>
+/// An answer taken from a completion and the route it came by. <c>Joined</c>: for boxes, the last box with
+/// the boxes before it in the same sentence, linked by "and", a comma or a semicolon ("\boxed{(3,3)} for
+/// part (a) and \boxed{(1,1)}"), as a list; null when there are none. The answer is either.
+/// </summary>
+public readonly record struct Extraction(string Answer, AnswerRoute Route)
+{
+    public string? Joined { get; init; }
+}
 
 /// <summary>The verifier's verdict and the route of the answer it judged (None when there was none).</summary>
 public readonly record struct Verdict(bool Correct, AnswerRoute Route);
