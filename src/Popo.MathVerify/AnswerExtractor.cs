@@ -123,8 +123,8 @@ public static class AnswerExtractor
     /// <summary>
     /// The boxes before the box group starting at <paramref name="first"/> that answer the same sentence:
     /// each linked to the next by a short text (at most <see cref="MaxLink"/> characters, no line break or
-    /// sentence end) holding "and", a comma or a semicolon and no word of correction ("not", "wrong", "but",
-    /// "wait", "instead", "actually"). The list of them and the group, or null when there is none.
+    /// sentence end) holding "and", a comma or a semicolon and no word of correction or consequence ("not",
+    /// "wrong", "but", "wait", "instead", "then", "so"...). The list of them and the group, or null when none.
     /// </summary>
     private static string? LinkedBoxes(string s, int first, string group)
     {
@@ -152,7 +152,7 @@ public static class AnswerExtractor
         return string.Join(", ", answers);
     }
 
-    private static readonly string[] Corrections = ["not", "wrong", "but", "wait", "instead", "actually", "incorrect", "no"];
+    private static readonly string[] Corrections = ["not", "wrong", "but", "wait", "instead", "actually", "incorrect", "no", "then", "so", "thus", "hence", "therefore"];
 
     private static bool IsLink(string link)
     {
