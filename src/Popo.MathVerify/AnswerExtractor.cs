@@ -610,7 +610,8 @@ public static class AnswerExtractor
     /// <summary>After a number ending at end: past a currency sign or a unit with a superscript (m², cm³), else end.</summary>
     private static int UnitEnd(string s, int end)
     {
-        if (end < s.Length && s[end] is '€' or '£' or '¥') return end + 1;
+        // a dollar or other currency sign after the amount (1,000.99$, 1,000.99€)
+        if (end < s.Length && s[end] is '€' or '£' or '¥' or '$') return end + 1;
         int k = end;
         while (k < s.Length && k - end < 3 && char.IsAsciiLetterLower(s[k])) k++;
         return k > end && k < s.Length && s[k] is '²' or '³' ? k + 1 : end;

@@ -101,7 +101,7 @@ internal static class LatexLexer
                 case '≤': Add(tokens, Tok.Rel, "<=", ref space); break;
                 case '≥': Add(tokens, Tok.Rel, ">=", ref space); break;
                 case '≠': Add(tokens, Tok.Rel, "!=", ref space); break;
-                case '≈': Add(tokens, Tok.Rel, "=", ref space); break;
+                case '≈': Add(tokens, Tok.Rel, "≈", ref space); break;
                 // a superscript digit is a power (m², x³); currency signs carry no value, like \$
                 case '²': Add(tokens, Tok.Caret, "^", ref space); Add(tokens, Tok.Number, "2", ref space); break;
                 case '³': Add(tokens, Tok.Caret, "^", ref space); Add(tokens, Tok.Number, "3", ref space); break;
@@ -285,8 +285,8 @@ internal static class LatexLexer
             case "lt": Add(tokens, Tok.Rel, "<", ref space); return j;
             case "gt": Add(tokens, Tok.Rel, ">", ref space); return j;
             case "ne": case "neq": Add(tokens, Tok.Rel, "!=", ref space); return j;
-            // a chain ending "\approx 11" states its value as the last side, like "="
-            case "approx": case "simeq": Add(tokens, Tok.Rel, "=", ref space); return j;
+            // its own relation: what follows it only approximates (Equivalence reads a chain's value)
+            case "approx": case "simeq": Add(tokens, Tok.Rel, "≈", ref space); return j;
             case "euro": case "pounds": space = true; return j;
             case "in": Add(tokens, Tok.Rel, "in", ref space); return j;
             case "pm": Add(tokens, Tok.PlusMinus, "pm", ref space); return j;

@@ -32,6 +32,8 @@ let tests =
             Expect.isTrue (both "1 000" "1000") "a space between groups of three"
             Expect.isTrue (both "1,22" "1.22") "a decimal comma"
             Expect.isTrue (neither "1,220" "1.22") "a comma before three digits is thousands"
+            Expect.isTrue (both "0,111" "0.111") "a leading 0 is no thousands group"
+            Expect.isTrue (neither "0,111" "111") "so 0,111 is not 111"
             Expect.isTrue (both "1,000.99€" "1000.99") "a currency sign glued"
             Expect.isTrue (both "1,000.99m²" "1000.99") "a unit with a superscript glued"
             Expect.isTrue (neither "5x²" "5") "a variable squared is no unit"

@@ -40,6 +40,8 @@ let tests =
                 Expect.isTrue (equal "x = 5+5+1 = 7 = 11" "x = 11") "against the assignment"
                 Expect.isTrue (equal "x = 5+5+1 = 7 = 11" "11") "against the value"
                 Expect.isTrue (equal "x \\approx 11" "11") "\\approx states the value"
+                Expect.isTrue (equal "x = 1/3 \\approx 0.3" "\\frac13") "what \\approx follows is the value"
+                Expect.isTrue (neither "x = 1/3 \\approx 0.3" "0.3") "not its approximation"
                 Expect.isTrue (Equivalence.Equal("1 = \\zzz = x = 0", "0")) "an unreadable middle side"
                 Expect.isTrue (MathVerifier.IsCorrect("so $x = 2 \\cdot 3 = 6$", "6", AnswerFormat.Any)) "the last math span"
                 Expect.isTrue (neither "1 = \\zzz = x = 0" "1") "not the first side"
