@@ -72,7 +72,11 @@ public static class Equivalence
     private static readonly Regex TextUnit = new(@"^(.*\d)\s*\\(?:text|mbox|textrm|mathrm)\s*\{\s*[A-Za-z][A-Za-z ]*\}\.?$", RegexOptions.CultureInvariant);
     /// <summary>A number glued to a length, area or volume unit written with a superscript: 1,000.99m², 5 cm³.</summary>
     private static readonly Regex SuperscriptUnit = new(@"^(-?[\d.,]*\d)\s*(?:mm|cm|dm|km|m|in|ft|yd|mi)[²³]\.?$", RegexOptions.CultureInvariant);
-    /// <summary>d,dd, dddd,d or 0,ddd: a decimal comma (no thousands reading: the part after the comma is not three digits, or the part before is over three or starts with 0).</summary>
+    /// <summary>
+    /// d,dd, dddd,dd or 0,ddd: a decimal comma, read when no thousands reading is possible (the part after the
+    /// comma is not three digits, or the part before is over three or starts with 0) and the part after has two
+    /// digits or more: a single digit (-2,1; 1,2) is far more often a list of two answers.
+    /// </summary>
     private static readonly Regex DecimalComma = new(@"^-?(\d+),(\d+)$", RegexOptions.CultureInvariant);
     private static readonly Regex Words = new(@"^[A-Za-z][A-Za-z ]*[A-Za-z]$", RegexOptions.CultureInvariant);
 
@@ -100,7 +104,7 @@ public static class Equivalence
     /// written as a solution) reads as its boxes joined into a list. Doubled backslashes (an escaped string:
     /// \\frac) are single. A chain of equalities a = b = ... = z reads also as a = z when a is a name, else as
     /// z (the chain's result is its last side; x \approx 11 is x = 11). d,dd reads also as the decimal d.dd
-    /// when no thousands reading is possible.
+    /// when no thousands reading is possible (see <see cref="DecimalComma"/>).
     /// </summary>
     internal static List<string> Readings(string answer)
     {
@@ -113,7 +117,7 @@ public static class Equivalence
         if (t.Contains('=') || t.Contains('≈') || t.Contains("\\approx", StringComparison.Ordinal))
             if (LastSide(t) is { } last && last != t) list.Add(last);
         if (t.Contains(',') && DecimalComma.Match(t.Trim().Trim('$').Trim().Trim('€', '£', '¥').Trim()) is { Success: true } dc
-            && (dc.Groups[2].Length != 3 || dc.Groups[1].Length > 3 || dc.Groups[1].Value[0] == '0'))
+            && dc.Groups[2].Length >= 2 && (dc.Groups[2].Length != 3 || dc.Groups[1].Length > 3 || dc.Groups[1].Value[0] == '0'))
             list.Add(dc.Value.Replace(',', '.'));
         return list;
     }
