@@ -757,12 +757,30 @@ internal static class MathCanon
     /// Equal as multisets. Equivalence is transitive, so a greedy matching finds a perfect one when it exists:
     /// at most n^2 comparisons of precomputed values (64 items: 4096 cheap comparisons).
     /// </summary>
-    /// <summary>The items without repeats (a set written \{1, 1, 2\} is \{1, 2\}); n^2 comparisons.</summary>
+    /// <summary>
+    /// The items without repeats (a set written \{1, 1, 2\} is \{1, 2\}). An item is compared only with kept
+    /// items of its key (equal values have equal keys); items without a key with every kept item.
+    /// </summary>
     private static Canon[] Distinct(Canon[] items)
     {
         var kept = new List<Canon>(items.Length);
+        var byKey = new Dictionary<long, List<Canon>>();
+        var unkeyed = new List<Canon>();
         foreach (var item in items)
-            if (!kept.Any(k => Same(k, item))) kept.Add(item);
+        {
+            if (item.Key is { } k)
+            {
+                if (!byKey.TryGetValue(k, out var bucket)) byKey[k] = bucket = [];
+                if (bucket.Any(c => Same(c, item)) || unkeyed.Any(c => Same(c, item))) continue;
+                bucket.Add(item);
+            }
+            else
+            {
+                if (kept.Any(c => Same(c, item))) continue;
+                unkeyed.Add(item);
+            }
+            kept.Add(item);
+        }
         return kept.ToArray();
     }
 
