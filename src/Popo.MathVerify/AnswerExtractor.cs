@@ -49,9 +49,12 @@ public static class AnswerExtractor
             // "" from a marker means: the marker is there but holds no answer; do not look further.
             var found = Route(Boxed(s, out int firstBox), AnswerRoute.Boxed);
             if (found is { Answer.Length: > 0 } box && LinkedBoxes(s, firstBox, box.Answer) is { } joined)
-                found = box with { Joined = joined };
+                found = box with { Alternative = joined };
             if (found is null && format != AnswerFormat.Boxed)
-                found = Route(Tagged(s), AnswerRoute.Marked) ?? Route(Hashes(s), AnswerRoute.Marked) ?? Route(AnswerIs(s), AnswerRoute.Marked);
+            {
+                found = Route(Tagged(s), AnswerRoute.Marked) ?? Route(Hashes(s), AnswerRoute.Marked);
+                if (found is null && AnswerIs(s, out var word) is { } said) found = new Extraction(said, AnswerRoute.Marked) { Alternative = word };
+            }
             if (found is null && format == AnswerFormat.Any && finished)
                 found = Route(MathSpan(s), AnswerRoute.Math) ?? Route(LastNumber(s), AnswerRoute.Number);
             return found is { Answer.Length: > 0 } ? found : null;
@@ -377,9 +380,15 @@ public static class AnswerExtractor
         return NonEmpty(rest) ?? "";
     }
 
-    /// <summary>"answer is X" / "Answer: X" (the later of the two): the answer that follows on that line.</summary>
-    private static string? AnswerIs(string s)
+    /// <summary>
+    /// "answer is X" / "Answer: X" (the later of the two): the answer that follows on that line. When the line
+    /// is a sentence that opens with a word ("Final Answer: The largest $n$ is 34."), its value
+    /// (<see cref="SentenceValue"/>) is the answer and the first word the <paramref name="word"/> reading
+    /// ("Evelyn wins with 5 points" answers "who" by Evelyn and "how many" by 5).
+    /// </summary>
+    private static string? AnswerIs(string s, out string? word)
     {
+        word = null;
         int at = LastMarker(s, "nswer is", out int len);
         int colon = LastMarker(s, "nswer:", out int clen);
         if (colon > at) { at = colon; len = clen; }
@@ -394,7 +403,24 @@ public static class AnswerExtractor
             var span = FirstMathSpan(rest);
             if (span is not null) return NonEmpty(span);
         }
-        return NonEmpty(Formula(rest));
+        var formula = NonEmpty(Formula(rest));
+        if (formula is not null && StartsSentence(rest) && SentenceValue(rest) is { } value)
+        {
+            // an article or a pronoun opening the sentence is no text answer
+            word = FunctionWords.Contains(formula.ToLowerInvariant()) ? null : formula;
+            return value;
+        }
+        return formula;
+    }
+
+    private static readonly HashSet<string> FunctionWords =
+        ["the", "a", "an", "this", "that", "these", "those", "it", "its", "we", "our", "there", "so", "thus", "hence", "therefore", "in", "for", "if", "when"];
+
+    /// <summary>A line that opens with a plain word and goes on.</summary>
+    private static bool StartsSentence(string rest)
+    {
+        var chunks = Chunks(rest);
+        return chunks.Count > 1 && IsPlainWord(chunks[0]);
     }
 
     /// <summary>The last "a" or "A" + marker, or -1.</summary>
@@ -415,12 +441,7 @@ public static class AnswerExtractor
     {
         var chunks = Chunks(rest);
         if (chunks.Count == 0) return "";
-        if (IsPlainWord(chunks[0]))
-        {
-            // "Answer: The largest $n$ is 34.": a sentence, whose answer follows its last verb
-            if (chunks.Count > 1 && AfterVerb(rest) is { } value) return value;
-            return chunks[0].TrimEnd('.', ',', ';', '!', '*');
-        }
+        if (IsPlainWord(chunks[0])) return chunks[0].TrimEnd('.', ',', ';', '!', '*');
         int take = 0;
         for (int k = 0; k < chunks.Count; k++)
         {
@@ -445,17 +466,18 @@ public static class AnswerExtractor
 
     /// <summary>
     /// The formula after the last "is", "are", "was", "equals", "be" or "=" of the first sentence of a line
-    /// that opens with a word (a math span, or a formula up to the next word); null when there is none or
-    /// it is a word.
+    /// that opens with a word (a math span, or a formula up to the next word); without such a verb, the
+    /// sentence's last math span or whole number; null when there is none or it is a word.
     /// </summary>
-    private static string? AfterVerb(string line)
+    private static string? SentenceValue(string line)
     {
         int end = line.Length;
         for (int i = 0; i + 1 < line.Length; i++)
             if (line[i] == '.' && char.IsWhiteSpace(line[i + 1])) { end = i; break; }
         var sentence = line[..end];
         var matches = Verb.Matches(sentence);
-        if (matches.Count == 0) return null;
+        // no verb ("Jane has 12 more marbles"): the last math span of the sentence, else its last whole number
+        if (matches.Count == 0) return sentence.Contains('$') ? MathSpan(sentence) : LastNumber(sentence.TrimEnd('.', ' '));
         var m = matches[^1];
         var tail = sentence[(m.Index + m.Length)..].Trim();
         if (tail.Length == 0) return null;
@@ -463,7 +485,8 @@ public static class AnswerExtractor
             return FirstMathSpan(tail) is { } span ? NonEmpty(span) : null;
         var chunks = Chunks(tail);
         if (chunks.Count == 0 || IsPlainWord(chunks[0])) return null;
-        return NonEmpty(Formula(tail));
+        var value = NonEmpty(Formula(tail));
+        return value is not null && !IsPlainWord(value) ? value : null;
     }
 
     private static List<string> Chunks(string s)

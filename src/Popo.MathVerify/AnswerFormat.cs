@@ -23,13 +23,14 @@ public enum AnswerRoute
 }
 
 /// <summary>
-/// An answer taken from a completion and the route it came by. <c>Joined</c>: for boxes, the last box with
-/// the boxes before it in the same sentence, linked by "and", a comma or a semicolon ("\boxed{(3,3)} for
-/// part (a) and \boxed{(1,1)}"), as a list; null when there are none. The answer is either.
+/// An answer taken from a completion and the route it came by, and <c>Alternative</c>, a second reading of
+/// the same marker (null when none): for boxes, the last box with the boxes before it in the same sentence,
+/// linked by "and", a comma or a semicolon ("\boxed{(3,3)} for part (a) and \boxed{(1,1)}"), as a list; for
+/// "Answer: Evelyn wins with 5 points", the first word beside the sentence's value. Either reading may match.
 /// </summary>
 public readonly record struct Extraction(string Answer, AnswerRoute Route)
 {
-    public string? Joined { get; init; }
+    public string? Alternative { get; init; }
 }
 
 /// <summary>The verifier's verdict and the route of the answer it judged (None when there was none).</summary>

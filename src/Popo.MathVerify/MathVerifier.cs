@@ -18,7 +18,7 @@ public static class MathVerifier
     {
         var found = AnswerExtractor.Find(completion, format, finished);
         if (found is not { } f) return new Verdict(false, AnswerRoute.None);
-        bool correct = Equivalence.Equal(f.Answer, gold) || (f.Joined is { } joined && Equivalence.Equal(joined, gold));
+        bool correct = Equivalence.Equal(f.Answer, gold) || (f.Alternative is { } other && Equivalence.Equal(other, gold));
         return new Verdict(correct, f.Route);
     }
 

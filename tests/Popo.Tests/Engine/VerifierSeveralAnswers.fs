@@ -70,15 +70,23 @@ let tests =
             test "Final Answer: a sentence gives the value after its verb" {
                 Expect.isTrue (MathVerifier.IsCorrect("Final Answer: The largest $n$ is 34.", "34", marked)) "is N"
                 Expect.isTrue (MathVerifier.IsCorrect("Final Answer: The volume of the box is $120$.", "120", marked)) "is $N$"
+                Expect.isTrue (MathVerifier.IsCorrect("Final Answer: Jane has 12 more marbles than Tom.", "12", marked)) "no verb: the last number"
+                Expect.isTrue (MathVerifier.IsCorrect("Final Answer: Jane needs $\\frac{3}{4}$ of a cup.", "0.75", marked)) "no verb: the last math span"
                 Expect.isTrue (MathVerifier.IsCorrect("Answer: Evelyn", "\\text{Evelyn}", marked)) "a word answer stays a word"
+                Expect.isTrue (MathVerifier.IsCorrect("Answer: Evelyn wins the race", "\\text{Evelyn}", marked)) "a word answer in a sentence with no number"
+                Expect.isTrue (MathVerifier.IsCorrect("Answer: Evelyn wins with 5 points.", "\\text{Evelyn}", marked)) "the first word is one reading"
+                Expect.isTrue (MathVerifier.IsCorrect("Answer: Evelyn wins with 5 points.", "5", marked)) "the sentence's number the other"
+                Expect.isFalse (MathVerifier.IsCorrect("Answer: Evelyn wins with 5 points.", "\\text{Briana}", marked)) "another name"
+                Expect.isFalse (MathVerifier.IsCorrect("Answer: Evelyn wins with 5 points.", "4", marked)) "another number"
                 Expect.isTrue (MathVerifier.IsCorrect("The answer is 42 because 6*7", "42", marked)) "a formula then a word"
                 Expect.isFalse (MathVerifier.IsCorrect("Final Answer: The largest $n$ is 34.", "\\text{The}", marked)) "not the first word"
             }
-            testPropertyWithConfig config "Final Answer: The ... is v. verifies v, never v+1 or -v" <|
+            testPropertyWithConfig config "Final Answer: The ... is v. (or Jane has v ...) verifies v, never v+1 or -v" <|
                 Prop.forAll (Arb.fromGen (Gen.choose (1, 100000))) (fun v ->
-                    let text = sprintf "Final Answer: The number of ways is %d." v
-                    MathVerifier.IsCorrect(text, string v, marked)
-                    && not (MathVerifier.IsCorrect(text, string (v + 1), marked)) && not (MathVerifier.IsCorrect(text, string -v, marked)))
+                    [ sprintf "Final Answer: The number of ways is %d." v; sprintf "Final Answer: Jane has %d more marbles." v ]
+                    |> List.forall (fun text ->
+                        MathVerifier.IsCorrect(text, string v, marked)
+                        && not (MathVerifier.IsCorrect(text, string (v + 1), marked)) && not (MathVerifier.IsCorrect(text, string -v, marked))))
             test "the <answer> tag is graded, not the reasoning before it (Math-Verify grades the reasoning)" {
                 let text = "We try $x = 3$, which fails the check. <answer>5</answer>"
                 Expect.isTrue (MathVerifier.IsCorrect(text, "5", any)) "the tag"
