@@ -148,6 +148,14 @@ public static class VerifierBench
         var r2 = new Random(5);
         for (int i = 0; i < mib; i++) sb.Append((char)r2.Next(32, 127));
         list.Add(("1 MiB random printable ASCII", sb.ToString(), "5", false));
+        // the rules of issue 33 at their largest: a chain judged by its last side, a relation rearranged,
+        // boxes linked by text, a set with repeats
+        list.Add(("600-link chain of equalities (EQUAL)", "\\boxed{x = " + string.Join(" = ", Enumerable.Repeat("3+4", 599)) + " = 7}", "7", true));
+        var terms = Enumerable.Range(1, 24).Select(i => $"{i}x_{{{i}}}").ToArray();
+        list.Add(("24-variable linear equation negated and scaled (EQUAL)", "\\boxed{" + string.Join(" + ", terms) + " = 5}",
+            string.Join(" ", Enumerable.Range(1, 24).Select(i => $"- {2 * i}x_{{{i}}}")) + " + 10 = 0", true));
+        list.Add(("1 MiB of boxes linked by text", string.Concat(Enumerable.Repeat("\\boxed{1} for part (a) and ", mib / 27)), "2", false));
+        list.Add(("64-element set with every element twice (EQUAL)", "\\boxed{\\{" + string.Join(",", numbers.Concat(numbers)) + "\\}}", "\\{" + string.Join(",", numbers) + "\\}", true));
         return list;
     }
 }

@@ -36,17 +36,26 @@ public static class AnswerExtractor
     /// <summary>Only an explicitly marked answer (format marked): for tasks whose answers are not numbers (countdown).</summary>
     public static string? ExtractMarked(string? completion) => Find(completion, AnswerFormat.Marked)?.Answer;
 
-    public static Extraction? Find(string? completion, AnswerFormat format)
+    /// <summary>
+    /// The answer under a format. A completion that did not finish (<paramref name="finished"/> false: cut at
+    /// the length limit) has no unmarked answer: under any it is read as under marked.
+    /// </summary>
+    public static Extraction? Find(string? completion, AnswerFormat format, bool finished = true)
     {
         if (string.IsNullOrEmpty(completion)) return null;
         try
         {
             var s = completion.Length > MaxInputLength ? completion[^MaxInputLength..] : completion;
             // "" from a marker means: the marker is there but holds no answer; do not look further.
-            var found = Route(Boxed(s), AnswerRoute.Boxed);
+            var found = Route(Boxed(s, out int firstBox), AnswerRoute.Boxed);
+            if (found is { Answer.Length: > 0 } box && LinkedBoxes(s, firstBox, box.Answer) is { } joined)
+                found = box with { Alternative = joined };
             if (found is null && format != AnswerFormat.Boxed)
-                found = Route(Tagged(s), AnswerRoute.Marked) ?? Route(Hashes(s), AnswerRoute.Marked) ?? Route(AnswerIs(s), AnswerRoute.Marked);
-            if (found is null && format == AnswerFormat.Any)
+            {
+                found = Route(Tagged(s), AnswerRoute.Marked) ?? Route(Hashes(s), AnswerRoute.Marked);
+                if (found is null && AnswerIs(s, out var word) is { } said) found = new Extraction(said, AnswerRoute.Marked) { Alternative = word };
+            }
+            if (found is null && format == AnswerFormat.Any && finished)
                 found = Route(MathSpan(s), AnswerRoute.Math) ?? Route(LastNumber(s), AnswerRoute.Number);
             return found is { Answer.Length: > 0 } ? found : null;
         }
@@ -71,8 +80,9 @@ public static class AnswerExtractor
     /// (not null) when a box exists but its content is empty or never closes. A brace preceded by a
     /// backslash is escaped (\{ \}) and does not count.
     /// </summary>
-    private static string? Boxed(string s)
+    private static string? Boxed(string s, out int firstBox)
     {
+        firstBox = -1;
         int b = s.LastIndexOf("\\boxed", StringComparison.Ordinal);
         int f = s.LastIndexOf("\\fbox", StringComparison.Ordinal);
         if (b < 0 && f < 0) return null;
@@ -106,7 +116,91 @@ public static class AnswerExtractor
             start = BoxNameStart(s, prev);
         }
         answers.Reverse();
+        firstBox = start;
         return string.Join(", ", answers);
+    }
+
+    /// <summary>Longest text between two boxes of one answer ("for part (a) and").</summary>
+    private const int MaxLink = 80;
+
+    /// <summary>
+    /// The boxes before the box group starting at <paramref name="first"/> that answer the same sentence:
+    /// each linked to the next by a short text (at most <see cref="MaxLink"/> characters, no line break or
+    /// sentence end) holding "and", a comma or a semicolon and no word of correction or consequence ("not",
+    /// "wrong", "but", "wait", "instead", "then", "so"...). The list of them and the group, or null when none.
+    /// </summary>
+    private static string? LinkedBoxes(string s, int first, string group)
+    {
+        if (first <= 0) return null;
+        var answers = new List<string>();
+        int start = first;
+        while (answers.Count < MaxBoxes)
+        {
+            int end = start;
+            int lo = Math.Max(0, start - MaxLink - 1);
+            int close = s.LastIndexOf('}', end - 1, end - lo);
+            if (close < 0) break;
+            var link = s[(close + 1)..start];
+            if (!IsLink(link)) break;
+            int open = OpenOf(s, close);
+            if (open < 0 || !IsBoxBrace(s, open)) break;
+            var content = NonEmpty(s[(open + 1)..close]);
+            if (content is null) break;
+            answers.Add(content);
+            start = BoxNameStart(s, open);
+        }
+        if (answers.Count == 0) return null;
+        answers.Reverse();
+        answers.Add(group);
+        return string.Join(", ", answers);
+    }
+
+    private static readonly string[] Corrections = ["not", "wrong", "but", "wait", "instead", "actually", "incorrect", "no", "then", "so", "thus", "hence", "therefore"];
+
+    private static bool IsLink(string link)
+    {
+        if (link.Contains('\n') || link.Contains('?') || link.Contains('!') || link.Contains('{')) return false;
+        for (int i = 0; i + 1 < link.Length; i++)
+            if (link[i] == '.' && char.IsWhiteSpace(link[i + 1])) return false;
+        var words = System.Text.RegularExpressions.Regex.Split(link.ToLowerInvariant(), "[^a-z]+");
+        if (words.Any(w => Corrections.Contains(w))) return false;
+        return words.Contains("and") || link.Contains(',') || link.Contains(';');
+    }
+
+    /// <summary>The unescaped '{' matching the '}' at close, within <see cref="MaxBoxScan"/> characters, or -1.</summary>
+    private static int OpenOf(string s, int close)
+    {
+        int depth = 0;
+        for (int i = close; i >= 0 && close - i <= MaxBoxScan; i--)
+        {
+            if (s[i] is not ('{' or '}') || (i > 0 && s[i - 1] == '\\')) continue;
+            depth += s[i] == '}' ? 1 : -1;
+            if (depth == 0) return i;
+        }
+        return -1;
+    }
+
+    /// <summary>
+    /// The contents of every \boxed{} / \fbox{} that closes, in order, joined as a list ("\boxed{(3,3)} for part
+    /// (a) and \boxed{(1,1)}" is "(3,3), (1,1)"): how a gold written as a solution reads. Null when none closes.
+    /// </summary>
+    public static string? AllBoxes(string s)
+    {
+        var answers = new List<string>();
+        int i = 0;
+        while (answers.Count < MaxBoxes)
+        {
+            int b = s.IndexOf("\\boxed", i, StringComparison.Ordinal), f = s.IndexOf("\\fbox", i, StringComparison.Ordinal);
+            int at = b < 0 ? f : f < 0 ? b : Math.Min(b, f);
+            if (at < 0) break;
+            int open = OpeningBrace(s, at);
+            if (open < 0) { i = at + 5; continue; }
+            int close = Close(s, open);
+            if (close >= s.Length) break;
+            if (NonEmpty(s[(open + 1)..close]) is { } content) answers.Add(content);
+            i = close + 1;
+        }
+        return answers.Count == 0 ? null : string.Join(", ", answers);
     }
 
     /// <summary>
@@ -286,9 +380,15 @@ public static class AnswerExtractor
         return NonEmpty(rest) ?? "";
     }
 
-    /// <summary>"answer is X" / "Answer: X" (the later of the two): the answer that follows on that line.</summary>
-    private static string? AnswerIs(string s)
+    /// <summary>
+    /// "answer is X" / "Answer: X" (the later of the two): the answer that follows on that line. When the line
+    /// is a sentence that opens with a word ("Final Answer: The largest $n$ is 34."), its value
+    /// (<see cref="SentenceValue"/>) is the answer and the first word the <paramref name="word"/> reading
+    /// ("Evelyn wins with 5 points" answers "who" by Evelyn and "how many" by 5).
+    /// </summary>
+    private static string? AnswerIs(string s, out string? word)
     {
+        word = null;
         int at = LastMarker(s, "nswer is", out int len);
         int colon = LastMarker(s, "nswer:", out int clen);
         if (colon > at) { at = colon; len = clen; }
@@ -303,7 +403,24 @@ public static class AnswerExtractor
             var span = FirstMathSpan(rest);
             if (span is not null) return NonEmpty(span);
         }
-        return NonEmpty(Formula(rest));
+        var formula = NonEmpty(Formula(rest));
+        if (formula is not null && StartsSentence(rest) && SentenceValue(rest) is { } value)
+        {
+            // an article or a pronoun opening the sentence is no text answer
+            word = FunctionWords.Contains(formula.ToLowerInvariant()) ? null : formula;
+            return value;
+        }
+        return formula;
+    }
+
+    private static readonly HashSet<string> FunctionWords =
+        ["the", "a", "an", "this", "that", "these", "those", "it", "its", "we", "our", "there", "so", "thus", "hence", "therefore", "in", "for", "if", "when"];
+
+    /// <summary>A line that opens with a plain word and goes on.</summary>
+    private static bool StartsSentence(string rest)
+    {
+        var chunks = Chunks(rest);
+        return chunks.Count > 1 && IsPlainWord(chunks[0]);
     }
 
     /// <summary>The last "a" or "A" + marker, or -1.</summary>
@@ -342,6 +459,34 @@ public static class AnswerExtractor
         var formula = string.Join(" ", chunks.Take(take)).Trim();
         while (formula.Length > 0 && formula[^1] is '.' or ',' or ';' or '!' or '*') formula = formula[..^1].TrimEnd();
         return formula.Trim('$').Trim();
+    }
+
+    private static readonly System.Text.RegularExpressions.Regex Verb =
+        new(@"(?:\b(?:is|are|was|equals|be)(?:\s+equal\s+to)?\b|=)\s*:?\s*", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
+    /// <summary>
+    /// The formula after the last "is", "are", "was", "equals", "be" or "=" of the first sentence of a line
+    /// that opens with a word (a math span, or a formula up to the next word); without such a verb, the
+    /// sentence's last math span or whole number; null when there is none or it is a word.
+    /// </summary>
+    private static string? SentenceValue(string line)
+    {
+        int end = line.Length;
+        for (int i = 0; i + 1 < line.Length; i++)
+            if (line[i] == '.' && char.IsWhiteSpace(line[i + 1])) { end = i; break; }
+        var sentence = line[..end];
+        var matches = Verb.Matches(sentence);
+        // no verb ("Jane has 12 more marbles"): the last math span of the sentence, else its last whole number
+        if (matches.Count == 0) return sentence.Contains('$') ? MathSpan(sentence) : LastNumber(sentence.TrimEnd('.', ' '));
+        var m = matches[^1];
+        var tail = sentence[(m.Index + m.Length)..].Trim();
+        if (tail.Length == 0) return null;
+        if (tail[0] == '$' || tail.StartsWith("\\(", StringComparison.Ordinal) || tail.StartsWith("\\[", StringComparison.Ordinal))
+            return FirstMathSpan(tail) is { } span ? NonEmpty(span) : null;
+        var chunks = Chunks(tail);
+        if (chunks.Count == 0 || IsPlainWord(chunks[0])) return null;
+        var value = NonEmpty(Formula(tail));
+        return value is not null && !IsPlainWord(value) ? value : null;
     }
 
     private static List<string> Chunks(string s)
@@ -456,16 +601,20 @@ public static class AnswerExtractor
     }
 
     /// <summary>
-    /// The last number (optional minus, digits with thousands commas, a decimal part, or a/b) when it is a
-    /// whole token: after the start, a space, '=', ':', '$' or '*', and before the end, a space, or closing
-    /// punctuation that ends the text or precedes a space. Anything else (x^2, .4, 10^{-3}, \frac12) gives null.
+    /// The last number when it is a whole token: after the start, a space, '=', ':', '$', '*' or a currency
+    /// sign, and before the end, a space, or closing punctuation that ends the text or precedes a space; a
+    /// currency sign or a unit with a superscript (1,000.99€, 12 m²) may follow it. A number is an optional
+    /// minus, digits with thousands commas or single spaces (1 000), a decimal point (a leading one: .4) or a
+    /// decimal comma where no thousands reading is possible (1,22), or a/b; a bare \frac{a}{b} of integers
+    /// counts too. Anything else (x^2, 10^{-3}, \frac12) gives null.
     /// </summary>
     private static string? LastNumber(string s)
     {
         int i = s.AsSpan().LastIndexOfAnyInRange('0', '9');
         if (i < 0) return null;
         int end = i + 1;
-        if (!TokenEnds(s, end)) return null;
+        if (end < s.Length && s[end] == '}') return BareFraction(s, end);
+        if (!TokenEnds(s, UnitEnd(s, end))) return null;
         int start = NumberStart(s, i);
         if (start < 0) return null;
         // a fraction a/b
@@ -475,8 +624,34 @@ public static class AnswerExtractor
             if (start < 0) return null;
         }
         if (start > 0 && s[start - 1] == '-') start--;
-        if (start > 0 && !(char.IsWhiteSpace(s[start - 1]) || s[start - 1] is '=' or ':' or '$' or '*')) return null;
+        if (start > 0 && !OpensToken(s[start - 1])) return null;
         return s[start..end];
+    }
+
+    private static bool OpensToken(char c) => char.IsWhiteSpace(c) || c is '=' or ':' or '$' or '*' or '€' or '£' or '¥';
+
+    /// <summary>After a number ending at end: past a currency sign or a unit with a superscript (m², cm³), else end.</summary>
+    private static int UnitEnd(string s, int end)
+    {
+        // a dollar or other currency sign after the amount (1,000.99$, 1,000.99€)
+        if (end < s.Length && s[end] is '€' or '£' or '¥' or '$') return end + 1;
+        int k = end;
+        while (k < s.Length && k - end < 3 && char.IsAsciiLetterLower(s[k])) k++;
+        return k > end && k < s.Length && s[k] is '²' or '³' ? k + 1 : end;
+    }
+
+    private static readonly System.Text.RegularExpressions.Regex FractionTail =
+        new(@"-?\\[dt]?frac\{-?\d{1,40}\}\{\d{1,40}\}$", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
+    /// <summary>A bare \frac{a}{b} of integers whose closing brace is at close, as a whole token ("gives \frac{10}{9}."); else null.</summary>
+    private static string? BareFraction(string s, int close)
+    {
+        if (!TokenEnds(s, close + 1)) return null;
+        int from = Math.Max(0, close + 1 - 100);
+        var m = FractionTail.Match(s, from, close + 1 - from);
+        if (!m.Success) return null;
+        if (m.Index > 0 && !OpensToken(s[m.Index - 1])) return null;
+        return m.Value;
     }
 
     private static bool TokenEnds(string s, int end)
@@ -493,35 +668,58 @@ public static class AnswerExtractor
         return false;
     }
 
-    /// <summary>Start of the number whose last digit is at lastDigit: digits, thousands groups, one decimal point; -1 when malformed.</summary>
+    /// <summary>
+    /// Start of the number whose last digit is at lastDigit: digits, thousands groups (commas, or single
+    /// spaces, not both), one decimal point (also a leading one), or one decimal comma when the digits after it
+    /// are not a group of three; -1 when malformed. Space groups that do not form d{1,3}( ddd)+ give the number
+    /// after the last space (in 2024 100, the number is 100).
+    /// </summary>
     private static int NumberStart(string s, int lastDigit)
     {
         int i = lastDigit + 1;
-        int group = 0;
-        bool comma = false, point = false;
+        int group = 0, commas = 0, spaces = 0, afterSpace = -1;
+        bool point = false, decimalComma = false;
         while (i > 0 && lastDigit - i < MaxNumberLength)
         {
             char p = s[i - 1];
             if (char.IsAsciiDigit(p)) { i--; group++; continue; }
-            if (p == ',' && i >= 2 && char.IsAsciiDigit(s[i - 2]))
+            if (p == ',' && i >= 2 && char.IsAsciiDigit(s[i - 2]) && spaces == 0)
             {
-                if (group != 3) return -1; // 3,5 is a list, not a number
-                comma = true;
+                if (group != 3)
+                {
+                    // 1,22: a decimal comma, when it is the only comma and no point was seen
+                    if (commas > 0 || point || decimalComma) return -1; // 3,5,7 is a list
+                    decimalComma = true;
+                }
+                else commas++;
                 group = 0;
                 i--;
                 continue;
             }
-            if (p == '.' && i >= 2 && char.IsAsciiDigit(s[i - 2]) && !point && !comma)
+            if (p == ' ' && group == 3 && i >= 2 && char.IsAsciiDigit(s[i - 2]) && commas == 0 && !decimalComma)
+            {
+                if (spaces == 0) afterSpace = i;
+                spaces++;
+                group = 0;
+                i--;
+                continue;
+            }
+            if (p == '.' && i >= 2 && char.IsAsciiDigit(s[i - 2]) && !point && commas == 0 && spaces == 0 && !decimalComma)
             {
                 point = true;
                 group = 0;
                 i--;
                 continue;
             }
-            if (p == '.') return -1; // .4 or 1.2.3
+            // .4: a leading decimal point after a token opening
+            if (p == '.' && !point && commas == 0 && spaces == 0 && !decimalComma && (i == 1 || OpensToken(s[i - 2]) || s[i - 2] == '-'))
+                return i - 1;
+            if (p == '.') return -1; // 1.2.3, v.4
             break;
         }
-        if (comma && group > 3) return -1;
+        if (spaces > 0 && group > 3) return afterSpace;
+        if (commas > 0 && group > 3) return -1;
+        if (decimalComma && commas > 0) return -1;
         return i;
     }
 }

@@ -22,8 +22,16 @@ public enum AnswerRoute
     Number,
 }
 
-/// <summary>An answer taken from a completion and the route it came by.</summary>
-public readonly record struct Extraction(string Answer, AnswerRoute Route);
+/// <summary>
+/// An answer taken from a completion and the route it came by, and <c>Alternative</c>, a second reading of
+/// the same marker (null when none): for boxes, the last box with the boxes before it in the same sentence,
+/// linked by "and", a comma or a semicolon ("\boxed{(3,3)} for part (a) and \boxed{(1,1)}"), as a list; for
+/// "Answer: Evelyn wins with 5 points", the first word beside the sentence's value. Either reading may match.
+/// </summary>
+public readonly record struct Extraction(string Answer, AnswerRoute Route)
+{
+    public string? Alternative { get; init; }
+}
 
 /// <summary>The verifier's verdict and the route of the answer it judged (None when there was none).</summary>
 public readonly record struct Verdict(bool Correct, AnswerRoute Route);

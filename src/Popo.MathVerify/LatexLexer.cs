@@ -6,7 +6,7 @@ internal enum Tok
 {
     End, Number, Letter, Word, Command, Text, Connector, Op, Rel, PlusMinus, MinusPlus, LParen, RParen, LBracket, RBracket,
     LBrace, RBrace, LSet, RSet, Comma, Semicolon, Bar, Caret, Underscore, Percent, Degree, Bang, Amp, RowSep, Begin, EndEnv,
-    Infinity, EmptySet, Union,
+    Infinity, EmptySet, Union, Ratio,
 }
 
 /// <summary>One lexical token: its kind and text (digits, a letter, a command name, an operator, a relation, text content).</summary>
@@ -101,6 +101,11 @@ internal static class LatexLexer
                 case '≤': Add(tokens, Tok.Rel, "<=", ref space); break;
                 case '≥': Add(tokens, Tok.Rel, ">=", ref space); break;
                 case '≠': Add(tokens, Tok.Rel, "!=", ref space); break;
+                case '≈': Add(tokens, Tok.Rel, "≈", ref space); break;
+                // a superscript digit is a power (m², x³); currency signs carry no value, like \$
+                case '²': Add(tokens, Tok.Caret, "^", ref space); Add(tokens, Tok.Number, "2", ref space); break;
+                case '³': Add(tokens, Tok.Caret, "^", ref space); Add(tokens, Tok.Number, "3", ref space); break;
+                case '€': case '£': case '¥': space = true; break;
                 case '∪': Add(tokens, Tok.Union, "cup", ref space); break;
                 case '^':
                     if (DegreeAfterCaret(s, ref i)) Add(tokens, Tok.Degree, "°", ref space);
@@ -123,6 +128,10 @@ internal static class LatexLexer
                     if (i < s.Length && s[i] == '=') { i++; Add(tokens, Tok.Rel, "!=", ref space); }
                     else Add(tokens, Tok.Bang, "!", ref space);
                     break;
+                case ':' when IsRatio(s, i, tokens):
+                    // a colon between two operands is a ratio (V_1:V_2 = 11:21)
+                    Add(tokens, Tok.Ratio, ":", ref space);
+                    break;
                 case '.': case ':': case '\'': case '"': case '?':
                     // a sentence period or a colon carries no value; a prime or a quote would change it
                     if (c is '.' or ':' ) { space = true; break; }
@@ -132,6 +141,14 @@ internal static class LatexLexer
             }
         }
         return tokens;
+    }
+
+    /// <summary>A ':' (already consumed, next char at i) after an operand and before one: a ratio.</summary>
+    private static bool IsRatio(string s, int i, List<Token> tokens)
+    {
+        if (tokens.Count == 0 || tokens[^1].Kind is not (Tok.Number or Tok.Letter or Tok.RParen or Tok.RBrace or Tok.RBracket)) return false;
+        while (i < s.Length && s[i] == ' ') i++;
+        return i < s.Length && (char.IsAsciiLetterOrDigit(s[i]) || s[i] is '\\' or '(' or '{' or '-');
     }
 
     private static void Add(List<Token> tokens, Tok kind, string text, ref bool space)
@@ -268,6 +285,9 @@ internal static class LatexLexer
             case "lt": Add(tokens, Tok.Rel, "<", ref space); return j;
             case "gt": Add(tokens, Tok.Rel, ">", ref space); return j;
             case "ne": case "neq": Add(tokens, Tok.Rel, "!=", ref space); return j;
+            // its own relation: what follows it only approximates (Equivalence reads a chain's value)
+            case "approx": case "simeq": Add(tokens, Tok.Rel, "≈", ref space); return j;
+            case "euro": case "pounds": space = true; return j;
             case "in": Add(tokens, Tok.Rel, "in", ref space); return j;
             case "pm": Add(tokens, Tok.PlusMinus, "pm", ref space); return j;
             case "mp": Add(tokens, Tok.MinusPlus, "mp", ref space); return j;

@@ -7,7 +7,8 @@ namespace Popo.MathVerify;
 /// <code>
 /// answer   = list End
 /// list     = relation { (',' | ';' | and | or) relation }
-/// relation = union { ('=' | '&lt;' | '&lt;=' | '&gt;' | '&gt;=' | '!=' | 'in') union }
+/// relation = ratio { ('=' | '&lt;' | '&lt;=' | '&gt;' | '&gt;=' | '!=' | 'in' | '\approx') ratio }
+/// ratio    = union [ ':' union ]
 /// union    = sum { '\cup' sum }
 /// sum      = ['±'] term { ('+' | '-' | '±' | '∓') term }
 /// term     = unary { ('*' | '/') unary | implicit-factor | unit }
@@ -69,25 +70,38 @@ internal sealed class LatexParser
     private MathNode List()
     {
         var items = new List<MathNode> { Relation() };
+        bool or = true; // every separator is "or": x < 2 or x > 3 is a union
         while (Kind is Tok.Comma or Tok.Semicolon or Tok.Connector)
         {
+            or &= Kind == Tok.Connector && Peek.Text.Trim() == "or";
             _pos++;
             if (Kind == Tok.End) break; // a trailing comma or period
             items.Add(Relation());
         }
-        return items.Count == 1 ? items[0] : new ListNode(items);
+        return items.Count == 1 ? items[0] : new ListNode(items, or);
     }
 
     private MathNode Relation()
     {
-        var operands = new List<MathNode> { Union() };
+        var operands = new List<MathNode> { Ratio() };
         var ops = new List<string>();
         while (Kind == Tok.Rel)
         {
             ops.Add(Next().Text);
-            operands.Add(Union());
+            operands.Add(Ratio());
         }
         return ops.Count == 0 ? operands[0] : new RelationNode(operands, ops);
+    }
+
+    /// <summary>a : b, a ratio: the quotient a/b (11:21 is 22:42 is 11/21). Three or more parts are not read.</summary>
+    private MathNode Ratio()
+    {
+        var a = Union();
+        if (Kind != Tok.Ratio) return a;
+        _pos++;
+        var b = Union();
+        if (Kind == Tok.Ratio) throw new FormatException("a ratio of three parts");
+        return new RatioNode(a, b);
     }
 
     private MathNode Union()
@@ -390,7 +404,9 @@ internal sealed class LatexParser
         char open = Next().Kind == Tok.LParen ? '(' : '[';
         var items = new List<MathNode>();
         items.Add(Relation());
-        while (Kind == Tok.Comma) { _pos++; items.Add(Relation()); }
+        // items are separated by commas, or all by semicolons ((1;2), where the comma is a decimal mark)
+        var separator = Kind == Tok.Semicolon ? Tok.Semicolon : Tok.Comma;
+        while (Kind == separator) { _pos++; items.Add(Relation()); }
         char close;
         if (Kind == Tok.RParen) close = ')';
         else if (Kind == Tok.RBracket) close = ']';

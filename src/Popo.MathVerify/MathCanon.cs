@@ -73,16 +73,28 @@ internal sealed class SeqCanon : Canon
     public required Canon[] Items { get; init; }
     /// <summary>The two values of a ± b: a list holding it takes both.</summary>
     public bool FromPlusMinus { get; init; }
+    /// <summary>Written as a set \{...\}: a repeated element counts once.</summary>
+    public bool IsSet { get; init; }
+    /// <summary>
+    /// For an interval read from an inequality, the name it bounds (x, f*x); two labelled intervals of
+    /// different names differ (x &gt; 3 is not y &gt; 3); a written interval has none.
+    /// </summary>
+    public string? Label { get; init; }
 
     protected override long? ComputeKey()
     {
-        long h = Mix((long)Kind * 31 + Open * 131 + Close * 257 + Columns * 1031 + Items.Length * 4099);
-        foreach (var item in Items)
+        bool ordered = Kind is SeqKind.Ordered or SeqKind.Matrix;
+        var keys = new long[Items.Length];
+        for (int i = 0; i < keys.Length; i++)
         {
-            if (item.Key is not { } k) return null;
-            // in order for tuples and matrices, as a multiset for sets and unions
-            h = Kind is SeqKind.Ordered or SeqKind.Matrix ? Mix(h * 31 + k) : h + Mix(k);
+            if (Items[i].Key is not { } k) return null;
+            keys[i] = k;
         }
+        // in order for tuples and matrices; as the set of distinct keys for sets, lists and unions (a set
+        // drops repeats when compared, so the key must not count them)
+        var used = ordered ? keys : keys.Distinct().ToArray();
+        long h = Mix((long)Kind * 31 + Open * 131 + Close * 257 + Columns * 1031 + used.Length * 4099);
+        foreach (var k in used) h = ordered ? Mix(h * 31 + k) : h + Mix(k);
         return h;
     }
 }
@@ -124,8 +136,12 @@ internal static class MathCanon
     {
         switch (node)
         {
-            case ListNode l: return Unordered(l.Items);
-            case SetNode set: return Unordered(set.Items);
+            case ListNode l: return l.Or && OrUnion(l) is { } union ? union : Unordered(l.Items);
+            case SetNode set: return Unordered(set.Items, isSet: true);
+            case RatioNode ratio: return Build(new BinaryNode('/', ratio.A, ratio.B));
+            // -M and 2M for a matrix M: the matrix of the scaled entries
+            case NegateNode { X: MatrixNode nm }: return Build(new MatrixNode(Scale(nm, e => new NegateNode(e))));
+            case BinaryNode { Op: '*', A: var k, B: MatrixNode sm } when IsScalarTree(k): return Build(new MatrixNode(Scale(sm, e => new BinaryNode('*', k, e))));
             case BracketNode b:
                 return new SeqCanon { Kind = SeqKind.Ordered, Open = b.Open, Close = b.Close, Items = b.Items.Select(Build).ToArray() };
             case UnionNode u:
@@ -151,7 +167,32 @@ internal static class MathCanon
     private static ScalarCanon WithPercent(ScalarCanon s, ScalarCanon of) =>
         new() { Vars = s.Vars, Exact = s.Exact, Approx = s.Approx, PercentOf = of };
 
-    private static SeqCanon Unordered(IReadOnlyList<MathNode> items)
+    private static IReadOnlyList<IReadOnlyList<MathNode>> Scale(MatrixNode m, Func<MathNode, MathNode> f) =>
+        m.Rows.Select(r => (IReadOnlyList<MathNode>)r.Select(f).ToArray()).ToArray();
+
+    private static bool IsScalarTree(MathNode n)
+    {
+        try { _ = Symbols(n).Count(); return true; }
+        catch (FormatException) { return false; }
+    }
+
+    /// <summary>
+    /// x &lt; 2 or x &gt; 3: when every item is an inequality of the same name, the union of their intervals
+    /// (compared as a written union, in any order); else null.
+    /// </summary>
+    private static SeqCanon? OrUnion(ListNode l)
+    {
+        var parts = new Canon[l.Items.Count];
+        for (int k = 0; k < parts.Length; k++)
+        {
+            if (l.Items[k] is not RelationNode r || Interval(r) is not { Label: { } label } interval) return null;
+            if (k > 0 && label != ((SeqCanon)parts[0]).Label) return null;
+            parts[k] = interval;
+        }
+        return new SeqCanon { Kind = SeqKind.Union, Items = parts };
+    }
+
+    private static SeqCanon Unordered(IReadOnlyList<MathNode> items, bool isSet = false)
     {
         var built = new List<Canon>(items.Count);
         foreach (var item in items)
@@ -160,12 +201,16 @@ internal static class MathCanon
             if (c is SeqCanon { FromPlusMinus: true } pm) built.AddRange(pm.Items);
             else built.Add(c);
         }
-        return new SeqCanon { Kind = SeqKind.Unordered, Items = built.ToArray() };
+        return new SeqCanon { Kind = SeqKind.Unordered, Items = built.ToArray(), IsSet = isSet };
     }
 
     private static Canon Word(string text)
     {
-        var t = new string(text.Where(c => !char.IsWhiteSpace(c)).ToArray());
+        // an article carries no answer: \text{an ellipse} is \text{ellipse}
+        var words = text.Trim();
+        foreach (var article in new[] { "a ", "an ", "the " })
+            if (words.StartsWith(article, StringComparison.OrdinalIgnoreCase) && words.Length > article.Length) { words = words[article.Length..]; break; }
+        var t = new string(words.Where(c => !char.IsWhiteSpace(c)).ToArray());
         if (t.Length >= 3 && t[0] == '(' && t[^1] == ')') t = t[1..^1];
         if (t.Length == 1 && char.IsAsciiLetter(t[0])) return Scalar(new SymbolNode(t));
         if (t.Length == 0 || !t.All(char.IsLetter)) throw new FormatException("not a word answer");
@@ -183,16 +228,38 @@ internal static class MathCanon
         };
     }
 
-    /// <summary>What an assignment can name: a variable, a product led by one (AB, f(2)), a tuple of names.</summary>
+    /// <summary>
+    /// What an assignment can name: a variable, a product led by one (AB, f(2)), a tuple of names, a length
+    /// |AB|, a ratio or quotient of names (V_1:V_2, \frac{NO}{BO}).
+    /// </summary>
     private static bool IsName(MathNode n) => n switch
     {
         SymbolNode => true,
         BinaryNode { Op: '*', A: var a } => IsName(a),
+        BinaryNode { Op: '/', A: var a, B: var b } => IsName(a) && IsName(b),
+        RatioNode r => IsName(r.A) && IsName(r.B),
+        AbsNode a => IsName(a.X),
         BracketNode b => b.Items.All(IsName),
         _ => false,
     };
 
-    /// <summary>x &gt; 3, 3 &lt;= x, -2 &lt;= x &lt; 7 in one variable: the interval they describe; else null.</summary>
+    /// <summary>
+    /// What an inequality can bound and still read as an interval: a variable, a function of one (f(x)), a
+    /// length |x|; its text, or null. Not a product with numbers (0 &lt; 2x &lt; 1 is not (0,1)).
+    /// </summary>
+    private static string? Label(MathNode n) => n switch
+    {
+        SymbolNode s => s.Name,
+        BinaryNode { Op: '*', A: SymbolNode f, B: SymbolNode x } => f.Name + "(" + x.Name + ")",
+        AbsNode { X: var x } when Label(x) is { } inner => "|" + inner + "|",
+        _ => null,
+    };
+
+    /// <summary>
+    /// x &gt; 3, 3 &lt;= x, -2 &lt;= x &lt; 7, 0 &lt; f(x) &lt; 1 of one name (<see cref="Label"/>): the interval they describe,
+    /// labelled with the name; a linear inequality in one variable (-x &gt; -1, 2x + 1 &lt;= 5) solved for it first
+    /// (dividing by a negative coefficient flips it); else null.
+    /// </summary>
     private static SeqCanon? Interval(RelationNode r)
     {
         bool Less(string op) => op is "<" or "<=";
@@ -207,21 +274,70 @@ internal static class MathCanon
             ops = [Flip(ops[1]), Flip(ops[0])];
         }
         ScalarCanon Inf(int sign) => new() { Vars = [], Approx = [new Complex(sign * double.PositiveInfinity, 0)], Infinity = sign };
-        SeqCanon Make(Canon lo, bool loClosed, Canon hi, bool hiClosed) =>
-            new() { Kind = SeqKind.Ordered, Open = loClosed ? '[' : '(', Close = hiClosed ? ']' : ')', Items = [lo, hi] };
+        SeqCanon Make(Canon lo, bool loClosed, Canon hi, bool hiClosed, string label) =>
+            new() { Kind = SeqKind.Ordered, Open = loClosed ? '[' : '(', Close = hiClosed ? ']' : ')', Items = [lo, hi], Label = label };
         if (ops.Length == 1)
         {
             var (a, b, op) = (operands[0], operands[1], ops[0]);
-            if (a is SymbolNode && !HasSymbol(b))
-                return Less(op) ? Make(Inf(-1), false, Build(b), op == "<=") : Make(Build(b), op == ">=", Inf(1), false);
-            if (b is SymbolNode && !HasSymbol(a))
-                return Less(op) ? Make(Build(a), op == "<=", Inf(1), false) : Make(Inf(-1), false, Build(a), op == ">=");
-            return null;
+            if (Label(a) is { } la && !HasSymbol(b))
+                return Less(op) ? Make(Inf(-1), false, Build(b), op == "<=", la) : Make(Build(b), op == ">=", Inf(1), false, la);
+            if (Label(b) is { } lb && !HasSymbol(a))
+                return Less(op) ? Make(Build(a), op == "<=", Inf(1), false, lb) : Make(Inf(-1), false, Build(a), op == ">=", lb);
+            if (Linear(new BinaryNode('-', a, b)) is not { } line) return null;
+            // k x + c op 0: x op' -c/k, op' = op flipped when k < 0
+            var bound = new NumberNode(-line.C / line.K, -1);
+            var o = line.K.Sign < 0 ? Flip(op) : op;
+            return Less(o) ? Make(Inf(-1), false, Build(bound), o == "<=", line.Var) : Make(Build(bound), o == ">=", Inf(1), false, line.Var);
         }
-        if (ops.Length == 2 && Less(ops[0]) && Less(ops[1]) && operands[1] is SymbolNode && !HasSymbol(operands[0]) && !HasSymbol(operands[2]))
-            return Make(Build(operands[0]), ops[0] == "<=", Build(operands[2]), ops[1] == "<=");
+        if (ops.Length == 2 && Less(ops[0]) && Less(ops[1]) && Label(operands[1]) is { } label && !HasSymbol(operands[0]) && !HasSymbol(operands[2]))
+            return Make(Build(operands[0]), ops[0] == "<=", Build(operands[2]), ops[1] == "<=", label);
         return null;
     }
+
+    /// <summary>
+    /// d = k x + c with exact rationals k != 0 and c, in one variable x: checked at every evaluation point
+    /// (a non-linear d fails at one of them); else null.
+    /// </summary>
+    private static (string Var, Rational K, Rational C)? Linear(MathNode d)
+    {
+        string[] vars;
+        try { vars = Symbols(d).Distinct().ToArray(); }
+        catch (FormatException) { return null; }
+        if (vars.Length != 1 || !IsPolynomial(d)) return null;
+        var v = Evaluate(d, vars, 0);
+        if (v.Exact is not { } e || e.Any(x => x is null)) return null;
+        var x0 = PointValue(vars[0], 0);
+        var x1 = PointValue(vars[0], 1);
+        if (x0 == x1) return null;
+        var k = (e[1]!.Value - e[0]!.Value) / (x1 - x0);
+        var c = e[0]!.Value - k * x0;
+        if (k.Sign == 0) return null;
+        for (int i = 0; i < e.Length; i++)
+            if (e[i]!.Value != k * PointValue(vars[0], i) + c) return null;
+        return (vars[0], k, c);
+    }
+
+    /// <summary>
+    /// A polynomial in its variables: numbers, variables, + - *, division by a constant, whole powers. Only
+    /// these are rearranged: the evaluation points are positive, so |x| or \sqrt{x^2} would pass for x there.
+    /// </summary>
+    private static bool IsPolynomial(MathNode n) => n switch
+    {
+        NumberNode or SymbolNode => true,
+        NegateNode x => IsPolynomial(x.X),
+        BinaryNode { Op: '+' or '-' or '*' } b => IsPolynomial(b.A) && IsPolynomial(b.B),
+        BinaryNode { Op: '/' } b => IsPolynomial(b.A) && IsConstant(b.B),
+        BinaryNode { Op: '^', B: NumberNode { FractionDigits: -1, Value: var k } } b => k.Sign >= 0 && k.Numerator <= 16 && IsPolynomial(b.A),
+        _ => false,
+    };
+
+    private static bool IsConstant(MathNode n) => n switch
+    {
+        NumberNode => true,
+        NegateNode x => IsConstant(x.X),
+        BinaryNode { Op: '+' or '-' or '*' or '/' } b => IsConstant(b.A) && IsConstant(b.B),
+        _ => false,
+    };
 
     private static string Flip(string op) => op switch { "<" => ">", ">" => "<", "<=" => ">=", ">=" => "<=", _ => op };
 
@@ -243,6 +359,7 @@ internal static class MathCanon
                 case FactorialNode f: stack.Push(f.X); break;
                 case AbsNode a: stack.Push(a.X); break;
                 case PercentNode p: stack.Push(p.X); break;
+                case RatioNode q: stack.Push(q.A); stack.Push(q.B); break;
                 case NumberNode or ConstantNode: break;
                 default: throw new FormatException("structure inside an expression");
             }
@@ -577,11 +694,50 @@ internal static class MathCanon
         if (forward) return true;
         for (int i = 0; i < n && backward; i++) backward = x.Ops[i] == Flip(y.Ops[n - 1 - i]);
         for (int i = 0; i <= n && backward; i++) backward = Same(x.Operands[i], y.Operands[n - i]);
-        return backward;
+        return backward || Proportional(x, y);
+    }
+
+    /// <summary>
+    /// Two polynomial relations a op b and c op' d are the same after moving everything to one side and
+    /// scaling: a - b = k (c - d) at every point for one constant k != 0 (5x-7y+11z=-4 is -5x+7y-11z-4=0;
+    /// x^2/16+y^2/12=1/4 is x^2/4+y^2/3=1); for an inequality k &gt; 0 with the same direction, or k &lt; 0 with
+    /// the opposite one (-x &gt; -1 is x &lt; 1). Both sides over the union of the variables; at least one variable,
+    /// and a - b nonzero at no fewer than half the points.
+    /// </summary>
+    private static bool Proportional(RelationCanon x, RelationCanon y)
+    {
+        if (x.Ops.Length != 1 || y.Ops.Length != 1) return false;
+        if (x.Operands is not [ScalarCanon { Node: { } xa }, ScalarCanon { Node: { } xb }]) return false;
+        if (y.Operands is not [ScalarCanon { Node: { } ya }, ScalarCanon { Node: { } yb }]) return false;
+        MathNode dx = new BinaryNode('-', xa, xb), dy = new BinaryNode('-', ya, yb);
+        if (!IsPolynomial(dx) || !IsPolynomial(dy)) return false;
+        var vars = Symbols(dx).Concat(Symbols(dy)).Distinct().OrderBy(v => v, StringComparer.Ordinal).ToArray();
+        if (vars.Length == 0) return false;
+        var ex = Evaluate(dx, vars, 0).Exact;
+        var ey = Evaluate(dy, vars, 0).Exact;
+        if (ex is null || ey is null || ex.Any(v => v is null) || ey.Any(v => v is null)) return false;
+        Rational? k = null;
+        int nonzero = 0;
+        for (int i = 0; i < ex.Length; i++)
+        {
+            var (u, w) = (ex[i]!.Value, ey[i]!.Value);
+            if (w.Sign == 0) { if (u.Sign != 0) return false; continue; }
+            nonzero++;
+            k ??= u / w;
+            if (k.Value.Sign == 0 || u != k.Value * w) return false;
+        }
+        if (k is null || nonzero < Points / 2) return false;
+        string ox = x.Ops[0], oy = y.Ops[0];
+        if (ox is "=" or "!=") return ox == oy;
+        if (ox is not ("<" or "<=" or ">" or ">=")) return false;
+        return k.Value.Sign > 0 ? ox == oy : ox == Flip(oy);
     }
 
     private static bool SameSeq(SeqCanon x, SeqCanon y)
     {
+        if (x.Label is not null && y.Label is not null && x.Label != y.Label) return false;
+        if (x.Kind == SeqKind.Unordered && y.Kind == SeqKind.Unordered && (x.IsSet || y.IsSet))
+            return AnyOrder(Distinct(x.Items), Distinct(y.Items));
         if (x.Kind != y.Kind || x.Items.Length != y.Items.Length) return false;
         switch (x.Kind)
         {
@@ -601,8 +757,36 @@ internal static class MathCanon
     /// Equal as multisets. Equivalence is transitive, so a greedy matching finds a perfect one when it exists:
     /// at most n^2 comparisons of precomputed values (64 items: 4096 cheap comparisons).
     /// </summary>
+    /// <summary>
+    /// The items without repeats (a set written \{1, 1, 2\} is \{1, 2\}). An item is compared only with kept
+    /// items of its key (equal values have equal keys); items without a key with every kept item.
+    /// </summary>
+    private static Canon[] Distinct(Canon[] items)
+    {
+        var kept = new List<Canon>(items.Length);
+        var byKey = new Dictionary<long, List<Canon>>();
+        var unkeyed = new List<Canon>();
+        foreach (var item in items)
+        {
+            if (item.Key is { } k)
+            {
+                if (!byKey.TryGetValue(k, out var bucket)) byKey[k] = bucket = [];
+                if (bucket.Any(c => Same(c, item)) || unkeyed.Any(c => Same(c, item))) continue;
+                bucket.Add(item);
+            }
+            else
+            {
+                if (kept.Any(c => Same(c, item))) continue;
+                unkeyed.Add(item);
+            }
+            kept.Add(item);
+        }
+        return kept.ToArray();
+    }
+
     private static bool AnyOrder(Canon[] a, Canon[] b)
     {
+        if (a.Length != b.Length) return false;
         var used = new bool[b.Length];
         foreach (var item in a)
         {

@@ -38,8 +38,14 @@ internal sealed record PercentNode(MathNode X) : MathNode;
 /// <summary>A text answer (\text{Evelyn}, odd).</summary>
 internal sealed record WordNode(string Text) : MathNode;
 
-/// <summary>Items separated by commas, "and" or "or" at the top level: compared in any order.</summary>
-internal sealed record ListNode(IReadOnlyList<MathNode> Items) : MathNode;
+/// <summary>
+/// Items separated by commas, "and" or "or" at the top level: compared in any order. <c>Or</c> when every
+/// separator is "or" (x &lt; 2 or x &gt; 3 is a union of intervals).
+/// </summary>
+internal sealed record ListNode(IReadOnlyList<MathNode> Items, bool Or = false) : MathNode;
+
+/// <summary>a : b, whose value is a / b.</summary>
+internal sealed record RatioNode(MathNode A, MathNode B) : MathNode;
 
 /// <summary>\{a, b\}: compared in any order.</summary>
 internal sealed record SetNode(IReadOnlyList<MathNode> Items) : MathNode;

@@ -7,20 +7,27 @@ namespace Popo.MathVerify;
 /// </summary>
 public static class MathVerifier
 {
-    /// <summary>The verdict and the extraction route of the answer it judged.</summary>
-    public static Verdict Verify(string? completion, string? gold, AnswerFormat format = AnswerFormat.Any)
+    /// <summary>
+    /// The verdict and the extraction route of the answer it judged. <paramref name="finished"/>: whether the
+    /// completion ended by itself (a stop token) rather than at the length limit. A truncated completion
+    /// (false) is judged only by an explicit marker (\boxed{}, &lt;answer&gt; tags, "#### N", "the answer is"),
+    /// under any format: its last math span or number is a step of unfinished work, not an answer. The default
+    /// (true) is for callers that hold a whole text; the engine passes what the sampler saw.
+    /// </summary>
+    public static Verdict Verify(string? completion, string? gold, AnswerFormat format = AnswerFormat.Any, bool finished = true)
     {
-        var found = AnswerExtractor.Find(completion, format);
+        var found = AnswerExtractor.Find(completion, format, finished);
         if (found is not { } f) return new Verdict(false, AnswerRoute.None);
-        return new Verdict(Equivalence.Equal(f.Answer, gold), f.Route);
+        bool correct = Equivalence.Equal(f.Answer, gold) || (f.Alternative is { } other && Equivalence.Equal(other, gold));
+        return new Verdict(correct, f.Route);
     }
 
-    public static bool IsCorrect(string? completion, string? gold, AnswerFormat format = AnswerFormat.Any) =>
-        Verify(completion, gold, format).Correct;
+    public static bool IsCorrect(string? completion, string? gold, AnswerFormat format = AnswerFormat.Any, bool finished = true) =>
+        Verify(completion, gold, format, finished).Correct;
 
     /// <summary>1.0 when <see cref="IsCorrect"/>, else 0.0.</summary>
-    public static double Reward(string? completion, string? gold, AnswerFormat format = AnswerFormat.Any) =>
-        IsCorrect(completion, gold, format) ? 1.0 : 0.0;
+    public static double Reward(string? completion, string? gold, AnswerFormat format = AnswerFormat.Any, bool finished = true) =>
+        IsCorrect(completion, gold, format, finished) ? 1.0 : 0.0;
 
     /// <summary>
     /// The route an answer would come by (format any). The formats only cut the route list short, so for a

@@ -75,6 +75,8 @@ public sealed class ArithmeticTask : ITask
 
     public double Reward(Problem problem, string completion) => MathVerifier.Reward(completion, problem.Answer);
 
+    public double Reward(Problem problem, string completion, bool finished) => MathVerifier.Reward(completion, problem.Answer, finished: finished);
+
     public Problem Get(Split split, long index)
     {
         var (operands, ops) = InstanceSpace.Draw(Name, _seed, split, index, Draw, Expression);

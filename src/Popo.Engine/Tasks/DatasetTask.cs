@@ -64,4 +64,6 @@ public sealed class DatasetTask : ITask
     }
 
     public double Reward(Problem problem, string completion) => MathVerifier.Reward(completion, problem.Answer, Format);
+
+    public double Reward(Problem problem, string completion, bool finished) => MathVerifier.Reward(completion, problem.Answer, Format, finished);
 }

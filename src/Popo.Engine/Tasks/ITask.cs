@@ -18,4 +18,11 @@ public interface ITask
 
     /// <summary>1.0 when the completion answers the problem correctly, else 0.0. Never throws.</summary>
     double Reward(Problem problem, string completion);
+
+    /// <summary>
+    /// The reward of a sampled completion that <paramref name="finished"/> (ended with a stop token) or was
+    /// cut at max_new_tokens; a task whose verdict depends on it (a truncated completion earns the math
+    /// reward only through an explicit answer marker) overrides this.
+    /// </summary>
+    double Reward(Problem problem, string completion, bool finished) => Reward(problem, completion);
 }

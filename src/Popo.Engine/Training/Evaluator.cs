@@ -41,7 +41,7 @@ public static class Evaluator
                 for (int r = 0; r < prompts.Count; r++)
                 {
                     var text = format.Decode(sampled.Completions[r]);
-                    var reward = task.Reward(chunk[r / samples], text);
+                    var reward = task.Reward(chunk[r / samples], text, format.Finished(sampled.Completions[r]));
                     correct[start + r / samples] += reward > 0 ? 1 : 0;
                     onSample?.Invoke(new Sample(chunk[r / samples], r % samples, text, reward));
                 }
@@ -50,7 +50,7 @@ public static class Evaluator
             for (int r = 0; r < chunk.Count; r++)
             {
                 var text = format.Decode(greedy.Completions[r]);
-                var reward = task.Reward(chunk[r], text);
+                var reward = task.Reward(chunk[r], text, format.Finished(greedy.Completions[r]));
                 greedyCorrect += reward > 0 ? 1 : 0;
                 onSample?.Invoke(new Sample(chunk[r], -1, text, reward));
             }

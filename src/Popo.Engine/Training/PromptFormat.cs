@@ -88,4 +88,10 @@ public sealed class PromptFormat
     public int[] Target(string solution) => [.. tokenizer.Encode(solution), StopTokens[^1]];
 
     public string Decode(IEnumerable<int> completion) => tokenizer.Decode(completion, skipSpecialTokens: true);
+
+    /// <summary>
+    /// Whether a sampled completion (its masked ids, the stop token included) ended with a stop token rather
+    /// than at max_new_tokens: the verifier reads a truncated one only through an explicit answer marker.
+    /// </summary>
+    public bool Finished(IReadOnlyList<int> completion) => completion.Count > 0 && StopTokens.Contains(completion[^1]);
 }

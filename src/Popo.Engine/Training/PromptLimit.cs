@@ -92,4 +92,6 @@ public sealed class FilteredTask : ITask
     }
 
     public double Reward(Problem problem, string completion) => inner.Reward(problem, completion);
+
+    public double Reward(Problem problem, string completion, bool finished) => inner.Reward(problem, completion, finished);
 }

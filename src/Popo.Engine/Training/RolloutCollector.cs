@@ -29,7 +29,7 @@ public sealed class RolloutCollector(Qwen2ForCausalLM model, PromptFormat format
         model.eval();
         var sample = Sampler.Generate(model, prompts, sampling with { Generator = generator, StopTokenIds = format.StopTokens });
         var completions = sample.Completions.Select(format.Decode).ToArray();
-        var rewards = completions.Select((c, i) => task.Reward(perRow[i], c)).ToArray();
+        var rewards = completions.Select((c, i) => task.Reward(perRow[i], c, format.Finished(sample.Completions[i]))).ToArray();
         var batch = sample.WithRewards(rewards, groupSize);
         return (batch, new RolloutTexts(perRow, completions));
     }

@@ -112,7 +112,7 @@ let examplesExtract =
       "so x = -4", Some "-4"
       "8-3", None
       "the value is x^2", None
-      "we get .4", None
+      "we get .4", Some ".4" // a leading-dot decimal is a whole number token (issue 33)
       "it is 3/4", Some "3/4"
       "a total of 1,000,000 dollars.", Some "1,000,000"
       "", None
