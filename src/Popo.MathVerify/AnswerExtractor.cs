@@ -40,8 +40,12 @@ public static class AnswerExtractor
     /// The answer under a format. A completion that did not finish (<paramref name="finished"/> false: cut at
     /// the length limit) has no unmarked answer: under any it is read as under marked.
     /// </summary>
-    public static Extraction? Find(string? completion, AnswerFormat format, bool finished = true)
+    public static Extraction? Find(string? completion, AnswerFormat format, bool finished = true) => Find(completion, format, finished, out _);
+
+    /// <summary><see cref="Find(string?, AnswerFormat, bool)"/>, with the unexpected exception that cost the answer, if one did.</summary>
+    public static Extraction? Find(string? completion, AnswerFormat format, bool finished, out Exception? error)
     {
+        error = null;
         if (string.IsNullOrEmpty(completion)) return null;
         try
         {
@@ -59,8 +63,9 @@ public static class AnswerExtractor
                 found = Route(MathSpan(s), AnswerRoute.Math) ?? Route(LastNumber(s), AnswerRoute.Number);
             return found is { Answer.Length: > 0 } ? found : null;
         }
-        catch (Exception)
+        catch (Exception e)
         {
+            error = e;
             return null;
         }
     }

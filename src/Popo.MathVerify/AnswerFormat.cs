@@ -33,8 +33,12 @@ public readonly record struct Extraction(string Answer, AnswerRoute Route)
     public string? Alternative { get; init; }
 }
 
-/// <summary>The verifier's verdict and the route of the answer it judged (None when there was none).</summary>
-public readonly record struct Verdict(bool Correct, AnswerRoute Route);
+/// <summary>
+/// The verifier's verdict, the route of the answer it judged (None when there was none) and that answer. Error: what an
+/// unexpected exception inside the verifier said (the verdict is then false); the verifier stays total, and the caller
+/// counts these instead of never hearing of them.
+/// </summary>
+public readonly record struct Verdict(bool Correct, AnswerRoute Route, string? Answer = null, string? Error = null);
 
 public static class AnswerFormats
 {

@@ -17,8 +17,12 @@ public static class Equivalence
     /// <summary>Longer answers are compared as canonical text only, to keep the time bounded.</summary>
     public const int MaxLength = 4096;
 
-    public static bool Equal(string? a, string? b)
+    public static bool Equal(string? a, string? b) => Equal(a, b, out _);
+
+    /// <summary><see cref="Equal(string?, string?)"/>, with the unexpected exception that made it false, if one did.</summary>
+    public static bool Equal(string? a, string? b, out Exception? error)
     {
+        error = null;
         if (a is null || b is null) return false;
         try
         {
@@ -43,9 +47,10 @@ public static class Equivalence
                     if (MathCanon.Same(ca!, cb!)) return true;
             return false;
         }
-        catch (Exception)
+        catch (Exception e)
         {
-            // The verifier is total: a bug in a corner of parsing must cost a reward, not a run.
+            // The verifier is total: a bug in a corner of parsing must cost a reward, not a run; the caller counts it.
+            error = e;
             return false;
         }
     }

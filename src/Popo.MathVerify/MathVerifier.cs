@@ -16,11 +16,18 @@ public static class MathVerifier
     /// </summary>
     public static Verdict Verify(string? completion, string? gold, AnswerFormat format = AnswerFormat.Any, bool finished = true)
     {
-        var found = AnswerExtractor.Find(completion, format, finished);
-        if (found is not { } f) return new Verdict(false, AnswerRoute.None);
-        bool correct = Equivalence.Equal(f.Answer, gold) || (f.Alternative is { } other && Equivalence.Equal(other, gold));
-        return new Verdict(correct, f.Route);
+        var found = AnswerExtractor.Find(completion, format, finished, out var failed);
+        if (found is not { } f) return new Verdict(false, AnswerRoute.None, null, Describe(failed));
+        bool correct = Equivalence.Equal(f.Answer, gold, out failed);
+        if (!correct && f.Alternative is { } other)
+        {
+            correct = Equivalence.Equal(other, gold, out var second);
+            failed ??= second;
+        }
+        return new Verdict(correct, f.Route, f.Answer, Describe(failed));
     }
+
+    private static string? Describe(Exception? e) => e is null ? null : $"{e.GetType().Name}: {e.Message}";
 
     public static bool IsCorrect(string? completion, string? gold, AnswerFormat format = AnswerFormat.Any, bool finished = true) =>
         Verify(completion, gold, format, finished).Correct;

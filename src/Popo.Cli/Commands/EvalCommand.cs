@@ -53,7 +53,7 @@ public static class EvalCommand
             var result = FolderEvaluation.Run(c, k, s => records.Add(new
             {
                 problem = s.Problem.Id, sample = s.K < 0 ? "greedy" : s.K.ToString(CultureInfo.InvariantCulture), prompt = s.Problem.Prompt,
-                completion = s.Completion, extracted = AnswerExtractor.Extract(s.Completion), gold = s.Problem.Answer, correct = s.Reward > 0,
+                completion = s.Completion, extracted = s.Judgement.Answer, gold = s.Problem.Answer, correct = s.Reward > 0,
             }));
             Directory.CreateDirectory(c.Out);
             Popo.Engine.Checkpoints.AtomicFile.WriteAllText(samplesFile, string.Concat(records.Select(r => JsonSerializer.Serialize(r) + "\n")));

@@ -73,9 +73,8 @@ public sealed class ArithmeticTask : ITask
 
     public long? Count(Split split) => null;
 
-    public double Reward(Problem problem, string completion) => MathVerifier.Reward(completion, problem.Answer);
-
-    public double Reward(Problem problem, string completion, bool finished) => MathVerifier.Reward(completion, problem.Answer, finished: finished);
+    public Judgement Judge(Problem problem, string completion, bool finished = true) =>
+        Judgement.Of(MathVerifier.Verify(completion, problem.Answer, finished: finished));
 
     public Problem Get(Split split, long index)
     {

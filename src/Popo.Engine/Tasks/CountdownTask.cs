@@ -135,11 +135,14 @@ public sealed class CountdownTask : ITask
             $"countdown: no instance with a target in [{d.MinTarget}, {d.MaxTarget}] found in {MaxDrawTries} tries; widen the target range");
     }
 
-    public double Reward(Problem problem, string completion)
+    /// <summary>The marked answer, else the last line, as an expression that reaches the target (whether the completion finished does not change this reader).</summary>
+    public Judgement Judge(Problem problem, string completion, bool finished = true)
     {
-        if (!TryParsePrompt(problem.Prompt, out var numbers, out var target) || string.IsNullOrEmpty(completion)) return 0.0;
-        var answer = AnswerExtractor.ExtractMarked(completion) ?? LastLine(completion);
-        return answer is not null && CountdownExpression.Reaches(answer, numbers, target, Difficulty.Operators) ? 1.0 : 0.0;
+        if (!TryParsePrompt(problem.Prompt, out var numbers, out var target) || string.IsNullOrEmpty(completion)) return new Judgement(0.0);
+        var marked = AnswerExtractor.Find(completion, AnswerFormat.Marked, true, out var failed);
+        var answer = marked?.Answer ?? LastLine(completion);
+        var reward = answer is not null && CountdownExpression.Reaches(answer, numbers, target, Difficulty.Operators) ? 1.0 : 0.0;
+        return new Judgement(reward, marked?.Route ?? AnswerRoute.None, answer, failed is null ? null : $"{failed.GetType().Name}: {failed.Message}");
     }
 
     private static string? LastLine(string text)

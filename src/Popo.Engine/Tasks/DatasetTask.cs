@@ -63,7 +63,6 @@ public sealed class DatasetTask : ITask
         return problems[index % problems.Length];
     }
 
-    public double Reward(Problem problem, string completion) => MathVerifier.Reward(completion, problem.Answer, Format);
-
-    public double Reward(Problem problem, string completion, bool finished) => MathVerifier.Reward(completion, problem.Answer, Format, finished);
+    public Judgement Judge(Problem problem, string completion, bool finished = true) =>
+        Judgement.Of(MathVerifier.Verify(completion, problem.Answer, Format, finished));
 }

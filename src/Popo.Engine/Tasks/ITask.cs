@@ -1,4 +1,5 @@
 using Popo.Engine.Data;
+
 namespace Popo.Engine.Tasks;
 
 /// <summary>A source of problems with a deterministic 0/1 reward (docs/design.md §7).</summary>
@@ -16,13 +17,16 @@ public interface ITask
     /// <summary>Number of distinct problems in a split; null for generated tasks (unbounded).</summary>
     long? Count(Split split);
 
-    /// <summary>1.0 when the completion answers the problem correctly, else 0.0. Never throws.</summary>
-    double Reward(Problem problem, string completion);
-
     /// <summary>
-    /// The reward of a sampled completion that <paramref name="finished"/> (ended with a stop token) or was
-    /// cut at max_new_tokens; a task whose verdict depends on it (a truncated completion earns the math
-    /// reward only through an explicit answer marker) overrides this.
+    /// The judgement of a completion that <paramref name="finished"/> (ended with a stop token) or was cut at max_new_tokens
+    /// (a task whose verdict depends on it reads a truncated completion's answer only from an explicit marker). Never throws.
     /// </summary>
-    double Reward(Problem problem, string completion, bool finished) => Reward(problem, completion);
+    Judgement Judge(Problem problem, string completion, bool finished = true);
+}
+
+public static class TaskRewards
+{
+    /// <summary>The reward of <see cref="ITask.Judge"/> alone.</summary>
+    public static double Reward(this ITask task, Problem problem, string completion, bool finished = true) =>
+        task.Judge(problem, completion, finished).Reward;
 }

@@ -21,7 +21,10 @@ public sealed record EvalResult(int Problems, int Samples, double Pass1, double 
 public static class Evaluator
 {
     /// <summary>One scored completion: sample k of a problem (k = -1 for the greedy one).</summary>
-    public sealed record Sample(Problem Problem, int K, string Completion, double Reward);
+    public sealed record Sample(Problem Problem, int K, string Completion, Judgement Judgement)
+    {
+        public double Reward => Judgement.Reward;
+    }
 
     public static EvalResult Evaluate(Qwen2ForCausalLM model, PromptFormat format, ITask task, int problems, int samples,
                                       SamplerOptions sampling, long seed, int maxBatch = 256, Action<Sample>? onSample = null)
@@ -41,18 +44,18 @@ public static class Evaluator
                 for (int r = 0; r < prompts.Count; r++)
                 {
                     var text = format.Decode(sampled.Completions[r]);
-                    var reward = task.Reward(chunk[r / samples], text, format.Finished(sampled.Completions[r]));
-                    correct[start + r / samples] += reward > 0 ? 1 : 0;
-                    onSample?.Invoke(new Sample(chunk[r / samples], r % samples, text, reward));
+                    var judgement = task.Judge(chunk[r / samples], text, format.Finished(sampled.Completions[r]));
+                    correct[start + r / samples] += judgement.Reward > 0 ? 1 : 0;
+                    onSample?.Invoke(new Sample(chunk[r / samples], r % samples, text, judgement));
                 }
             var greedyPrompts = chunk.Select(format.Prompt).ToList();
             using var greedy = Sampler.Generate(model, greedyPrompts, sampling with { TopK = 1, Generator = generator, StopTokenIds = format.StopTokens });
             for (int r = 0; r < chunk.Count; r++)
             {
                 var text = format.Decode(greedy.Completions[r]);
-                var reward = task.Reward(chunk[r], text, format.Finished(greedy.Completions[r]));
-                greedyCorrect += reward > 0 ? 1 : 0;
-                onSample?.Invoke(new Sample(chunk[r], -1, text, reward));
+                var judgement = task.Judge(chunk[r], text, format.Finished(greedy.Completions[r]));
+                greedyCorrect += judgement.Reward > 0 ? 1 : 0;
+                onSample?.Invoke(new Sample(chunk[r], -1, text, judgement));
             }
         }
         var counts = correct.Select(c => (samples, c)).ToList();

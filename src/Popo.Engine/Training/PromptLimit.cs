@@ -91,7 +91,6 @@ public sealed class FilteredTask : ITask
         return inner.Get(split, list[index % list.Length]);
     }
 
-    public double Reward(Problem problem, string completion) => inner.Reward(problem, completion);
+    public Judgement Judge(Problem problem, string completion, bool finished = true) => inner.Judge(problem, completion, finished);
 
-    public double Reward(Problem problem, string completion, bool finished) => inner.Reward(problem, completion, finished);
 }

@@ -7,8 +7,8 @@ using static TorchSharp.torch;
 
 namespace Popo.Engine.Training;
 
-/// <summary>What one generation batch produced, besides the tensors the objectives read.</summary>
-public sealed record RolloutTexts(Problem[] Problems, string[] Completions);
+/// <summary>What one generation batch produced, besides the tensors the objectives read: each row's problem, decoded completion and judgement.</summary>
+public sealed record RolloutTexts(Problem[] Problems, string[] Completions, Judgement[] Judgements);
 
 /// <summary>
 /// Rollout and verification (docs/design.md §1): G samples per prompt from the current policy, decoded and
@@ -29,8 +29,8 @@ public sealed class RolloutCollector(Qwen2ForCausalLM model, PromptFormat format
         model.eval();
         var sample = Sampler.Generate(model, prompts, sampling with { Generator = generator, StopTokenIds = format.StopTokens });
         var completions = sample.Completions.Select(format.Decode).ToArray();
-        var rewards = completions.Select((c, i) => task.Reward(perRow[i], c, format.Finished(sample.Completions[i]))).ToArray();
-        var batch = sample.WithRewards(rewards, groupSize);
-        return (batch, new RolloutTexts(perRow, completions));
+        var judgements = completions.Select((c, i) => task.Judge(perRow[i], c, format.Finished(sample.Completions[i]))).ToArray();
+        var batch = sample.WithRewards(judgements.Select(j => j.Reward).ToArray(), groupSize);
+        return (batch, new RolloutTexts(perRow, completions, judgements));
     }
 }

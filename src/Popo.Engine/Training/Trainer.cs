@@ -34,7 +34,7 @@ public sealed class Trainer
     [
         "step", "rollouts", "wall_time", "lr", "reward_mean", "reward_std", "pass_rate", "completion_len_mean", "completion_len_max",
         "grad_norm", "tokens_per_s", "step_time", "rollout_time", "update_time", "skipped_update", "non_finite", "eval_pass1",
-        "eval_passk", "eval_greedy", .. Popo.MathVerify.RouteShares.Columns,
+        "eval_passk", "eval_greedy", .. Popo.MathVerify.RouteShares.Columns, "verifier_errors",
     ];
 
     /// <summary>Columns every metrics row has (NaN where a step or algorithm has no value): the loop's and every registered objective's.</summary>
@@ -206,7 +206,8 @@ public sealed class Trainer
 
             progress = progress with { Step = step, Rollouts = progress.Rollouts + batch.Rows, WallTime = clock.Elapsed.TotalSeconds + wallOffset };
             RolloutMetrics(batch, metrics);
-            foreach (var (column, share) in Popo.MathVerify.RouteShares.Of(texts.Completions, batch.Rewards)) metrics.Set(column, share);
+            foreach (var (column, share) in Popo.MathVerify.RouteShares.Of(texts.Judgements.Select(j => j.Route).ToList(), batch.Rewards)) metrics.Set(column, share);
+            VerifierErrors(step, texts, metrics);
             metrics.Set("step", step);
             metrics.Set("rollouts", progress.Rollouts);
             metrics.Set("wall_time", progress.WallTime);
@@ -344,6 +345,33 @@ public sealed class Trainer
         using var scope = NewDisposeScope();
         optimizer.zero_grad();
     }
+
+    /// <summary>
+    /// verifier_errors: rollouts whose judgement cost an unexpected exception inside the verifier (their reward is 0). The
+    /// first one of the run is logged with its problem and message; the count goes to every row.
+    /// </summary>
+    private void VerifierErrors(int step, RolloutTexts texts, StepMetrics metrics)
+    {
+        var (count, first) = ErrorsOf(texts.Judgements);
+        if (count > 0 && !verifierErrorLogged)
+        {
+            observer.Log($"step {step}: the verifier failed on problem {texts.Problems[first].Id} ({texts.Judgements[first].Error}); " +
+                         "the rollout gets reward 0, and the metric verifier_errors counts such rollouts (logged once)");
+            verifierErrorLogged = true;
+        }
+        metrics.Set("verifier_errors", count);
+    }
+
+    /// <summary>How many judgements carry a verifier error, and the index of the first (-1 when none).</summary>
+    internal static (int Count, int First) ErrorsOf(IReadOnlyList<Judgement> judgements)
+    {
+        int count = 0, first = -1;
+        for (int i = 0; i < judgements.Count; i++)
+            if (judgements[i].Error is not null && count++ == 0) first = i;
+        return (count, first);
+    }
+
+    private bool verifierErrorLogged;
 
     private static void RolloutMetrics(GenerationBatch batch, StepMetrics metrics)
     {

@@ -45,3 +45,26 @@ let tests =
             Expect.equal (Trainer.Row(kept, grpo)).["kept_rows"] 3.0 "GRPO's own column"
             Expect.throwsT<InvalidOperationException> (fun () -> Trainer.Row(kept, popo) |> ignore) "another algorithm's column"
     ]
+
+/// A task's judgement is made once and carries everything downstream needs; verifier failures are counted, not lost.
+[<Tests>]
+let judgements =
+    testList "architecture/judgement" [
+        testCase "the math tasks' judgement carries the verdict's route and answer" <| fun () ->
+            let task = Popo.Engine.Tasks.ArithmeticTask(1L)
+            let p = task.Get(Popo.Engine.Data.Split.Train, 0L)
+            let j = task.Judge(p, $"so the sum is\n#### {p.Answer}")
+            Expect.equal j.Reward 1.0 "rewarded"
+            Expect.equal j.Route Popo.MathVerify.AnswerRoute.Marked "route"
+            Expect.equal j.Answer p.Answer "the answer judged"
+            Expect.isNull j.Error "no error"
+
+        testCase "a verdict's error reaches the judgement, and the trainer counts the rollouts that carry one" <| fun () ->
+            let failed = Popo.Engine.Tasks.Judgement.Of(Popo.MathVerify.Verdict(false, Popo.MathVerify.AnswerRoute.Math, "x", "ArgumentException: boom"))
+            Expect.equal failed.Error "ArgumentException: boom" "error kept"
+            Expect.equal failed.Reward 0.0 "no reward"
+            let ok = Popo.Engine.Tasks.Judgement(1.0)
+            Expect.equal (Trainer.ErrorsOf [| ok; failed; ok; failed |]) (struct (2, 1)) "two, the first at 1"
+            Expect.equal (Trainer.ErrorsOf [| ok; ok |]) (struct (0, -1)) "none"
+            Expect.contains Trainer.Columns "verifier_errors" "a metrics column"
+    ]

@@ -93,6 +93,9 @@ let different =
 
 let marked = AnswerFormat.Marked
 
+/// A verdict's correctness and route (the answer and error fields are checked on their own).
+let route (v: Verdict) = v.Correct, v.Route
+
 [<Tests>]
 let tests =
     testList "engine/verifier/categories" [
@@ -125,15 +128,15 @@ let tests =
                 Expect.isTrue (MathVerifier.IsCorrect("Answer: $\\dfrac{3}{4}$", "\\frac34", marked)) "Answer:"
             }
             test "tags and #### are marked answers" {
-                Expect.equal (MathVerifier.Verify("<answer>7</answer>", "7", marked)) (Verdict(true, AnswerRoute.Marked)) "tags"
-                Expect.equal (MathVerifier.Verify("so\n#### 1,234", "1234", marked)) (Verdict(true, AnswerRoute.Marked)) "####"
+                Expect.equal (route (MathVerifier.Verify("<answer>7</answer>", "7", marked))) (true, AnswerRoute.Marked) "tags"
+                Expect.equal (route (MathVerifier.Verify("so\n#### 1,234", "1234", marked))) (true, AnswerRoute.Marked) "####"
             }
             test "without a marker, marked and boxed give no answer; any reads the last math span, then a whole-token number" {
                 for fmt in [ AnswerFormat.Boxed; AnswerFormat.Marked ] do
-                    Expect.equal (MathVerifier.Verify("so it is $\\frac{1}{3}$", "\\frac13", fmt)) (Verdict(false, AnswerRoute.None)) "no marker"
-                Expect.equal (MathVerifier.Verify("so it is $\\frac{1}{3}$", "\\frac13", AnswerFormat.Any)) (Verdict(true, AnswerRoute.Math)) "math span"
-                Expect.equal (MathVerifier.Verify("so it is 23.", "23", AnswerFormat.Any)) (Verdict(true, AnswerRoute.Number)) "number"
-                Expect.equal (MathVerifier.Verify("the answer is \\boxed{5}", "5", AnswerFormat.Boxed)) (Verdict(true, AnswerRoute.Boxed)) "boxed"
+                    Expect.equal (route (MathVerifier.Verify("so it is $\\frac{1}{3}$", "\\frac13", fmt))) (false, AnswerRoute.None) "no marker"
+                Expect.equal (route (MathVerifier.Verify("so it is $\\frac{1}{3}$", "\\frac13", AnswerFormat.Any))) (true, AnswerRoute.Math) "math span"
+                Expect.equal (route (MathVerifier.Verify("so it is 23.", "23", AnswerFormat.Any))) (true, AnswerRoute.Number) "number"
+                Expect.equal (route (MathVerifier.Verify("the answer is \\boxed{5}", "5", AnswerFormat.Boxed))) (true, AnswerRoute.Boxed) "boxed"
                 Expect.isFalse (MathVerifier.IsCorrect("the answer is 5", "5", AnswerFormat.Boxed)) "boxed needs a box"
             }
             test "the fallback never takes a fragment of an expression" {
@@ -141,11 +144,18 @@ let tests =
                     Expect.isFalse (MathVerifier.IsCorrect(text, gold, AnswerFormat.Any)) (sprintf "%s vs %s" text gold)
             }
             test "route shares count the rewarded rollouts by route" {
-                let shares =
-                    RouteShares.Of([| "\\boxed{1}"; "#### 2"; "x $3$"; "it is 4"; "\\boxed{9}" |], [| 1.0; 1.0; 1.0; 1.0; 0.0 |]) |> Seq.map (fun struct (c, v) -> c, v) |> Map.ofSeq
+                let routes = [| "\\boxed{1}"; "#### 2"; "x $3$"; "it is 4"; "\\boxed{9}" |] |> Array.map (fun c -> MathVerifier.Verify(c, "0").Route)
+                let shares = RouteShares.Of(routes, [| 1.0; 1.0; 1.0; 1.0; 0.0 |]) |> Seq.map (fun struct (c, v) -> c, v) |> Map.ofSeq
                 Expect.equal shares (Map.ofList [ "route_boxed", 0.25; "route_marked", 0.25; "route_math", 0.25; "route_number", 0.25 ]) "shares"
-                let none = RouteShares.Of([| "x" |], [| 0.0 |]) |> Seq.map (fun struct (_, v) -> v) |> Array.ofSeq
+                let none = RouteShares.Of([| AnswerRoute.None |], [| 0.0 |]) |> Seq.map (fun struct (_, v) -> v) |> Array.ofSeq
                 Expect.isTrue (none |> Array.forall System.Double.IsNaN) "no reward: NaN"
+            }
+            test "a verdict carries the answer it judged, and no error on ordinary input" {
+                let v = MathVerifier.Verify("so\n#### 1,234", "1234", marked)
+                Expect.equal v.Answer "1,234" "the extracted answer"
+                Expect.isNull v.Error "no error"
+                let none = MathVerifier.Verify("no answer here", "3", marked)
+                Expect.isNull none.Answer "no answer found"
             }
             test "answer_format parses its three values and names them on a bad one" {
                 Expect.equal (AnswerFormats.Parse "marked") AnswerFormat.Marked "marked"
