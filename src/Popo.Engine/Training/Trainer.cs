@@ -102,6 +102,9 @@ public sealed class Trainer
             contextSource = "the built-in model";
             modelConfig = ModelFactory.BuiltInConfig(config, tokenizer);
         }
+        // Values too: a NaN or infinite weight or adapter is refused here, not after the folder exists.
+        if (!string.IsNullOrEmpty(config.Model)) Checkpoints.HfCheckpoint.CheckValues(config.Model);
+        if (!string.IsNullOrEmpty(config.Adapter) && LoraSettings.Of(config) is { } lora) PeftAdapterFolder.Check(config.Adapter, lora, modelConfig);
         var task = TaskFactory.Create(config);
         if (task is DatasetTask { Data.SkippedCount: > 0 } data)
             log($"{data.Data.Path}: skipped {data.Data.SkippedCount} malformed line{(data.Data.SkippedCount == 1 ? "" : "s")} (skip_bad_lines); the first: {data.Data.Skipped[0].Message}");
@@ -236,6 +239,11 @@ public sealed class Trainer
             }
         }
 
+        // Not a result: no step updated the policy (each had non-finite logits, loss or gradient), fewer than max_bad_steps.
+        if (config.Steps > 0 && progress.BadSteps >= config.Steps)
+            throw new TrainingDivergedException(
+                $"every one of the {config.Steps} steps had non-finite logits, loss or gradient and was skipped: the policy was never updated" +
+                (string.IsNullOrEmpty(config.Adapter) ? "" : $" (adapter {config.Adapter})"));
         if (config.Steps > 0 && ReferenceEquals(final, warmup))
             final = Evaluate(model, format, task, sampling);   // resumed after the last step: nothing evaluated yet
         var finalFolder = config.Steps == 0 ? Path.Combine(config.Out, "checkpoints", "warmup") : TrainingCheckpoint.FolderFor(config.Out, config.Steps);
