@@ -38,6 +38,13 @@ public sealed class Trainer
         .. Popo.MathVerify.RouteShares.Columns,
     ];
 
+    /// <summary>
+    /// The columns that measure the clock, not the computation. Every other column is deterministic: two runs with the
+    /// same configuration and seed (or a run and its resumed copy) write the same values, bit for bit.
+    /// </summary>
+    public static readonly IReadOnlySet<string> WallClockColumns = new HashSet<string>(StringComparer.Ordinal)
+        { "wall_time", "tokens_per_s", "step_time", "rollout_time", "update_time" };
+
     /// <summary>A run without held-out evaluation (eval_problems = 0) records its results as NaN.</summary>
     internal static readonly JsonSerializerOptions Json = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
