@@ -22,6 +22,9 @@ public static class FixedThreading
         if (!OperatingSystem.IsLinux()) return;
         try
         {
+            // Too late once libtorch is loaded (a host that called into torch first, such as the test runner): its
+            // libraries have read their environment, and setenv beside threads that call getenv is a race.
+            if (dlopen("libtorch_cpu.so", RtldLazy | RtldNoLoad) != IntPtr.Zero) return;
             foreach (var (name, value) in Settings)
                 if (string.IsNullOrEmpty(Marshal.PtrToStringAnsi(getenv(name)))) setenv(name, value, 1);
         }
@@ -31,6 +34,11 @@ public static class FixedThreading
     /// <summary>The settings as the process environment holds them ("NAME=value, ..."; "unset" for one absent).</summary>
     public static string Describe() =>
         string.Join(", ", Settings.Select(s => $"{s.Name}={(OperatingSystem.IsLinux() ? Marshal.PtrToStringAnsi(getenv(s.Name)) : null) ?? "unset"}"));
+
+    private const int RtldLazy = 1, RtldNoLoad = 4;
+
+    [DllImport("libc", EntryPoint = "dlopen")]
+    private static extern IntPtr dlopen(string file, int mode);
 
     [DllImport("libc", EntryPoint = "getenv")]
     private static extern IntPtr getenv(string name);

@@ -109,7 +109,7 @@ let private datasetCases =
                 let bad = Array.concat [ Encoding.UTF8.GetBytes "{\"question\": \"2+2"; [| 0xFFuy; 0xFEuy |]; Encoding.UTF8.GetBytes "?\", \"answer\": \"#### 4\"}\n" ]
                 File.WriteAllBytes(data, Array.concat [ good; bad; good ])
                 refusedIn root 1 [ "data.jsonl:2"; "not valid UTF-8"; "byte 18" ] ([ "train"; "--dataset"; data; "--train-fraction"; "0.5" ] @ short)
-                refusedIn root 1 [ "data.jsonl:2"; "not valid UTF-8" ] [ "eval"; "--dataset"; data; "--samples"; "1"; "--threads"; "1"; "--max-new-tokens"; "4" ]
+                refusedIn root 1 [ "data.jsonl:2"; "not valid UTF-8" ] [ "eval"; "--model"; modelFolderWith root ignore; "--dataset"; data; "--samples"; "1"; "--threads"; "1"; "--max-new-tokens"; "4" ]
                 let skipping = JsonlDataset.Load(data, DatasetOptions(SkipBadLines = true))
                 Expect.equal skipping.SkippedCount 1 "counted under skip_bad_lines like any malformed line"
                 Expect.equal skipping.Problems.Count 2 "the valid lines are kept"
