@@ -1,5 +1,5 @@
-/// Numerical faults (issue 10): non-finite logits, from the first step (a checkpoint holding a NaN or Inf
-/// weight) or appearing mid-run, are detected at the step they appear; the step is skipped (no weight
+/// Numerical faults (issue 10): non-finite logits, from the first step (a checkpoint whose finite weights
+/// overflow float32; a NaN or Inf weight itself is refused at load, issue 35) or appearing mid-run, are detected at the step they appear; the step is skipped (no weight
 /// changes), logged and marked in the metrics, and after max_bad_steps the run stops with a clear error
 /// and exit code 1. Every objective gives finite losses and gradients on all-negative, all-positive,
 /// single-token and empty completions.
