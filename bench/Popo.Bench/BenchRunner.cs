@@ -26,6 +26,7 @@ public static class BenchRunner
         report.Meta("quick", quick);
         report.Meta("mkl_vendor_check", Popo.Kernels.MklVendorCheck.Configure());
         report.Meta("huge_pages", Popo.Engine.Runtime.NativeHeap.HugePagesSetting());
+        report.Meta("threading", Popo.Engine.Runtime.FixedThreading.Describe());
         report.Meta("load_start", BenchClock.LoadAverage());
         report.Meta("started_utc", DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ"));
 

@@ -10,6 +10,7 @@ public static class Program
     public static int Main(string[] args)
     {
         NativeHeap.RequestHugePages();
+        FixedThreading.Apply();
         var setup = CommandRunner.Run(() => { MklVendorCheck.Configure(); return 0; });
         if (setup != 0) return setup;
         var root = new RootCommand("popo: Positive-Only Policy Optimization (and GRPO baselines) on TorchSharp");

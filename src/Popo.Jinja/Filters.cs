@@ -34,7 +34,7 @@ internal static class Filters
         {
             var attribute = a.OptionalString(1, "attribute");
             var items = PyValue.Iterate(v).Select(x => attribute is null ? x : PyValue.GetAttr(x, attribute));
-            return string.Join(a.OptionalString(0, "d") ?? "", items.Select(PyValue.Str));
+            return RenderLimits.Join(a.OptionalString(0, "d") ?? "", items.Select(PyValue.Str));
         },
         ["replace"] = (v, a) => PyText.Replace(PyValue.Str(v), PyValue.Str(a.Required(0, "old")), PyValue.Str(a.Required(1, "new")),
             a.Optional(2, "count") is null ? -1 : a.Long(2, "count", -1)),
@@ -61,13 +61,24 @@ internal static class Filters
         {
             var caseSensitive = a.Bool(0, "case_sensitive", false);
             var attribute = a.OptionalString(1, "attribute");
-            var seen = new List<object?>();
+            // Keys bucketed by a hash that agrees with Python equality (1 == 1.0 == True): linear, not quadratic, in
+            // the list's length, so a long list cannot stall a render inside one filter call.
+            var seen = new Dictionary<int, List<object?>>();
             var result = new List<object?>();
             foreach (var item in PyValue.Iterate(v))
             {
                 var key = SortKey(item, caseSensitive, attribute);
-                if (seen.Any(s => PyValue.Equals(s, key))) continue;
-                seen.Add(key);
+                var hash = key switch
+                {
+                    string s => string.GetHashCode(s, StringComparison.Ordinal),
+                    bool b => (b ? 1.0 : 0.0).GetHashCode(),
+                    long l => ((double)l).GetHashCode(),
+                    double d => d.GetHashCode(),
+                    _ => 0,
+                };
+                if (!seen.TryGetValue(hash, out var bucket)) seen[hash] = bucket = [];
+                if (bucket.Any(s => PyValue.Equals(s, key))) continue;
+                bucket.Add(key);
                 result.Add(item);
             }
             return result;

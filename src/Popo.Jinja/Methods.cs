@@ -34,7 +34,7 @@ internal static class Methods
         "find" => Method(name, a => (long)CodePointIndex(s, s.IndexOf(a.String(0, "sub"), StringComparison.Ordinal))),
         "rfind" => Method(name, a => (long)CodePointIndex(s, s.LastIndexOf(a.String(0, "sub"), StringComparison.Ordinal))),
         "count" => Method(name, a => (long)Count(s, a.String(0, "sub"))),
-        "join" => Method(name, a => string.Join(s, PyValue.Iterate(a.Required(0, "iterable")).Select(x =>
+        "join" => Method(name, a => RenderLimits.Join(s, PyValue.Iterate(a.Required(0, "iterable")).Select(x =>
             x as string ?? throw new TemplateValueError($"sequence item: expected str instance, {PyValue.TypeName(x)} found")))),
         "isdigit" => Method(name, _ => s.Length > 0 && s.All(char.IsDigit)),
         "isalpha" => Method(name, _ => s.Length > 0 && PyText.CodePoints(s).All(c => char.IsLetter(char.ConvertFromUtf32(c), 0))),

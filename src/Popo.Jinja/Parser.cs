@@ -10,6 +10,7 @@ internal sealed class Parser(SourceText source, List<Token> tokens)
 {
     private static readonly HashSet<string> CompareOps = ["==", "!=", "<", "<=", ">", ">="];
     private int index;
+    private int nesting;
 
     private Token Current => tokens[index];
     private Token Peek(int ahead = 1) => tokens[Math.Min(index + ahead, tokens.Count - 1)];
@@ -60,7 +61,7 @@ internal sealed class Parser(SourceText source, List<Token> tokens)
         }
     }
 
-    private Stmt ParseStatement()
+    private Stmt ParseStatementAt()
     {
         var token = Current;
         if (token.Kind != TokenKind.Name) throw Fail(token, "tag name expected");
@@ -280,7 +281,7 @@ internal sealed class Parser(SourceText source, List<Token> tokens)
         return left;
     }
 
-    private Expr ParseNot()
+    private Expr ParseNotAt()
     {
         if (!Current.IsName("not")) return ParseCompare();
         var op = Next();
@@ -359,7 +360,7 @@ internal sealed class Parser(SourceText source, List<Token> tokens)
         return left;
     }
 
-    private Expr ParseUnary(bool withFilter)
+    private Expr ParseUnaryAt(bool withFilter)
     {
         Expr node;
         if (Current.IsOperator("-") || Current.IsOperator("+"))
@@ -372,7 +373,7 @@ internal sealed class Parser(SourceText source, List<Token> tokens)
         return withFilter ? ParseFilterExpr(node) : node;
     }
 
-    private Expr ParsePrimary()
+    private Expr ParsePrimaryAt()
     {
         var token = Current;
         switch (token.Kind)
@@ -587,6 +588,21 @@ internal sealed class Parser(SourceText source, List<Token> tokens)
     {
         if (!Current.IsName(name)) throw Fail(Current, $"expected '{name}', got {Current.Describe()}");
         Next();
+    }
+
+    // Each way the grammar recurses passes through one of these; a template nested past the bound is refused at the
+    // token where it goes too deep, not by a stack overflow that ends the process.
+    private Stmt ParseStatement() => Nested(ParseStatementAt);
+    private Expr ParseNot() => Nested(ParseNotAt);
+    private Expr ParseUnary(bool withFilter) => Nested(() => ParseUnaryAt(withFilter));
+    private Expr ParsePrimary() => Nested(ParsePrimaryAt);
+
+    private T Nested<T>(Func<T> parse)
+    {
+        if (!RenderLimits.StackAllows(++nesting))
+            throw Fail(Current, $"template nested too deeply: more than {RenderLimits.MaxNesting} levels of statements or expressions");
+        try { return parse(); }
+        finally { nesting--; }
     }
 
     private TemplateException Fail(Token token, string detail) => source.Error(token.Offset, detail);

@@ -14,7 +14,7 @@ internal static class PyJson
         string? indentText = indent switch
         {
             null => null,
-            long n => new string(' ', (int)Math.Max(0, n)),
+            long n => n > RenderLimits.MaxLength ? throw new TemplateValueError($"tojson indent {n} is more than the renderer's limit of {RenderLimits.MaxLength}") : new string(' ', (int)Math.Max(0, n)),
             string s => s,
             _ => throw new TemplateValueError($"tojson indent must be an int or a str, not {PyValue.TypeName(indent)}"),
         };
@@ -26,6 +26,8 @@ internal static class PyJson
 
     private static void Write(StringBuilder text, object? value, bool ascii, string? indent, string item, string key, bool sort, int level)
     {
+        RenderLimits.EnsureStack();
+        RenderLimits.CheckLength(text.Length + (long)item.Length + key.Length);
         switch (value)
         {
             case null: text.Append("null"); return;
@@ -87,12 +89,14 @@ internal static class PyJson
     private static void NewLine(StringBuilder text, string? indent, int level)
     {
         if (indent is null) return;
+        RenderLimits.CheckLength(text.Length + 1 + (long)indent.Length * level);
         text.Append('\n');
         for (var i = 0; i < level; i++) text.Append(indent);
     }
 
     private static void WriteString(StringBuilder text, string s, bool ascii)
     {
+        RenderLimits.CheckLength(text.Length + (long)s.Length);
         text.Append('"');
         foreach (var c in s)
         {

@@ -121,6 +121,15 @@ internal static class PyText
     public static string Replace(string s, string old, string replacement, long count)
     {
         if (count == 0) return s;
+        if (replacement.Length > old.Length)
+        {
+            // Refused before it is built: each replacement grows the string by the difference.
+            long occurrences = 0;
+            if (old.Length == 0) occurrences = Length(s) + 1;
+            else for (var at = s.IndexOf(old, StringComparison.Ordinal); at >= 0; at = s.IndexOf(old, at + old.Length, StringComparison.Ordinal)) occurrences++;
+            if (count >= 0) occurrences = Math.Min(occurrences, count);
+            RenderLimits.CheckLength(s.Length + occurrences * (replacement.Length - old.Length));
+        }
         if (old.Length == 0)
         {
             var points = CodePoints(s);

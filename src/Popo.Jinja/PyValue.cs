@@ -77,17 +77,23 @@ internal static class PyValue
         _ => Repr(v),
     };
 
-    public static string Repr(object? v) => v switch
+    public static string Repr(object? v)
+    {
+        if (v is List<object?> or object?[] or Dictionary<string, object?> or Namespace) RenderLimits.EnsureStack();
+        return ReprOf(v);
+    }
+
+    private static string ReprOf(object? v) => v switch
     {
         null => "None",
         bool b => b ? "True" : "False",
         long l => l.ToString(CultureInfo.InvariantCulture),
         double d => FloatRepr(d),
         string s => PyText.Repr(s),
-        List<object?> list => "[" + string.Join(", ", list.Select(Repr)) + "]",
+        List<object?> list => "[" + RenderLimits.Join(", ", list.Select(Repr)) + "]",
         object?[] { Length: 1 } one => "(" + Repr(one[0]) + ",)",
-        object?[] tuple => "(" + string.Join(", ", tuple.Select(Repr)) + ")",
-        Dictionary<string, object?> dict => "{" + string.Join(", ", dict.Select(kv => PyText.Repr(kv.Key) + ": " + Repr(kv.Value))) + "}",
+        object?[] tuple => "(" + RenderLimits.Join(", ", tuple.Select(Repr)) + ")",
+        Dictionary<string, object?> dict => "{" + RenderLimits.Join(", ", dict.Select(kv => PyText.Repr(kv.Key) + ": " + Repr(kv.Value))) + "}",
         Undefined => "Undefined",
         Namespace ns => "<Namespace " + Repr(ns.Attributes) + ">",
         Callable c => $"<function {c.Name}>",
@@ -145,6 +151,7 @@ internal static class PyValue
 
     public static new bool Equals(object? a, object? b)
     {
+        if (a is List<object?> or object?[] or Dictionary<string, object?>) RenderLimits.EnsureStack();
         if (IsNumber(a) && IsNumber(b))
             return a is double || b is double ? AsDouble(a) == AsDouble(b) : AsLong(a) == AsLong(b);
         return (a, b) switch
@@ -317,8 +324,13 @@ internal static class PyValue
                     case "**":
                         if (!floating && AsLong(b) >= 0)
                         {
+                            // By squaring: a loop of b multiplications never overflows for a base of 0, 1 or -1 (1 ** 10**18).
                             long result = 1, x = AsLong(a);
-                            for (long e = AsLong(b); e > 0; e--) result = checked(result * x);
+                            for (long e = AsLong(b); e > 0; e >>= 1)
+                            {
+                                if ((e & 1) == 1) result = checked(result * x);
+                                if (e > 1) x = checked(x * x);
+                            }
                             return result;
                         }
                         return Math.Pow(AsDouble(a), AsDouble(b));
@@ -326,12 +338,17 @@ internal static class PyValue
             }
             switch (op, a, b)
             {
-                case ("+", string x, string y): return x + y;
-                case ("+", List<object?> x, List<object?> y): return x.Concat(y).ToList();
-                case ("+", object?[] x, object?[] y): return x.Concat(y).ToArray();
-                case ("*", string x, bool or long): return string.Concat(Enumerable.Repeat(x, (int)Math.Max(0, AsLong(b))));
-                case ("*", bool or long, string y): return string.Concat(Enumerable.Repeat(y, (int)Math.Max(0, AsLong(a))));
-                case ("*", List<object?> x, bool or long): return Enumerable.Repeat(x, (int)Math.Max(0, AsLong(b))).SelectMany(l => l).ToList();
+                case ("+", string x, string y): RenderLimits.CheckLength((long)x.Length + y.Length); return x + y;
+                case ("+", List<object?> x, List<object?> y): RenderLimits.CheckLength((long)x.Count + y.Count, "list"); return x.Concat(y).ToList();
+                case ("+", object?[] x, object?[] y): RenderLimits.CheckLength((long)x.Length + y.Length, "tuple"); return x.Concat(y).ToArray();
+                case ("*", string x, bool or long): return Repeat(x, AsLong(b));
+                case ("*", bool or long, string y): return Repeat(y, AsLong(a));
+                case ("*", List<object?> x, bool or long):
+                {
+                    var times = Math.Max(0, AsLong(b));
+                    if (x.Count > 0) RenderLimits.CheckLength(checked(x.Count * times), "list");
+                    return Enumerable.Repeat(x, (int)times).SelectMany(l => l).ToList();
+                }
                 case ("%", string, _): throw new TemplateValueError("printf-style string formatting (str % values) is not supported by this Jinja subset");
             }
         }
@@ -340,6 +357,14 @@ internal static class PyValue
             throw new TemplateValueError($"integer overflow in {op}");
         }
         throw new TemplateValueError($"unsupported operand type(s) for {op}: '{TypeName(a)}' and '{TypeName(b)}'");
+    }
+
+    private static string Repeat(string s, long times)
+    {
+        times = Math.Max(0, times);
+        if (s.Length == 0) return "";
+        RenderLimits.CheckLength(checked(s.Length * times));
+        return string.Concat(Enumerable.Repeat(s, (int)times));
     }
 
     private static long FloorDiv(long a, long b)

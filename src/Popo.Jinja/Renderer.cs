@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Text;
 
 namespace Popo.Jinja;
@@ -11,6 +12,10 @@ internal sealed class Renderer(SourceText source, Func<DateTime> now)
     private enum Flow { Normal, Break, Continue }
 
     private const int MaxRange = 100_000; // Jinja2's sandbox limit on range().
+
+    // The budget of one render (RenderLimits): work done, characters and items produced, macro calls active.
+    private long steps, produced;
+    private int calls;
 
     public Scope Globals()
     {
@@ -81,13 +86,20 @@ internal sealed class Renderer(SourceText source, Func<DateTime> now)
 
     private Flow Exec(Stmt stmt, Scope scope, StringBuilder output)
     {
+        Step(stmt.Offset);
+        try { return ExecUnchecked(stmt, scope, output); }
+        catch (TemplateValueError e) { throw Error(stmt.Offset, e); }   // printing a value (repr of a long list)
+    }
+
+    private Flow ExecUnchecked(Stmt stmt, Scope scope, StringBuilder output)
+    {
         switch (stmt)
         {
             case TextStmt text:
-                output.Append(text.Text);
+                Append(output, text.Text, stmt.Offset);
                 return Flow.Normal;
             case OutputStmt print:
-                output.Append(PyValue.Str(Eval(print.Value, scope)));
+                Append(output, PyValue.Str(Eval(print.Value, scope)), stmt.Offset);
                 return Flow.Normal;
             case IfStmt branch:
                 foreach (var (test, body) in branch.Branches)
@@ -122,6 +134,30 @@ internal sealed class Renderer(SourceText source, Func<DateTime> now)
         }
     }
 
+    /// <summary>One unit of work; also where a recursion too deep for the thread's stack is stopped.</summary>
+    private void Step(int offset)
+    {
+        if (++steps > RenderLimits.MaxSteps)
+            throw source.Error(offset, $"template runs too long: more than {RenderLimits.MaxSteps} steps (statements, loop iterations and expressions)");
+        if (!RuntimeHelpers.TryEnsureSufficientExecutionStack())
+            throw source.Error(offset, "template nested too deeply for the renderer's stack");
+    }
+
+    /// <summary>Charges what an expression produced: a string's characters, a list's items.</summary>
+    private void Produced(int offset, object? value)
+    {
+        long size = value switch { string s => s.Length, List<object?> l => l.Count, object?[] t => t.Length, _ => 0 };
+        if ((produced += size) > RenderLimits.MaxProduced)
+            throw source.Error(offset, $"template builds too much: more than {RenderLimits.MaxProduced} characters and items in all");
+    }
+
+    private void Append(StringBuilder output, string text, int offset)
+    {
+        if ((long)output.Length + text.Length > RenderLimits.MaxLength)
+            throw source.Error(offset, $"template output too long: more than {RenderLimits.MaxLength} characters");
+        output.Append(text);
+    }
+
     private void For(ForStmt loop, Scope scope, StringBuilder output)
     {
         var iterable = Eval(loop.Iterable, scope);
@@ -133,6 +169,7 @@ internal sealed class Renderer(SourceText source, Func<DateTime> now)
             var kept = new List<object?>();
             foreach (var item in items)
             {
+                Step(loop.Offset);
                 var probe = new Scope(scope);
                 Assign(loop.Target, item, probe);
                 if (PyValue.Truthy(Eval(loop.Filter, probe))) kept.Add(item);
@@ -147,6 +184,7 @@ internal sealed class Renderer(SourceText source, Func<DateTime> now)
         var context = new LoopContext(items, 1);
         for (var i = 0; i < items.Count; i++)
         {
+            Step(loop.Offset);
             context.Index0 = i;
             var iteration = new Scope(scope);
             iteration.Set("loop", context);
@@ -198,9 +236,15 @@ internal sealed class Renderer(SourceText source, Func<DateTime> now)
         }
         foreach (var key in kwargs.Keys)
             if (!used.Contains(key)) throw new TemplateValueError($"macro '{macro.Name}' takes no keyword argument '{key}'");
-        var output = new StringBuilder();
-        Render(macro.Body, call, output);
-        return output.ToString();
+        if (++calls > RenderLimits.MaxCallDepth)
+            throw new TemplateValueError($"macro '{macro.Name}' called more than {RenderLimits.MaxCallDepth} deep: recursion without end?");
+        try
+        {
+            var output = new StringBuilder();
+            Render(macro.Body, call, output);
+            return output.ToString();
+        }
+        finally { calls--; }
     });
 
     private object? FilterChain(FilterExpr filter, object? seed, Scope scope)
@@ -225,9 +269,13 @@ internal sealed class Renderer(SourceText source, Func<DateTime> now)
 
     public object? Eval(Expr expr, Scope scope)
     {
+        Step(expr.Offset);
         try
         {
-            return EvalUnchecked(expr, scope);
+            var value = EvalUnchecked(expr, scope);
+            // What an operation built; a name, attribute or item lookup returns a value that already exists.
+            if (expr is BinaryExpr or ConcatExpr or FilterExpr or CallExpr or ListExpr or TupleExpr) Produced(expr.Offset, value);
+            return value;
         }
         catch (TemplateValueError e)
         {
@@ -306,7 +354,11 @@ internal sealed class Renderer(SourceText source, Func<DateTime> now)
             case BinaryExpr binary:
                 return PyValue.Arithmetic(binary.Op, Eval(binary.Left, scope), Eval(binary.Right, scope));
             case ConcatExpr concat:
-                return string.Concat(concat.Parts.Select(p => PyValue.Str(Eval(p, scope))));
+            {
+                var parts = concat.Parts.Select(p => PyValue.Str(Eval(p, scope))).ToList();
+                RenderLimits.CheckLength(parts.Sum(p => (long)p.Length));
+                return string.Concat(parts);
+            }
             case CompareExpr compare:
             {
                 var left = Eval(compare.First, scope);

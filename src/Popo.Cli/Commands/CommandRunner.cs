@@ -5,6 +5,7 @@ using Popo.Engine.Model;
 using Popo.Engine.Tokenizers;
 using Popo.Engine.Training;
 using Popo.Engine.Runtime;
+using Popo.Jinja;
 
 namespace Popo.Cli.Commands;
 
@@ -13,16 +14,27 @@ public static class CommandRunner
 {
     public const int Usage = 2, Failure = 1;
 
+    /// <summary>
+    /// The errors a command reports as one line and exit 1, without a stack trace: bad input (every file format the
+    /// project reads, the template of a model folder), a refused or failed run, and the system's I/O errors. Every
+    /// public exception type the project's libraries declare belongs here (a test enumerates them), so a new one
+    /// cannot escape as an unhandled exception.
+    /// </summary>
+    public static readonly IReadOnlyList<Type> Reported =
+    [
+        typeof(CheckpointFormatException), typeof(DatasetFormatException), typeof(TokenizerFormatException),
+        typeof(ModelConfigException), typeof(TemplateException), typeof(TrainingDivergedException),
+        typeof(MemoryPreflightException), typeof(ContextLengthException), typeof(ArgumentException),
+        typeof(IOException), typeof(UnauthorizedAccessException), typeof(InvalidOperationException),
+    ];
+
+    public static bool Reports(Exception e) => e is ConfigException || Reported.Any(t => t.IsInstanceOfType(e));
+
     public static int Run(Func<int> body)
     {
         try { return body(); }
         catch (ConfigException e) { return Fail(e.Message, Usage); }
-        catch (Exception e) when (e is CheckpointFormatException or DatasetFormatException or TokenizerFormatException
-                                      or ModelConfigException or TrainingDivergedException or MemoryPreflightException or ContextLengthException or ArgumentException
-                                      or IOException or UnauthorizedAccessException or InvalidOperationException)
-        {
-            return Fail(e.Message, Failure);
-        }
+        catch (Exception e) when (Reports(e)) { return Fail(e.Message, Failure); }
     }
 
     private static int Fail(string message, int code)

@@ -133,8 +133,44 @@ public sealed class SafeTensorsFile
         return new SafeTensorEntry(name, dtype, shape, begin, end);
     }
 
-    /// <summary>Reads one tensor into a new CPU tensor of its stored dtype.</summary>
+    /// <summary>
+    /// Reads one tensor into a new CPU tensor of its stored dtype. A floating-point tensor holding NaN or an infinity
+    /// is refused, naming the file and tensor: no weight, adapter or state the project loads may be non-finite (a
+    /// NaN adapter would otherwise load, make every logit NaN and have each update skipped).
+    /// </summary>
     public Tensor Read(string name)
+    {
+        var tensor = ReadUnchecked(name);
+        if (SafeTensorsDtypes.IsFloat(tensor.dtype) && NonFinite(tensor) is var (count, first) && count > 0)
+        {
+            var total = tensor.numel();
+            tensor.Dispose();
+            throw new CheckpointFormatException($"{Path}: tensor '{name}' holds {count} non-finite value{(count == 1 ? "" : "s")} (NaN or infinity) of {total}, the first at flat index {first}");
+        }
+        return tensor;
+    }
+
+    /// <summary>
+    /// How many elements are NaN or infinite, and the flat index of the first: one pass, in slices of 1M elements so
+    /// that the mask of a large tensor (an embedding of 136M values) is never whole in memory.
+    /// </summary>
+    private static (long Count, long First) NonFinite(Tensor tensor)
+    {
+        const long Slice = 1 << 20;
+        using var scope = torch.NewDisposeScope();
+        var flat = tensor.reshape(-1);
+        long count = 0, first = -1;
+        for (long start = 0; start < flat.shape[0]; start += Slice)
+        {
+            var bad = flat.narrow(0, start, Math.Min(Slice, flat.shape[0] - start)).isfinite().logical_not_();
+            var n = bad.sum().item<long>();
+            if (n > 0 && first < 0) first = start + bad.nonzero()[0, 0].item<long>();
+            count += n;
+        }
+        return (count, first);
+    }
+
+    private Tensor ReadUnchecked(string name)
     {
         if (!Tensors.TryGetValue(name, out var entry)) throw new CheckpointFormatException($"{Path}: no tensor '{name}'");
         var tensor = torch.empty(entry.Shape, dtype: entry.Dtype);

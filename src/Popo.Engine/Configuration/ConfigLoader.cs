@@ -149,6 +149,7 @@ public static class ConfigLoader
         TomlTable table;
         try { table = TomlSerializer.Deserialize<TomlTable>(text)!; }
         catch (TomlException e) { throw new ConfigException($"{path}: not valid TOML: {e.Message}"); }
+        RefuseDuplicateKeys(path, text);
         var values = new List<(string, object)>();
         foreach (var (key, value) in table)
         {
@@ -159,11 +160,41 @@ public static class ConfigLoader
         return values;
     }
 
+    /// <summary>
+    /// The TOML specification makes a key defined twice an invalid document; Tomlyn's deserializer keeps the last
+    /// value (`steps = 3` then `steps = 5` gave 5, DuplicateKeyHandling = Error notwithstanding), so its token reader is
+    /// walked here, a set of keys per table. A table defined twice ([a] ... [a]) reaches the reader merged; the keys
+    /// are flat, so any table is refused after this anyway, naming it.
+    /// </summary>
+    private static void RefuseDuplicateKeys(string path, string text)
+    {
+        var reader = Tomlyn.Serialization.TomlReader.Create(text, new TomlSerializerOptions());
+        var tables = new Stack<Dictionary<string, int>>();
+        while (reader.Read())
+        {
+            switch (reader.TokenType)
+            {
+                case Tomlyn.Serialization.TomlTokenType.StartTable: tables.Push(new(StringComparer.Ordinal)); break;
+                case Tomlyn.Serialization.TomlTokenType.EndTable: tables.Pop(); break;
+                case Tomlyn.Serialization.TomlTokenType.PropertyName when tables.Count > 0:
+                    if (tables.Peek().TryGetValue(reader.PropertyName!, out var first))
+                        throw new ConfigException($"{path}:{reader.Line}: key '{reader.PropertyName}' is defined twice (first on line {first}); a TOML document may define a key once");
+                    tables.Peek()[reader.PropertyName!] = reader.Line;
+                    break;
+            }
+        }
+    }
+
     private static List<(string, object)> ReadJson(string path, string text)
     {
         JsonNode? root;
         try { root = JsonNode.Parse(text); }
         catch (JsonException e) { throw new ConfigException($"{path}: not valid JSON (line {e.LineNumber + 1}): {e.Message}"); }
+        // JsonObject refuses a repeated name only when first enumerated, as an ArgumentException naming no file.
+        using (var document = JsonDocument.Parse(text))
+            if (document.RootElement.ValueKind == JsonValueKind.Object
+                && document.RootElement.EnumerateObject().GroupBy(p => p.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1) is { } twice)
+                throw new ConfigException($"{path}: key '{twice.Key}' is defined {twice.Count()} times; a config file may define a key once");
         if (root is not JsonObject obj) throw new ConfigException($"{path}: expected a JSON object of key: value pairs");
         var values = new List<(string, object)>();
         foreach (var (key, node) in obj)

@@ -5,7 +5,7 @@ namespace Popo.Engine.Data;
 
 /// <summary>
 /// Reads the JSONL shapes of docs/design.md §7 into <see cref="Problem"/>s. Blank lines are ignored. A bad
-/// line (not JSON, not an object, a missing or malformed field) throws <see cref="DatasetFormatException"/>
+/// line (not valid UTF-8, not JSON, not an object, a missing or malformed field) throws <see cref="DatasetFormatException"/>
 /// naming the file, line and field, or with <see cref="DatasetOptions.SkipBadLines"/> is skipped and counted.
 /// Problem ids are the line's "id" or "unique_id" when present, else "file-name:line".
 /// </summary>
@@ -25,12 +25,13 @@ public static partial class JsonlDataset
         var skipped = new List<DatasetFormatException>();
         var name = System.IO.Path.GetFileName(path);
         int lineNumber = 0;
-        foreach (var line in File.ReadLines(path))
+        foreach (var (number, line, badByte) in Utf8Lines.Read(path))
         {
-            lineNumber++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
+            lineNumber = number;
+            if (line is not null && string.IsNullOrWhiteSpace(line)) continue;
             try
             {
+                if (line is null) throw new DatasetFormatException(path, lineNumber, null, $"not valid UTF-8 (an invalid byte sequence at byte {badByte + 1} of the line)");
                 using var doc = ParseLine(path, lineNumber, line);
                 var root = doc.RootElement;
                 if (shape == DatasetShape.Auto) shape = Detect(path, lineNumber, root);

@@ -122,6 +122,20 @@ public static class HfCheckpoint
         return config;
     }
 
+    /// <summary>
+    /// Reads every weight of a model folder once and drops it: a NaN or infinite value is refused naming the file and
+    /// tensor (<see cref="SafeTensorsFile.Read"/>). The preflight runs it so that such a folder is refused before a run
+    /// makes its output folder; one pass over the files, a tensor at a time.
+    /// </summary>
+    public static void CheckValues(string folder)
+    {
+        foreach (var (file, _) in WeightSources(folder))
+        {
+            var st = SafeTensorsFile.Open(file);
+            foreach (var name in st.Tensors.Keys) st.Read(name).Dispose();
+        }
+    }
+
     private static void NeedFloat(string file, SafeTensorEntry entry)
     {
         if (!SafeTensorsDtypes.IsFloat(entry.Dtype))

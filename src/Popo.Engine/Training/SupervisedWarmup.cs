@@ -75,6 +75,8 @@ public static class SupervisedWarmup
                 throw new TrainingDivergedException(
                     $"warm-up step {step + 1}: {bad} steps had a non-finite loss or gradient (max_bad_steps = {options.MaxBadSteps}); stopping");
         }
+        if (options.Steps > 0 && bad >= options.Steps)
+            throw new TrainingDivergedException($"every one of the {options.Steps} warm-up steps had a non-finite loss or gradient and was skipped: the model was never updated");
         model.eval();
     }
 

@@ -48,6 +48,13 @@ public sealed class Trainer
         return Columns.ToDictionary(c => c, c => values.GetValueOrDefault(c, double.NaN));
     }
 
+    /// <summary>
+    /// The columns that measure the clock, not the computation. Every other column is deterministic: two runs with the
+    /// same configuration and seed (or a run and its resumed copy) write the same values, bit for bit.
+    /// </summary>
+    public static readonly IReadOnlySet<string> WallClockColumns = new HashSet<string>(StringComparer.Ordinal)
+        { "wall_time", "tokens_per_s", "step_time", "rollout_time", "update_time" };
+
     /// <summary>A run without held-out evaluation (eval_problems = 0) records its results as NaN.</summary>
     internal static readonly JsonSerializerOptions Json = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
@@ -112,6 +119,9 @@ public sealed class Trainer
             contextSource = "the built-in model";
             modelConfig = ModelFactory.BuiltInConfig(config, tokenizer);
         }
+        // Values too: a NaN or infinite weight or adapter is refused here, not after the folder exists.
+        if (!string.IsNullOrEmpty(config.Model)) HfCheckpoint.CheckValues(config.Model);
+        if (!string.IsNullOrEmpty(config.Adapter) && config.ToLoraSettings() is { } lora) PeftAdapterFolder.Check(config.Adapter, lora, modelConfig);
         var task = TaskFactory.Create(config);
         if (task is DatasetTask { Data.SkippedCount: > 0 } data)
             log($"{data.Data.Path}: skipped {data.Data.SkippedCount} malformed line{(data.Data.SkippedCount == 1 ? "" : "s")} (skip_bad_lines); the first: {data.Data.Skipped[0].Message}");
@@ -243,6 +253,11 @@ public sealed class Trainer
             }
         }
 
+        // Not a result: no step updated the policy (each had non-finite logits, loss or gradient), fewer than max_bad_steps.
+        if (config.Steps > 0 && progress.BadSteps >= config.Steps)
+            throw new TrainingDivergedException(
+                $"every one of the {config.Steps} steps had non-finite logits, loss or gradient and was skipped: the policy was never updated" +
+                (string.IsNullOrEmpty(config.Adapter) ? "" : $" (adapter {config.Adapter})"));
         if (config.Steps > 0 && ReferenceEquals(final, warmup))
             final = Evaluate(model, format, task, sampling);   // resumed after the last step: nothing evaluated yet
         var finalFolder = config.Steps == 0 ? Path.Combine(config.Out, "checkpoints", "warmup") : TrainingCheckpoint.FolderFor(config.Out, config.Steps);

@@ -38,7 +38,7 @@ let private readRows (path: string) =
     |> Array.map (fun l -> JsonSerializer.Deserialize<Collections.Generic.Dictionary<string, Nullable<float>>>(l))
 
 /// Metrics that depend on the clock, not on the computation.
-let private timing = set [ "wall_time"; "tokens_per_s"; "step_time"; "rollout_time"; "update_time" ]
+let private timing = set Trainer.WallClockColumns
 
 /// An observer that crashes the run after a given step, as a kill would.
 type CrashAfter(step: int) =

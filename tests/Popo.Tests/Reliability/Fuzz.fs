@@ -103,6 +103,19 @@ let private mutate (entries: Entry list) (data: byte[]) (metadata: bool) (mutati
 /// header range, its size within the file). Error: a CheckpointFormatException naming the file. Anything
 /// else escapes and fails the property. Managed allocation during Open must stay within 4x the file plus
 /// 256 KiB (JSON parsing and the error message), never scale with a claimed length.
+/// Whether the little-endian bytes of a float tensor hold a NaN or an infinity: an element whose exponent bits are all ones.
+let private nonFinite (dtype: TorchSharp.torch.ScalarType) (bytes: byte[]) =
+    let exponentAllOnes (size: int) (mask: uint64) =
+        bytes |> Array.chunkBySize size |> Array.exists (fun c ->
+            let v = c |> Array.rev |> Array.fold (fun acc b -> (acc <<< 8) ||| uint64 b) 0UL
+            v &&& mask = mask)
+    match dtype with
+    | TorchSharp.torch.ScalarType.Float64 -> exponentAllOnes 8 0x7FF0000000000000UL
+    | TorchSharp.torch.ScalarType.Float32 -> exponentAllOnes 4 0x7F800000UL
+    | TorchSharp.torch.ScalarType.Float16 -> exponentAllOnes 2 0x7C00UL
+    | TorchSharp.torch.ScalarType.BFloat16 -> exponentAllOnes 2 0x7F80UL
+    | _ -> false
+
 let private openChecked (bytes: byte[]) =
     let dir = tempRoot ()
     try
@@ -119,9 +132,14 @@ let private openChecked (bytes: byte[]) =
             let correct =
                 file.Tensors.Values |> Seq.forall (fun e ->
                     let expected = bytes.[dataStart + int e.Begin .. dataStart + int e.End - 1]
-                    let read = tensorBytes path |> List.find (fun (n, _) -> n = e.Name) |> snd
-                    use t = file.Read e.Name
-                    read = expected && t.numel() * t.element_size() = e.ByteCount && e.ByteCount <= int64 bytes.Length)
+                    // A float tensor holding NaN or an infinity is refused when read (issue 35), naming it; only then.
+                    if nonFinite e.Dtype expected then
+                        try (file.Read e.Name).Dispose(); false
+                        with :? CheckpointFormatException as x -> x.Message.StartsWith path && x.Message.Contains $"'{e.Name}'"
+                    else
+                        use t = file.Read e.Name
+                        let read = let b = Array.zeroCreate<byte> (int (t.numel() * t.element_size())) in (use s = new MemoryStream(b) in t.WriteBytesToStream s); b
+                        read = expected && t.numel() * t.element_size() = e.ByteCount && e.ByteCount <= int64 bytes.Length)
             bounded && correct, "load"
     finally Directory.Delete(dir, true)
 
@@ -146,7 +164,7 @@ let tests =
                 let ok, kind = openChecked (mutate entries data metadata mutations)
                 ok |> Prop.classify true kind
 
-        property "a valid file loads, and bit flips in its data section load as the flipped bytes"
+        property "a valid file loads, and bit flips in its data section load as the flipped bytes (or, making a float non-finite, are refused naming the tensor)"
             (Gen.zip validFile (Gen.listOf (Gen.zip (Gen.choose (0, Int32.MaxValue)) (Gen.choose (0, 7))))) <|
             fun ((entries, data, metadata), flips) ->
                 let flipped = Array.copy data

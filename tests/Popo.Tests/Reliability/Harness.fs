@@ -68,8 +68,8 @@ let benchMeta (environment: (string * string) list) (key: string) =
         value <- json.RootElement.GetProperty("meta").GetProperty(key).GetString())
     value
 
-/// Metrics that measure the clock, not the computation.
-let timing = set [ "wall_time"; "tokens_per_s"; "step_time"; "rollout_time"; "update_time" ]
+/// Metrics that measure the clock, not the computation (declared with the columns).
+let timing = set Trainer.WallClockColumns
 
 /// metrics.jsonl rows without the timing columns, each as (column, value) pairs in file order.
 let metricsRows (run: string) =
