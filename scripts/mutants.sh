@@ -85,7 +85,9 @@ for patch in $(for p in "${patterns[@]}"; do ls "$repo"/tests/mutants/${p}*.patc
         if [ -n "$how" ]; then
             # every failed or errored test of the killing run, colour codes stripped
             failed="$(sed 's/\x1b\[[0-9;]*[A-Za-z]//g' "$log" | grep -a -o 'ERR\] .* \(failed\|errored\) in' | sed 's/^ERR\] //; s/ \(failed\|errored\) in$//' | sort -u | paste -sd ';' | sed 's/;/; /g')"
-            killed=$((killed + 1)); echo "killed          $name ($how, $(( $(date +%s) - t0 )) s; failed: ${failed:-?})"
+            # none reported: the test process itself died (a native crash); its last line says how
+            [ -z "$failed" ] && failed="no test reported failing; the run ended with: $(sed 's/\x1b\[[0-9;]*[A-Za-z]//g' "$log" | grep -a -v '^[[:space:]]*$' | tail -1 | cut -c1-160)"
+            killed=$((killed + 1)); echo "killed          $name ($how, $(( $(date +%s) - t0 )) s; failed: $failed)"
         else
             echo "survived        $name"; bad=$((bad + 1))
         fi
