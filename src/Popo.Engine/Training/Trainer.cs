@@ -29,16 +29,19 @@ public sealed class TrainingDivergedException(string message) : Exception(messag
 /// </summary>
 public sealed class Trainer
 {
-    /// <summary>The columns the loop itself writes, whatever the algorithm.</summary>
-    private static readonly string[] LoopColumns =
+    /// <summary>The columns the loop itself writes, whatever the algorithm: those before the objective's columns, then those after.</summary>
+    private static readonly string[] LoopColumnsBefore = ["step", "rollouts", "wall_time", "lr", "reward_mean", "reward_std", "pass_rate"];
+
+    private static readonly string[] LoopColumnsAfter =
     [
-        "step", "rollouts", "wall_time", "lr", "reward_mean", "reward_std", "pass_rate", "completion_len_mean", "completion_len_max",
-        "grad_norm", "tokens_per_s", "step_time", "rollout_time", "update_time", "skipped_update", "non_finite", "eval_pass1",
-        "eval_passk", "eval_greedy", .. Popo.MathVerify.RouteShares.Columns, "verifier_errors",
+        "completion_len_mean", "completion_len_max", "grad_norm", "tokens_per_s", "step_time", "rollout_time", "update_time",
+        "skipped_update", "non_finite", "eval_pass1", "eval_passk", "eval_greedy", .. Popo.MathVerify.RouteShares.Columns, "verifier_errors",
     ];
 
+    private static readonly string[] LoopColumns = [.. LoopColumnsBefore, .. LoopColumnsAfter];
+
     /// <summary>Columns every metrics row has (NaN where a step or algorithm has no value): the loop's and every registered objective's.</summary>
-    public static readonly string[] Columns = [.. LoopColumns[..7], .. ObjectiveRegistry.Columns, .. LoopColumns[7..]];
+    public static readonly string[] Columns = [.. LoopColumnsBefore, .. ObjectiveRegistry.Columns, .. LoopColumnsAfter];
 
     /// <summary>The row of one step; a value that neither the loop nor <paramref name="algorithm"/> declared is an error, not a silent drop.</summary>
     internal static Dictionary<string, double> Row(IReadOnlyDictionary<string, double> values, Algorithm algorithm)
