@@ -27,7 +27,8 @@ public static class MathVerifier
         return new Verdict(correct, f.Route, f.Answer, Describe(failed));
     }
 
-    private static string? Describe(Exception? e) => e is null ? null : $"{e.GetType().Name}: {e.Message}";
+    /// <summary>How a verdict names an unexpected exception (<see cref="Verdict.Error"/>): its type and message; null for none.</summary>
+    public static string? Describe(Exception? e) => e is null ? null : $"{e.GetType().Name}: {e.Message}";
 
     public static bool IsCorrect(string? completion, string? gold, AnswerFormat format = AnswerFormat.Any, bool finished = true) =>
         Verify(completion, gold, format, finished).Correct;

@@ -55,6 +55,10 @@ public sealed record LoraSettings(int Rank, double Alpha, double Dropout, IReadO
         };
     }
 
+    /// <summary>The module path of a target linear in decoder layer <paramref name="layer"/> ("model.layers.0.self_attn.q_proj").</summary>
+    public static string ModulePath(int layer, string target) =>
+        $"model.layers.{layer}.{(target is "q_proj" or "k_proj" or "v_proj" or "o_proj" ? "self_attn" : "mlp")}.{target}";
+
     /// <summary>Adapter parameters over the whole model: r (in + out) per target per layer.</summary>
     public long ParameterCount(ModelConfig m) =>
         m.NumHiddenLayers * Targets.Sum(t => { var (i, o) = Shape(m, t); return Rank * (i + o); });

@@ -61,7 +61,7 @@ public static class PeftAdapterFolder
             foreach (var target in settings.Targets)
             {
                 var (inFeatures, outFeatures) = LoraSettings.Shape(model, target);
-                var module = $"model.layers.{layer}.{(target is "q_proj" or "k_proj" or "v_proj" or "o_proj" ? "self_attn" : "mlp")}.{target}";
+                var module = LoraSettings.ModulePath(layer, target);
                 expected[TensorName(module, "lora_A")] = [settings.Rank, inFeatures];
                 expected[TensorName(module, "lora_B")] = [outFeatures, settings.Rank];
             }

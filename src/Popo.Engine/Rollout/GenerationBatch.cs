@@ -33,8 +33,10 @@ public sealed class GenerationBatch : IDisposable
     /// <summary>G (1 until verified).</summary>
     public int GroupSize { get; init; } = 1;
 
-    /// <summary>|y_i| per rollout.</summary>
-    public int[] CompletionLengths => Completions.Select(c => c.Length).ToArray();
+    /// <summary>|y_i| per rollout (computed once: the objectives read it row by row).</summary>
+    public int[] CompletionLengths => lengths ??= Completions.Select(c => c.Length).ToArray();
+
+    private int[]? lengths;
 
     public int Rows => Completions.Length;
     public int CompletionColumns => (int)CompletionIds.shape[1];

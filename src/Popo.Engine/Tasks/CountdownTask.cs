@@ -142,7 +142,7 @@ public sealed class CountdownTask : ITask
         var marked = AnswerExtractor.Find(completion, AnswerFormat.Marked, true, out var failed);
         var answer = marked?.Answer ?? LastLine(completion);
         var reward = answer is not null && CountdownExpression.Reaches(answer, numbers, target, Difficulty.Operators) ? 1.0 : 0.0;
-        return new Judgement(reward, marked?.Route ?? AnswerRoute.None, answer, failed is null ? null : $"{failed.GetType().Name}: {failed.Message}");
+        return new Judgement(reward, marked?.Route ?? AnswerRoute.None, answer, MathVerifier.Describe(failed));
     }
 
     private static string? LastLine(string text)
