@@ -9,7 +9,7 @@ open NetArchTest.Rules
 
 /// The engine's stages, bottom up: the same list, in the same order, as ARCHITECTURE.md's "Dependencies".
 let stages =
-    [ "Runtime"; "Checkpoints"; "Model"; "Lora"; "Tokenizers"; "Data"; "Tasks"; "Rollout"; "Policy"; "Objectives"
+    [ "Runtime"; "Checkpoints"; "Model"; "Lora"; "Tokenizers"; "Data"; "Tasks"; "Rewards"; "Rollout"; "Policy"; "Objectives"
       "Configuration"; "Training" ]
 
 let engine = typeof<Popo.Engine.Training.Trainer>.Assembly
