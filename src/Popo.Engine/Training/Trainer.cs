@@ -63,23 +63,29 @@ public sealed class Trainer
 
     private readonly TrainConfig config;
     private readonly ITrainingObserver observer;
+    private readonly IReadOnlyList<Popo.Rewards.IRewardFunction> rewardFunctions;
 
-    public Trainer(TrainConfig config, ITrainingObserver observer)
+    public Trainer(TrainConfig config, ITrainingObserver observer, IReadOnlyList<Popo.Rewards.IRewardFunction>? rewardFunctions = null)
     {
         this.config = config;
         this.observer = observer;
+        this.rewardFunctions = rewardFunctions ?? [];
     }
 
-    /// <summary>Starts a run in a new (or empty) output folder.</summary>
-    public static RunSummary Start(TrainConfig config, ITrainingObserver observer)
+    /// <summary>
+    /// Starts a run in a new (or empty) output folder. <paramref name="rewardFunctions"/>: reward functions given as
+    /// objects by a program that calls Popo as a library (issue 30 wires them; until then they are not used).
+    /// </summary>
+    public static RunSummary Start(TrainConfig config, ITrainingObserver observer, IReadOnlyList<Popo.Rewards.IRewardFunction>? rewardFunctions = null)
     {
         var plan = Preflight(config, observer.Log);
         RunFolder.CreateNew(config);
-        return new Trainer(config, observer).Run(plan);
+        return new Trainer(config, observer, rewardFunctions).Run(plan);
     }
 
-    /// <summary>Continues the run in <paramref name="folder"/> from its last complete checkpoint.</summary>
-    public static RunSummary Resume(string folder, ITrainingObserver observer, IReadOnlyList<(string Key, string Value)>? changes = null)
+    /// <summary>Continues the run in <paramref name="folder"/> from its last complete checkpoint (a library caller passes the same reward functions again).</summary>
+    public static RunSummary Resume(string folder, ITrainingObserver observer, IReadOnlyList<(string Key, string Value)>? changes = null,
+                                    IReadOnlyList<Popo.Rewards.IRewardFunction>? rewardFunctions = null)
     {
         var config = RunFolder.ReadConfig(folder);
         if (changes is { Count: > 0 }) config = ResumeChanges.Apply(config, changes);
@@ -88,7 +94,7 @@ public sealed class Trainer
         // a checkpoint or file half-written when the run died
         AtomicFolder.CleanLeftovers(folder);
         AtomicFolder.CleanLeftovers(Path.Combine(folder, "checkpoints"));
-        return new Trainer(config, observer).Run(plan);
+        return new Trainer(config, observer, rewardFunctions).Run(plan);
     }
 
     /// <summary>What the preflight found: the task (overlong problems dropped), prompt truncation, the memory estimate.</summary>
