@@ -42,7 +42,7 @@ public sealed class ConfigOptions
         string { Length: 0 } => "''",
         bool b => b ? "true" : "false",
         IFormattable f => f.ToString(null, System.Globalization.CultureInfo.InvariantCulture),
-        _ => value?.ToString() ?? "",
+        _ => value?.ToString() is { Length: > 0 } text ? text : "''",   // an empty list key
     };
 
     /// <summary>The flags the user gave, as (key, raw value); values are checked by <see cref="ConfigLoader"/>.</summary>

@@ -153,6 +153,11 @@ public static class ConfigLoader
         var values = new List<(string, object)>();
         foreach (var (key, value) in table)
         {
+            if (value is TomlArray array && IsListKey(key))
+            {
+                values.Add((key, array.Select(x => x ?? "").ToList()));
+                continue;
+            }
             if (value is TomlTable or TomlTableArray or TomlArray)
                 throw new ConfigException($"{path}: key '{key}': expected a single value (keys are flat, see `popo train --help`)");
             values.Add((key, value));
@@ -201,6 +206,13 @@ public static class ConfigLoader
         {
             object value = node switch
             {
+                JsonArray array when IsListKey(key) => array.Select(x => x switch
+                {
+                    JsonValue v when v.TryGetValue<long>(out var l) => (object)l,
+                    JsonValue v when v.TryGetValue<double>(out var d) => d,
+                    JsonValue v when v.TryGetValue<string>(out var s) => s,
+                    _ => throw new ConfigException($"{path}: key '{key}': expected an array of strings or numbers, got {node.ToJsonString()}"),
+                }).ToList(),
                 JsonValue v when v.TryGetValue<bool>(out var b) => b,
                 JsonValue v when v.TryGetValue<long>(out var l) => l,
                 JsonValue v when v.TryGetValue<double>(out var d) => d,
@@ -212,6 +224,9 @@ public static class ConfigLoader
         return values;
     }
 
+    /// <summary>Whether <paramref name="key"/> takes a list (an array in a file); an unknown key is reported later, by name.</summary>
+    private static bool IsListKey(string key) => ConfigSchema.Entries.FirstOrDefault(e => e.Key == key)?.ItemType is not null;
+
     /// <summary>The resolved configuration as a flat JSON object with the config-file keys.</summary>
     public static string ToJson(TrainConfig config)
     {
@@ -222,6 +237,8 @@ public static class ConfigLoader
                 int i => JsonValue.Create(i),
                 double d => JsonValue.Create(d),
                 bool b => JsonValue.Create(b),
+                ConfigList<string> l => new JsonArray(l.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray()),
+                ConfigList<double> l => new JsonArray(l.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray()),
                 var v => JsonValue.Create((string)v!),
             };
         return obj.ToJsonString(new JsonSerializerOptions { WriteIndented = true });

@@ -13,8 +13,13 @@ public sealed record ConfigEntry(string Key, string Help, Type Type, PropertyInf
     /// <summary>The allowed words of a string key (null = any).</summary>
     public IReadOnlyList<string>? Words => Rules.OneOfAlgorithms ? Objectives.ObjectiveRegistry.Names : Rules.OneOf;
 
+    /// <summary>The item type of a list key (<see cref="ConfigList{T}"/>: TOML/JSON arrays, comma-separated in a flag), null for a single value.</summary>
+    public Type? ItemType => Type.IsGenericType && Type.GetGenericTypeDefinition() == typeof(IReadOnlyList<>) ? Type.GetGenericArguments()[0] : null;
+
     public string Describe()
     {
+        if (ItemType is { } item)
+            return $"a list of {(item == typeof(double) ? "numbers" : "strings")} (an array in a config file, comma-separated in a flag)";
         if (Words is { } words) return "one of " + string.Join(", ", words);
         if (Type == typeof(bool)) return "true or false";
         var kind = Type == typeof(int) ? "an integer" : Type == typeof(double) ? "a number" : "a string";
@@ -28,6 +33,24 @@ public sealed record ConfigEntry(string Key, string Help, Type Type, PropertyInf
     /// <summary>Converts a raw value (string from a flag, or a TOML/JSON scalar) and checks its range.</summary>
     public object Convert(object raw, string source)
     {
+        if (ItemType is { } item)
+        {
+            var items = raw switch
+            {
+                string s => s.Trim().Length == 0 ? [] : s.Split(',').Select(x => (object)x.Trim()).ToList(),
+                IEnumerable<object> list => list.ToList(),
+                _ => throw Error(source, raw),
+            };
+            if (item == typeof(string))
+                return new ConfigList<string>(items.Select(x => x is string s && s.Trim().Length > 0 ? s.Trim() : throw Error(source, raw)));
+            return new ConfigList<double>(items.Select(x => x switch
+            {
+                string s when double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && double.IsFinite(d) => d,
+                long l => (double)l,
+                double d when double.IsFinite(d) => d,
+                _ => throw Error(source, raw),
+            }));
+        }
         object value = raw switch
         {
             string s => Parse(s, source),
@@ -68,6 +91,7 @@ public sealed record ConfigEntry(string Key, string Help, Type Type, PropertyInf
         string s => $"'{s}'",
         bool b => b ? "true" : "false",
         IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
+        IEnumerable<object> list => "[" + string.Join(", ", list.Select(Show)) + "]",
         _ => raw.GetType().Name,
     };
 }

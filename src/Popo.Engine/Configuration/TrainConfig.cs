@@ -223,6 +223,26 @@ public sealed record TrainConfig : IRunKeys
     [ConfigKey("overlong_penalty", "DAPO soft overlong penalty factor", Min = 0, Max = 1e3)]
     public double OverlongPenalty { get; init; } = 1.0;
 
+    // ---- rewards (README "Bring your own reward") -----------------------------------------------
+    [ConfigKey("reward_funcs", "reward functions: built-in names (accuracy, format, overlong, arithmetic, countdown) or specs (FILE.dll:Type, FILE.fsx, command:PROGRAM ARGS); empty = the task's own check (accuracy)")]
+    public IReadOnlyList<string> RewardFuncs { get; init; } = ConfigList<string>.Empty;
+
+    [ConfigKey("reward_weights", "weight of each reward function, in order (empty = 1 each); the reward is the weighted sum over the functions that apply")]
+    public IReadOnlyList<double> RewardWeights { get; init; } = ConfigList<double>.Empty;
+
+    [ConfigKey("reward_threshold", "tau_r: POPO's positive set is reward > reward_threshold (pass_rate counts the same)", Min = -1e9, Max = 1e9)]
+    public double RewardThreshold { get; init; }
+
+    [ConfigKey("reward_errors", "a reward function that throws, returns NaN/inf or the wrong count, or times out: fail (stop the run) | zero (count the value as 0) | skip (count it as not applicable)",
+        OneOf = ["fail", "zero", "skip"])]
+    public string RewardErrors { get; init; } = "fail";
+
+    [ConfigKey("reward_timeout", "seconds one call of a reward function may take", Above = 0, Max = 86400)]
+    public double RewardTimeout { get; init; } = 60;
+
+    [ConfigKey("reward_workers", "processes of a command reward function (command:...) scoring at once", Min = 1, Max = 256)]
+    public int RewardWorkers { get; init; } = 4;
+
     // ---- run ----------------------------------------------------------------------------------
     [ConfigKey("seed", "random seed (data, init, sampling)", Min = 0, Max = int.MaxValue)]
     public int Seed { get; init; } = 1;

@@ -31,6 +31,12 @@ public sealed record DatasetOptions
     /// </summary>
     public string? PromptTemplate { get; init; }
 
+    /// <summary>
+    /// Whether every row must carry the gold answer (the task's check, reward function <c>accuracy</c>, needs it). False: a row
+    /// without the answer field is read with a null answer (its other columns still reach the reward functions).
+    /// </summary>
+    public bool AnswerRequired { get; init; } = true;
+
     /// <summary>Skip bad lines (counted and kept in <see cref="Dataset.Skipped"/>) instead of failing on the first.</summary>
     public bool SkipBadLines { get; init; }
 }

@@ -35,7 +35,9 @@ public static partial class JsonlDataset
                 using var doc = ParseLine(path, lineNumber, line);
                 var root = doc.RootElement;
                 if (shape == DatasetShape.Auto) shape = Detect(path, lineNumber, root);
-                problems.Add(Read(path, name, lineNumber, root, shape, options));
+                // Every column of the row, as read, for the reward functions (nested JSON kept).
+                var columns = System.Text.Json.Nodes.JsonNode.Parse(line)!.AsObject();
+                problems.Add(Read(path, name, lineNumber, root, shape, options) with { Columns = columns });
             }
             catch (DatasetFormatException e) when (options.SkipBadLines)
             {
@@ -79,6 +81,8 @@ public static partial class JsonlDataset
             case DatasetShape.Gsm8k:
             {
                 var question = Text(path, line, root, "question");
+                if (!options.AnswerRequired && !root.TryGetProperty(answerField, out _))
+                    return new Problem(id, Template(question, options, shape), null, null);
                 var full = Text(path, line, root, answerField);
                 int hashes = full.LastIndexOf("####", StringComparison.Ordinal);
                 var gold = hashes < 0 ? "" : full[(hashes + 4)..].Trim();
@@ -90,14 +94,14 @@ public static partial class JsonlDataset
             case DatasetShape.ProblemAnswer:
             {
                 var problem = Text(path, line, root, "problem");
-                var gold = Scalar(path, line, root, answerField);
+                var gold = Answer(path, line, root, answerField, options);
                 var solution = root.TryGetProperty("solution", out var s) && s.ValueKind == JsonValueKind.String ? s.GetString() : null;
                 return new Problem(id, Template(problem, options, shape), gold, solution);
             }
             case DatasetShape.Prompt:
             {
                 var (prompt, messages) = PromptText(path, line, root);
-                var gold = Scalar(path, line, root, answerField);
+                var gold = Answer(path, line, root, answerField, options);
                 var text = Template(prompt, options, shape);
                 // The conversation keeps every message; the last user turn carries the (templated) prompt.
                 var lastUser = messages?.FindLastIndex(m => m.Role == "user") ?? -1;
@@ -132,6 +136,10 @@ public static partial class JsonlDataset
         return null;
     }
 
+    /// <summary>The gold answer: required (<see cref="Scalar"/>) unless the options say the run's reward functions do not need it.</summary>
+    private static string? Answer(string path, int line, JsonElement root, string field, DatasetOptions options) =>
+        !options.AnswerRequired && !root.TryGetProperty(field, out _) ? null : Scalar(path, line, root, field);
+
     /// <summary>A required non-empty string field.</summary>
     private static string Text(string path, int line, JsonElement root, string field)
     {
@@ -145,7 +153,10 @@ public static partial class JsonlDataset
     /// <summary>A required answer: a non-empty string, or a number (kept as written).</summary>
     private static string Scalar(string path, int line, JsonElement root, string field)
     {
-        if (!root.TryGetProperty(field, out var v)) throw new DatasetFormatException(path, line, field, "missing");
+        if (!root.TryGetProperty(field, out var v))
+            throw new DatasetFormatException(path, line, field,
+                "missing: the task's check (reward function accuracy) needs the gold answer; add the column, name it with answer_field, " +
+                "or score with reward functions that do not need it (reward_funcs)");
         return v.ValueKind switch
         {
             JsonValueKind.Number => v.GetRawText(),

@@ -11,7 +11,7 @@ namespace Popo.Engine.Objectives;
 /// bnpo, dr_grpo and dapo aggregations; k3 KL to a frozen reference when beta &gt; 0 (no reference model
 /// exists otherwise). DAPO's dynamic sampling drops all-equal groups from the loss (it does not resample
 /// to refill the batch, unlike the DAPO paper: the rollout budget stays equal across algorithms);
-/// its overlong penalty is added to the rewards before the advantages.
+/// its overlong penalty is the reward function `overlong` (Rewards stage), already in the batch's rewards.
 /// Old log-probs are the sampler's (same weights, same temperature), so with mu = 1 rho = 1.
 /// </summary>
 public sealed class GrpoObjective : IObjective
@@ -41,7 +41,7 @@ public sealed class GrpoObjective : IObjective
     public PreparedBatch Prepare(GenerationBatch batch, StepMetrics metrics)
     {
         using var scope = NewDisposeScope();
-        var rewards = batch.Rewards.Select((r, i) => r + OverlongPenalty(batch.CompletionLengths[i], options.MaxCompletionLength)).ToArray();
+        var rewards = batch.Rewards;
         var advantages = Advantages.Compute(rewards, batch.GroupSize, options.ScaleRewards);
         var rows = Enumerable.Range(0, batch.Rows)
             .Where(i => !options.DynamicSampling || !GroupIsFlat(rewards, i / batch.GroupSize, batch.GroupSize))
@@ -80,15 +80,6 @@ public sealed class GrpoObjective : IObjective
         using (no_grad())
             metrics.Add("entropy", ((entropy! * outputs.Mask).sum() / outputs.Mask.sum().clamp_min(1)).ToDouble());
         return true;
-    }
-
-    /// <summary>DAPO's soft overlong punishment: 0 up to L_max - L_cache, then linear down to -1 at L_max.</summary>
-    private double OverlongPenalty(int length, int maxLength)
-    {
-        if (options.OverlongBuffer <= 0) return 0;
-        int free = maxLength - options.OverlongBuffer;
-        if (length <= free) return 0;
-        return options.OverlongPenaltyFactor * Math.Max(-1.0, (free - length) / (double)options.OverlongBuffer);
     }
 
     private static bool GroupIsFlat(double[] rewards, int group, int size)

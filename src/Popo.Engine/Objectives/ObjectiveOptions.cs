@@ -23,6 +23,8 @@ public sealed record PopoOptions
     public double WeightTemperature { get; init; } = 1.0;
     /// <summary>Divide each weight by its completion length, then renormalise over the group.</summary>
     public bool LengthNormalizeWeights { get; init; }
+    /// <summary>tau_r: the positive set is { i : r_i &gt; RewardThreshold } (the authors' reward threshold; 0 for 0/1 rewards).</summary>
+    public double RewardThreshold { get; init; }
     /// <summary>Optional cap c on any one weight, applied by water-filling.</summary>
     public double? WeightCap { get; init; }
     /// <summary>alpha: weight of the similarity penalty (0 = no similarity).</summary>
@@ -47,6 +49,7 @@ public sealed record PopoOptions
         WeightTemperature = k.Get<double>("weight_temperature"),
         LengthNormalizeWeights = k.Get<bool>("length_normalize_weights"),
         WeightCap = k.Get<double>("weight_cap") is > 0 and var cap ? cap : null,
+        RewardThreshold = k.Get<double>("reward_threshold"),
         Alpha = k.Get<double>("alpha"),
         BetaEntropy = k.Get<double>("beta_ent"),
         EntropyScope = k.Get<string>("entropy_scope") == "positive" ? EntropyScope.Positive : EntropyScope.All,
@@ -77,11 +80,7 @@ public sealed record GrpoOptions
     public int NumIterations { get; init; } = 1;
     /// <summary>DAPO: drop groups whose rewards are all equal.</summary>
     public bool DynamicSampling { get; init; }
-    /// <summary>DAPO soft overlong penalty: buffer length L_cache (0 = off).</summary>
-    public int OverlongBuffer { get; init; }
-    /// <summary>DAPO soft overlong penalty factor.</summary>
-    public double OverlongPenaltyFactor { get; init; } = 1.0;
-    /// <summary>L_max: the configured completion limit (dr_grpo's constant normaliser, DAPO's overlong window).</summary>
+    /// <summary>L_max: the configured completion limit (dr_grpo's constant normaliser).</summary>
     public int MaxCompletionLength { get; init; } = 256;
 
     /// <summary>The options from the run's keys (`loss_type`, `eps_low`, `beta` ...; L_max is `max_new_tokens`).</summary>
@@ -94,8 +93,6 @@ public sealed record GrpoOptions
         Beta = k.Get<double>("beta"),
         NumIterations = k.Get<int>("num_iterations"),
         DynamicSampling = k.Get<bool>("dynamic_sampling"),
-        OverlongBuffer = k.Get<int>("overlong_buffer"),
-        OverlongPenaltyFactor = k.Get<double>("overlong_penalty"),
         MaxCompletionLength = k.Get<int>("max_new_tokens"),
     };
 }

@@ -2,7 +2,7 @@ namespace Popo.Engine.Objectives;
 
 /// <summary>
 /// POPO's bounded importance weights over the positive set ("Eq. 8", docs/design.md §2.2).
-/// s_i = mean_t l_{i,t}; w_i = softmax over S+ of s_i / T_w (or 1/|S+|), 0 off S+, all 0 when S+ is empty.
+/// s_i = mean_t l_{i,t}; S+ = { i : r_i &gt; tau_r } (reward_threshold, default 0); w_i = softmax over S+ of s_i / T_w (or 1/|S+|), 0 off S+, all 0 when S+ is empty.
 /// Computed once per generation batch from the pre-update policy's log-probs, without gradient, so
 /// this works on host arrays: a group has at most a few dozen rollouts.
 /// Departures: none from the authors' code; uniform, length normalisation and the cap are options.
@@ -11,7 +11,7 @@ public static class PopoWeights
 {
     /// <param name="scores">Length-normalised sequence log-probs s_i, one per rollout, groups contiguous.</param>
     /// <param name="lengths">Completion lengths |y_i| (used by LengthNormalizeWeights).</param>
-    /// <param name="rewards">r_i; S+ = { i : r_i > 0 }.</param>
+    /// <param name="rewards">r_i; S+ = { i : r_i > options.RewardThreshold }.</param>
     /// <param name="groupSize">G: rollouts per prompt.</param>
     public static double[] Compute(double[] scores, int[] lengths, double[] rewards, int groupSize, PopoOptions options)
     {
@@ -32,17 +32,17 @@ public static class PopoWeights
         int positives = 0;
         double maxScore = double.NegativeInfinity;
         for (int i = 0; i < w.Length; i++)
-            if (rewards[i] > 0) { positives++; maxScore = Math.Max(maxScore, scores[i] / options.WeightTemperature); }
+            if (rewards[i] > options.RewardThreshold) { positives++; maxScore = Math.Max(maxScore, scores[i] / options.WeightTemperature); }
         if (positives == 0) { w.Clear(); return; }
 
         for (int i = 0; i < w.Length; i++)
-            w[i] = rewards[i] > 0
+            w[i] = rewards[i] > options.RewardThreshold
                 ? options.Weights == WeightMode.Uniform ? 1.0 : Math.Exp(scores[i] / options.WeightTemperature - maxScore)
                 : 0.0;
         if (options.LengthNormalizeWeights)
             for (int i = 0; i < w.Length; i++) w[i] /= Math.Max(lengths[i], 1);
         Normalize(w);
-        if (options.WeightCap is double cap) WaterFill(w, rewards, cap);
+        if (options.WeightCap is double cap) WaterFill(w, rewards, cap, options.RewardThreshold);
     }
 
     private static void Normalize(Span<double> w)
@@ -56,14 +56,14 @@ public static class PopoWeights
     /// Clip weights above c to c and rescale the unclipped positives so the group still sums to 1,
     /// repeating until none exceeds c; when |S+| c &lt; 1 every positive gets c.
     /// </summary>
-    private static void WaterFill(Span<double> w, ReadOnlySpan<double> rewards, double cap)
+    private static void WaterFill(Span<double> w, ReadOnlySpan<double> rewards, double cap, double threshold)
     {
         Span<bool> clipped = stackalloc bool[w.Length];
         int positives = 0;
-        for (int i = 0; i < w.Length; i++) if (rewards[i] > 0) positives++;
+        for (int i = 0; i < w.Length; i++) if (rewards[i] > threshold) positives++;
         if (positives * cap <= 1.0)
         {
-            for (int i = 0; i < w.Length; i++) w[i] = rewards[i] > 0 ? cap : 0.0;
+            for (int i = 0; i < w.Length; i++) w[i] = rewards[i] > threshold ? cap : 0.0;
             return;
         }
         while (true)

@@ -74,14 +74,21 @@ public sealed class ArithmeticTask : ITask
     public long? Count(Split split) => null;
 
     public Judgement Judge(Problem problem, string completion, bool finished = true) =>
-        Judgement.Of(MathVerifier.Verify(completion, problem.Answer, finished: finished));
+        problem.Answer is null ? new Judgement(0.0) : Check(problem.Answer, completion, finished);
+
+    /// <summary>The arithmetic check: the completion's answer (any marker, else the last number) equals <paramref name="answer"/>.</summary>
+    public static Judgement Check(string answer, string completion, bool finished = true) =>
+        Judgement.Of(MathVerifier.Verify(completion, answer, finished: finished));
 
     public Problem Get(Split split, long index)
     {
         var (operands, ops) = InstanceSpace.Draw(Name, _seed, split, index, Draw, Expression);
         var expression = Expression((operands, ops));
         var (answer, solution) = Solve(operands, ops);
-        return new Problem($"arithmetic/{split.ToString().ToLowerInvariant()}/{index}", $"Q: {expression}\nA: ", answer.ToString(), solution);
+        var id = $"arithmetic/{split.ToString().ToLowerInvariant()}/{index}";
+        var prompt = $"Q: {expression}\nA: ";
+        var columns = new System.Text.Json.Nodes.JsonObject { ["id"] = id, ["prompt"] = prompt, ["answer"] = answer.ToString(), ["expression"] = expression };
+        return new Problem(id, prompt, answer.ToString(), solution, Columns: columns);
     }
 
     private (long[] Operands, char[] Ops) Draw(Rng rng)

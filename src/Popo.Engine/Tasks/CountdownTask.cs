@@ -79,11 +79,15 @@ public sealed class CountdownTask : ITask
         var inst = InstanceSpace.Draw(Name, _seed, split, index, Draw, i => Statement(i.Numbers, i.Target));
         var solution = CountdownSolver.Solve(inst.Numbers, inst.Target, Difficulty.Operators, maxOps: inst.Construction.Steps.Count)
                        ?? inst.Construction;
-        return new Problem(
-            $"countdown/{split.ToString().ToLowerInvariant()}/{index}",
-            $"Q: {Statement(inst.Numbers, inst.Target)}\nA: ",
-            solution.Text,
-            $"{string.Join(' ', solution.Steps)}\n#### {solution.Text}");
+        var id = $"countdown/{split.ToString().ToLowerInvariant()}/{index}";
+        var prompt = $"Q: {Statement(inst.Numbers, inst.Target)}\nA: ";
+        var columns = new System.Text.Json.Nodes.JsonObject
+        {
+            ["id"] = id, ["prompt"] = prompt, ["answer"] = solution.Text,
+            ["numbers"] = new System.Text.Json.Nodes.JsonArray(inst.Numbers.Select(n => (System.Text.Json.Nodes.JsonNode?)n).ToArray()),
+            ["target"] = inst.Target, ["operators"] = Difficulty.Operators,
+        };
+        return new Problem(id, prompt, solution.Text, $"{string.Join(' ', solution.Steps)}\n#### {solution.Text}", Columns: columns);
     }
 
     /// <summary>"nums 3 7 25 50 target 78": the canonical text of an instance.</summary>
@@ -136,12 +140,16 @@ public sealed class CountdownTask : ITask
     }
 
     /// <summary>The marked answer, else the last line, as an expression that reaches the target (whether the completion finished does not change this reader).</summary>
-    public Judgement Judge(Problem problem, string completion, bool finished = true)
+    public Judgement Judge(Problem problem, string completion, bool finished = true) =>
+        TryParsePrompt(problem.Prompt, out var numbers, out var target) ? Check(numbers, target, Difficulty.Operators, completion) : new Judgement(0.0);
+
+    /// <summary>The countdown check: the marked answer, else the last line, is an expression over <paramref name="numbers"/> (each at most once) with <paramref name="operators"/> that reaches <paramref name="target"/>.</summary>
+    public static Judgement Check(long[] numbers, long target, string operators, string completion)
     {
-        if (!TryParsePrompt(problem.Prompt, out var numbers, out var target) || string.IsNullOrEmpty(completion)) return new Judgement(0.0);
+        if (string.IsNullOrEmpty(completion)) return new Judgement(0.0);
         var marked = AnswerExtractor.Find(completion, AnswerFormat.Marked, true, out var failed);
         var answer = marked?.Answer ?? LastLine(completion);
-        var reward = answer is not null && CountdownExpression.Reaches(answer, numbers, target, Difficulty.Operators) ? 1.0 : 0.0;
+        var reward = answer is not null && CountdownExpression.Reaches(answer, numbers, target, operators) ? 1.0 : 0.0;
         return new Judgement(reward, marked?.Route ?? AnswerRoute.None, answer, MathVerifier.Describe(failed));
     }
 

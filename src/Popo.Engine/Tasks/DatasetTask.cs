@@ -63,6 +63,7 @@ public sealed class DatasetTask : ITask
         return problems[index % problems.Length];
     }
 
+    /// <summary>The math verifier against the row's answer; a row without one (a dataset read without its answer column) scores 0.</summary>
     public Judgement Judge(Problem problem, string completion, bool finished = true) =>
-        Judgement.Of(MathVerifier.Verify(completion, problem.Answer, Format, finished));
+        problem.Answer is null ? new Judgement(0.0) : Judgement.Of(MathVerifier.Verify(completion, problem.Answer, Format, finished));
 }

@@ -7,13 +7,14 @@ namespace Popo.Engine.Training;
 /// <summary>The task a run trains and evaluates on: a JSONL dataset, or a built-in generated task.</summary>
 public static class TaskFactory
 {
-    public static ITask Create(TrainConfig c) => string.IsNullOrEmpty(c.Dataset)
+    /// <param name="answerRequired">every dataset row must carry its gold answer (the run's reward functions include accuracy, or the caller evaluates by it).</param>
+    public static ITask Create(TrainConfig c, bool answerRequired = true) => string.IsNullOrEmpty(c.Dataset)
         ? TaskRegistry.Create(c.Task, new TaskOptions { Seed = c.TaskSeed, Difficulty = c.Difficulty == "default" ? null : c.Difficulty })
         : TaskRegistry.Create("jsonl", new TaskOptions
         {
             Seed = c.TaskSeed,
             DatasetPath = c.Dataset,
-            Dataset = new DatasetOptions { AnswerField = c.AnswerField == "" ? null : c.AnswerField, SkipBadLines = c.SkipBadLines },
+            Dataset = new DatasetOptions { AnswerField = c.AnswerField == "" ? null : c.AnswerField, SkipBadLines = c.SkipBadLines, AnswerRequired = answerRequired },
             TrainFraction = c.TrainFraction > 0 ? c.TrainFraction : null,
             AnswerFormat = Popo.MathVerify.AnswerFormats.Parse(c.AnswerFormat),
         });

@@ -6,6 +6,7 @@ using Popo.Engine.Lora;
 using Popo.Engine.Model;
 using Popo.Engine.Objectives;
 using Popo.Engine.Policy;
+using Popo.Engine.Rewards;
 using Popo.Engine.Rollout;
 using Popo.Engine.Runtime;
 using Popo.Engine.Tasks;
@@ -36,6 +37,7 @@ public sealed class Trainer
     [
         "completion_len_mean", "completion_len_max", "grad_norm", "tokens_per_s", "step_time", "rollout_time", "update_time",
         "skipped_update", "non_finite", "eval_pass1", "eval_passk", "eval_greedy", .. Popo.MathVerify.RouteShares.Columns, "verifier_errors",
+        "reward_errors", "eval_reward_mean",
     ];
 
     private static readonly string[] LoopColumns = [.. LoopColumnsBefore, .. LoopColumnsAfter];
@@ -43,12 +45,19 @@ public sealed class Trainer
     /// <summary>Columns every metrics row has (NaN where a step or algorithm has no value): the loop's and every registered objective's.</summary>
     public static readonly string[] Columns = [.. LoopColumnsBefore, .. ObjectiveRegistry.Columns, .. LoopColumnsAfter];
 
-    /// <summary>The row of one step; a value that neither the loop nor <paramref name="algorithm"/> declared is an error, not a silent drop.</summary>
-    internal static Dictionary<string, double> Row(IReadOnlyDictionary<string, double> values, Algorithm algorithm)
+    /// <summary>The columns of a run whose reward functions add <paramref name="rewardColumns"/> (rewards/NAME/mean and /std, <see cref="RewardSet.Columns"/>): <see cref="Columns"/> then those.</summary>
+    public static string[] ColumnsFor(IReadOnlyList<string> rewardColumns) => [.. Columns, .. rewardColumns];
+
+    /// <summary>
+    /// The row of one step; a value that neither the loop, nor <paramref name="algorithm"/>, nor the run's reward functions
+    /// (<paramref name="rewardColumns"/>) declared is an error, not a silent drop.
+    /// </summary>
+    internal static Dictionary<string, double> Row(IReadOnlyDictionary<string, double> values, Algorithm algorithm, IReadOnlyList<string>? rewardColumns = null)
     {
-        if (values.Keys.FirstOrDefault(k => !LoopColumns.Contains(k) && !algorithm.Columns.Contains(k)) is { } undeclared)
-            throw new InvalidOperationException($"metric '{undeclared}' is not declared by the loop or by algorithm '{algorithm.Name}' (Algorithm.Columns)");
-        return Columns.ToDictionary(c => c, c => values.GetValueOrDefault(c, double.NaN));
+        rewardColumns ??= [];
+        if (values.Keys.FirstOrDefault(k => !LoopColumns.Contains(k) && !algorithm.Columns.Contains(k) && !rewardColumns.Contains(k)) is { } undeclared)
+            throw new InvalidOperationException($"metric '{undeclared}' is not declared by the loop, by algorithm '{algorithm.Name}' (Algorithm.Columns) or by the run's reward functions");
+        return ColumnsFor(rewardColumns).ToDictionary(c => c, c => values.GetValueOrDefault(c, double.NaN));
     }
 
     /// <summary>
@@ -74,13 +83,18 @@ public sealed class Trainer
 
     /// <summary>
     /// Starts a run in a new (or empty) output folder. <paramref name="rewardFunctions"/>: reward functions given as
-    /// objects by a program that calls Popo as a library (issue 30 wires them; until then they are not used).
+    /// objects by a program that calls Popo as a library; they score after those reward_funcs names, and with reward_funcs
+    /// empty they replace the task's own check (list accuracy in reward_funcs to keep it). reward_weights covers
+    /// reward_funcs, or reward_funcs then the objects (an object without a weight gets 1).
     /// </summary>
     public static RunSummary Start(TrainConfig config, ITrainingObserver observer, IReadOnlyList<Popo.Rewards.IRewardFunction>? rewardFunctions = null)
     {
-        var plan = Preflight(config, observer.Log);
-        RunFolder.CreateNew(config);
-        return new Trainer(config, observer, rewardFunctions).Run(plan);
+        var plan = Preflight(config, observer.Log, rewardFunctions);
+        using (plan.Rewards)
+        {
+            RunFolder.CreateNew(config);
+            return new Trainer(config, observer, rewardFunctions).Run(plan);
+        }
     }
 
     /// <summary>Continues the run in <paramref name="folder"/> from its last complete checkpoint (a library caller passes the same reward functions again).</summary>
@@ -89,22 +103,26 @@ public sealed class Trainer
     {
         var config = RunFolder.ReadConfig(folder);
         if (changes is { Count: > 0 }) config = ResumeChanges.Apply(config, changes);
-        var plan = Preflight(config, observer.Log);
-        if (changes is { Count: > 0 }) RunFolder.Rewrite(config);
-        // a checkpoint or file half-written when the run died
-        AtomicFolder.CleanLeftovers(folder);
-        AtomicFolder.CleanLeftovers(Path.Combine(folder, "checkpoints"));
-        return new Trainer(config, observer, rewardFunctions).Run(plan);
+        var plan = Preflight(config, observer.Log, rewardFunctions);
+        using (plan.Rewards)
+        {
+            if (changes is { Count: > 0 }) RunFolder.Rewrite(config);
+            // a checkpoint or file half-written when the run died
+            AtomicFolder.CleanLeftovers(folder);
+            AtomicFolder.CleanLeftovers(Path.Combine(folder, "checkpoints"));
+            return new Trainer(config, observer, rewardFunctions).Run(plan);
+        }
     }
 
-    /// <summary>What the preflight found: the task (overlong problems dropped), prompt truncation, the memory estimate.</summary>
-    public sealed record Plan(ITask Task, int? TruncateTo, MemoryEstimate Memory);
+    /// <summary>What the preflight found: the task (overlong problems dropped), prompt truncation, the memory estimate, the reward functions (loaded; the caller disposes them).</summary>
+    public sealed record Plan(ITask Task, int? TruncateTo, MemoryEstimate Memory, RewardSet Rewards);
 
     /// <summary>
     /// Everything that can be checked before the output folder is touched: device, model folder (config.json,
-    /// every weight file's header, tokenizer), task/dataset, and every prompt against the model's context.
+    /// every weight file's header, tokenizer), task/dataset, every prompt against the model's context, and the reward
+    /// functions (a spec that cannot be loaded stops here: <see cref="RewardLoadException"/>). <paramref name="rewardFunctions"/>: a library caller's (see <see cref="Start"/>).
     /// </summary>
-    public static Plan Preflight(TrainConfig config, Action<string> log)
+    public static Plan Preflight(TrainConfig config, Action<string> log, IReadOnlyList<Popo.Rewards.IRewardFunction>? rewardFunctions = null)
     {
         TorchRuntime.ResolveDevice(config.Device);
         ITokenizer tokenizer;
@@ -131,7 +149,7 @@ public sealed class Trainer
         // Values too: a NaN or infinite weight or adapter is refused here, not after the folder exists.
         if (!string.IsNullOrEmpty(config.Model)) HfCheckpoint.CheckValues(config.Model);
         if (!string.IsNullOrEmpty(config.Adapter) && config.ToLoraSettings() is { } lora) PeftAdapterFolder.Check(config.Adapter, lora, modelConfig);
-        var task = TaskFactory.Create(config);
+        var task = TaskFactory.Create(config, RewardSet.NeedsAnswer(config.RewardFuncs, rewardFunctions?.Count ?? 0));
         if (task is DatasetTask { Data.SkippedCount: > 0 } data)
             log($"{data.Data.Path}: skipped {data.Data.SkippedCount} malformed line{(data.Data.SkippedCount == 1 ? "" : "s")} (skip_bad_lines); the first: {data.Data.Skipped[0].Message}");
         var limit = PromptLimit.Apply(task, RunOptions.Prompts(config, tokenizer), config, context, contextSource);
@@ -140,7 +158,8 @@ public sealed class Trainer
         var memory = MemoryEstimate.Of(MemoryEstimate.InputsOf(config, modelConfig, limit.LongestPrompt));
         log(memory.Describe());
         memory.Check(config, modelConfig, limit.LongestPrompt, MemoryEstimate.AvailableBytes(), log);
-        return new Plan(limit.Task, limit.TruncateTo, memory);
+        var rewards = RewardSet.Create(config, limit.Task, rewardFunctions, Environment.CurrentDirectory, log);
+        return new Plan(limit.Task, limit.TruncateTo, memory, rewards);
     }
 
     private RunSummary Run(Plan plan)
@@ -159,7 +178,8 @@ public sealed class Trainer
         var sampling = RunOptions.Sampling(config, tokenizer);
         string? tokenizerSource = string.IsNullOrEmpty(config.Model) ? null : config.Model;
 
-        var warmup = WarmUp(model, tokenizer, tokenizerSource, format, task, sampling);
+        var rewards = plan.Rewards;
+        var warmup = WarmUp(model, tokenizer, tokenizerSource, format, task, sampling, rewards);
         model.Precision.Invalidate();   // a loaded warm-up replaced the weights
 
         var basePolicy = new Qwen2Policy(model);
@@ -186,7 +206,7 @@ public sealed class Trainer
 
         using var metricsLog = new MetricsLog(config.Out, progress.Step);
         using var samplesLog = new JsonlLog(Path.Combine(config.Out, "samples.jsonl"), progress.Step);
-        var collector = new RolloutCollector(model, format, task, sampling);
+        var collector = new RolloutCollector(model, format, task, rewards, sampling);
         long firstProblem = (long)config.SftSteps * config.SftBatchSize;   // RL prompts follow the warm-up's
         EvalResult final = warmup;
         observer.Phase("rl", config.Steps, progress.Step);
@@ -224,7 +244,8 @@ public sealed class Trainer
             }
 
             progress = progress with { Step = step, Rollouts = progress.Rollouts + batch.Rows, WallTime = clock.Elapsed.TotalSeconds + wallOffset };
-            RolloutMetrics(batch, metrics);
+            RolloutMetrics(batch, metrics, config.RewardThreshold);
+            RewardMetrics(texts.Scores, rewards, metrics);
             foreach (var (column, share) in Popo.MathVerify.RouteShares.Of(texts.Judgements.Select(j => j.Route).ToList(), batch.Rewards)) metrics.Set(column, share);
             VerifierErrors(step, texts, metrics);
             metrics.Set("step", step);
@@ -241,12 +262,13 @@ public sealed class Trainer
             bool last = step == config.Steps;
             if (last || (config.EvalEvery > 0 && step % config.EvalEvery == 0))
             {
-                final = Evaluate(model, format, task, sampling);
+                final = Evaluate(model, format, task, sampling, rewards);
                 metrics.Set("eval_pass1", final.Pass1);
+                metrics.Set("eval_reward_mean", final.RewardMean);
                 metrics.Set("eval_passk", final.PassK);
                 metrics.Set("eval_greedy", final.Greedy);
             }
-            var row = Row(metrics.ToDictionary(), algorithm);
+            var row = Row(metrics.ToDictionary(), algorithm, rewards.Columns);
             metricsLog.Write(row);
             if (prepared is not null) WriteSamples(samplesLog, step, texts, batch, prepared);
             observer.Step(step, row);
@@ -268,7 +290,7 @@ public sealed class Trainer
                 $"every one of the {config.Steps} steps had non-finite logits, loss or gradient and was skipped: the policy was never updated" +
                 (string.IsNullOrEmpty(config.Adapter) ? "" : $" (adapter {config.Adapter})"));
         if (config.Steps > 0 && ReferenceEquals(final, warmup))
-            final = Evaluate(model, format, task, sampling);   // resumed after the last step: nothing evaluated yet
+            final = Evaluate(model, format, task, sampling, rewards);   // resumed after the last step: nothing evaluated yet
         var finalFolder = config.Steps == 0 ? Path.Combine(config.Out, "checkpoints", "warmup") : TrainingCheckpoint.FolderFor(config.Out, config.Steps);
         var summary = new RunSummary(config.Algo, config.Steps, progress.Rollouts, progress.WallTime, warmup, final, finalFolder, adapters is not null && config.Steps > 0);
         Checkpoints.AtomicFile.WriteAllText(Path.Combine(config.Out, "summary.json"),
@@ -284,7 +306,7 @@ public sealed class Trainer
         Path.GetFullPath(WarmupSavesModel ? Path.Combine(config.Out, "checkpoints", "warmup", "model") : config.Model);
 
     /// <summary>Warm-up (or load it from this run's checkpoints/warmup), then evaluate the starting policy.</summary>
-    private EvalResult WarmUp(Qwen2ForCausalLM model, ITokenizer tokenizer, string? tokenizerSource, PromptFormat format, ITask task, SamplerOptions sampling)
+    private EvalResult WarmUp(Qwen2ForCausalLM model, ITokenizer tokenizer, string? tokenizerSource, PromptFormat format, ITask task, SamplerOptions sampling, RewardSet rewards)
     {
         var folder = Path.Combine(config.Out, "checkpoints", "warmup");
         var evalFile = Path.Combine(folder, "eval.json");
@@ -307,7 +329,7 @@ public sealed class Trainer
             SupervisedWarmup.Run(model, format, task, options,
                 (step, loss) => observer.Step(step + 1, new Dictionary<string, double> { ["step"] = step + 1, ["loss"] = loss }), observer.Log);
         }
-        var result = Evaluate(model, format, task, sampling);
+        var result = Evaluate(model, format, task, sampling, rewards);
         if (config.EvalProblems > 0) observer.Log($"starting policy: held-out pass@1 {result.Pass1:F3} (greedy {result.Greedy:F3})");
         // Without a warm-up the starting model of a --model run is that folder: only its evaluation is kept.
         AtomicFolder.Write(folder, temp =>
@@ -318,9 +340,9 @@ public sealed class Trainer
         return result;
     }
 
-    private EvalResult Evaluate(Qwen2ForCausalLM model, PromptFormat format, ITask task, SamplerOptions sampling) =>
+    private EvalResult Evaluate(Qwen2ForCausalLM model, PromptFormat format, ITask task, SamplerOptions sampling, RewardSet rewards) =>
         config.EvalProblems == 0 ? new EvalResult(0, 0, double.NaN, double.NaN, double.NaN, double.NaN) :
-        Evaluator.Evaluate(model, format, task, config.EvalProblems, samples: 4, sampling, seed: SeedStreams.Evaluation(config.Seed));
+        Evaluator.Evaluate(model, format, task, config.EvalProblems, samples: 4, sampling, seed: SeedStreams.Evaluation(config.Seed), rewards: rewards);
 
     /// <summary>
     /// mu passes of micro-batch backward + one optimizer step each. Updated: some step was taken; Bad: some
@@ -397,15 +419,28 @@ public sealed class Trainer
 
     private bool verifierErrorLogged;
 
-    private static void RolloutMetrics(GenerationBatch batch, StepMetrics metrics)
+    /// <summary>The rewards' statistics; pass_rate is the share in POPO's positive set (reward &gt; reward_threshold).</summary>
+    private static void RolloutMetrics(GenerationBatch batch, StepMetrics metrics, double threshold)
     {
         var r = batch.Rewards;
         double mean = r.Average();
         metrics.Set("reward_mean", mean);
         metrics.Set("reward_std", Advantages.BesselStd(r));
-        metrics.Set("pass_rate", r.Count(x => x > 0) / (double)r.Length);
+        metrics.Set("pass_rate", r.Count(x => x > threshold) / (double)r.Length);
         metrics.Set("completion_len_mean", batch.CompletionLengths.Average());
         metrics.Set("completion_len_max", batch.CompletionLengths.Max());
+    }
+
+    /// <summary>TRL's per-function metrics (rewards/NAME/mean, /std over the rollouts it applies to) and the count of faulty values (reward_errors).</summary>
+    private static void RewardMetrics(RewardScores scores, RewardSet rewards, StepMetrics metrics)
+    {
+        for (int f = 0; f < rewards.Functions.Count; f++)
+        {
+            var (mean, std) = RewardCombination.Statistics(scores.PerFunction[f]);
+            metrics.Set($"rewards/{rewards.Functions[f].Name}/mean", mean);
+            metrics.Set($"rewards/{rewards.Functions[f].Name}/std", std);
+        }
+        metrics.Set("reward_errors", scores.Errors);
     }
 
     private void WriteSamples(JsonlLog log, int step, RolloutTexts texts, GenerationBatch batch, PreparedBatch prepared)
