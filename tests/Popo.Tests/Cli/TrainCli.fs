@@ -68,14 +68,14 @@ let tests =
                 let rows = readRows (Path.Combine(out, "metrics.jsonl"))
                 Expect.equal rows.Length 4 "one metrics row per step"
                 for row in rows do
-                    Expect.sequenceEqual (row.Keys |> Seq.toList) (List.ofArray Trainer.Columns) "metrics columns"
+                    Expect.sequenceEqual (row.Keys |> Seq.toList) (List.ofArray (Trainer.ColumnsFor [ "rewards/accuracy/mean"; "rewards/accuracy/std" ])) "metrics columns"
                 for key in [ "reward_mean"; "pass_rate"; "zero_positive_groups"; "loss"; "entropy"; "completion_len_mean"; "grad_norm"; "step_time"; "rollout_time"; "update_time"; "lr" ] do
                     Expect.isTrue (rows |> Array.forall (fun r -> r.[key].HasValue || key = "loss" || key = "grad_norm" || key = "entropy")) key
                 Expect.isTrue rows.[1].["eval_pass1"].HasValue "evaluated at step 2"
                 Expect.isFalse rows.[0].["eval_pass1"].HasValue "not evaluated at step 1"
                 let csv = File.ReadAllLines(Path.Combine(out, "metrics.csv"))
                 Expect.equal csv.Length 5 "header + 4 rows"
-                Expect.equal (csv.[0].Split ',') Trainer.Columns "csv header"
+                Expect.equal (csv.[0].Split ',') (Trainer.ColumnsFor [ "rewards/accuracy/mean"; "rewards/accuracy/std" ]) "csv header"
                 let config = JsonDocument.Parse(File.ReadAllText(Path.Combine(out, "config.json"))).RootElement
                 for entry in ConfigSchema.Entries do
                     Expect.isTrue (config.TryGetProperty(entry.Key) |> fst) $"config.json has {entry.Key}"
