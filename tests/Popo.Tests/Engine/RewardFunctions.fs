@@ -74,6 +74,12 @@ type private Faulty(kind: string, from: int, release: ManualResetEventSlim) =
             let result = if calls >= from && kind = "count" then values.[.. n - 2] else values
             System.Threading.Tasks.ValueTask.FromResult<Collections.Generic.IReadOnlyList<Nullable<float>>>(result)
 
+/// Continuous: 1 for a completion that stops at once, down to 1/8 for one cut at 8 tokens.
+type private Short() =
+    inherit RewardFunction()
+    override _.Name = "short"
+    override _.Score(s) = Nullable(1.0 - float (s.CompletionIds.Count - 1) / 8.0)
+
 let private nonClock (rows: Collections.Generic.Dictionary<string, Nullable<float>>[]) =
     rows |> Array.map (fun r -> r |> Seq.filter (fun kv -> not (Trainer.WallClockColumns.Contains kv.Key)) |> Seq.map (fun kv -> kv.Key, kv.Value) |> List.ofSeq)
 
@@ -199,6 +205,21 @@ let tests =
                 let p = Popo.Engine.Tasks.CountdownTask().Get(Split.Train, 3L)
                 Expect.stringContains p.Prompt (sprintf "target %d\n" (p.Columns.["target"].GetValue<int64>())) "countdown's target column"
                 Expect.equal (Popo.Engine.Tasks.CountdownTask().Get(Split.Train, 3L)) p "equal problems stay equal (columns by content)"
+            finally Directory.Delete(root, true)
+
+        testCase "a continuous reward given as an object raises the held-out mean reward (GRPO, from scratch)" <| fun () ->
+            let root = tempRoot ()
+            try
+                let out = Path.Combine(root, "run")
+                let summary =
+                    Trainer.Start(configOf (tinyFlags out @ [ "--algo"; "grpo"; "--steps"; "30"; "--group-size"; "8"; "--lr"; "2e-2"
+                                                              "--eval-problems"; "16"; "--eval-every"; "0"; "--save-every"; "0" ]),
+                                  Quiet(), funcs [ Short() ])
+                let rows = readRows (Path.Combine(out, "metrics.jsonl"))
+                Expect.isTrue (Double.IsFinite summary.Warmup.RewardMean && Double.IsFinite summary.Final.RewardMean) "evaluated by the functions"
+                printfn "held-out mean reward %.4f -> %.4f" summary.Warmup.RewardMean summary.Final.RewardMean
+                Expect.isGreaterThan summary.Final.RewardMean (summary.Warmup.RewardMean + 0.2) "the held-out mean reward rose"
+                Expect.equal rows.[rows.Length - 1].["eval_reward_mean"] (Nullable summary.Final.RewardMean) "the last row carries it"
             finally Directory.Delete(root, true)
 
         testList "faults" [
