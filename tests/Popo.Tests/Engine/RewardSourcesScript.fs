@@ -26,7 +26,9 @@ let tests =
                 load "closeness.fsx" (lines [ "open Popo.Rewards"
                                               "let reward (s: RewardSample) : float option ="
                                               "    if not s.Finished then None"
-                                              "    else Some (float s.Completion.Length - s.Columns[\"meta\"][\"target\"].GetValue<float>())" ])
+                                              "    else"
+                                              "        let target = s.Columns[\"meta\"][\"target\"].GetValue<float>()"
+                                              "        Some (float s.Completion.Length - target)" ])
             Expect.equal f.Name "closeness" "the script's name"
             let columns = """{"meta": {"target": 2}}"""
             let values = score f [ sample 0 "p" "abcde" [] true columns; sample 0 "p" "a" [] false columns ]
@@ -48,7 +50,7 @@ let tests =
                 throws<RewardLoadException> (fun () ->
                     load "broken.fsx" "open Popo.Rewards\nlet reward (s: RewardSample) : float option = s.Completion\nlet x : int = \"no\"\n" |> ignore)
             let path = Path.Combine(folder.Force(), "broken.fsx")
-            containsAll message [ "'broken.fsx'"; "does not compile (2 error(s))"; $"{path}(2,47): error FS0001"; $"{path}(3,15): error FS0001" ]
+            containsAll message [ "'broken.fsx'"; "does not compile (2 error(s))"; $"{path}(2,47): error FS0193"; $"{path}(3,15): error FS0001" ]
 
         testCase "a script with no reward function, or two, says what it expects" <| fun () ->
             let none = throws<RewardLoadException> (fun () -> load "empty.fsx" "let x = 1\n" |> ignore)
