@@ -44,6 +44,14 @@ let private built =
 /// The folder holding the compiled fixtures.
 let fixtures () = built.Force()
 
+/// A file of the repository (found from the test's folder upwards).
+let repoFile (relative: string) =
+    let rec up (dir: DirectoryInfo) =
+        if isNull dir then failwithf "%s: the tests run from inside the repository" relative
+        elif File.Exists(Path.Combine(dir.FullName, "Popo.sln")) then Path.Combine(dir.FullName, relative)
+        else up dir.Parent
+    up (DirectoryInfo AppContext.BaseDirectory)
+
 /// The dotnet host this process runs on (the command fixture is a framework-dependent program).
 let dotnet =
     let root = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(typeof<obj>.Assembly.Location), "..", "..", ".."))

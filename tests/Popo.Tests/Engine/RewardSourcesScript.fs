@@ -52,6 +52,17 @@ let tests =
             let path = Path.Combine(folder.Force(), "broken.fsx")
             containsAll message [ "'broken.fsx'"; "does not compile (2 error(s))"; $"{path}(2,47): error FS0193"; $"{path}(3,15): error FS0001" ]
 
+        testCase "the custom-task example's reward.fsx gives its documented values" <| fun () ->
+            let script = repoFile "examples/custom-task/reward.fsx"
+            let f = RewardSources.Load(script, options (Path.GetDirectoryName script) 10.0 1 (Collections.Concurrent.ConcurrentQueue()))
+            Expect.equal f.Name "reward" "named after the script"
+            let values =
+                score f [ sample 0 "p" "*****" [] true """{"target": 5}"""
+                          sample 0 "p" "***x" [] true """{"target": 5}"""
+                          sample 1 "p" "***" [] true """{"answer": "3"}"""
+                          sample 2 "p" "*" [] true "{}" ]
+            Expect.equal values [ Nullable 1.0; Nullable(exp (-2.0 / 4.0)); Nullable 1.0; Nullable() ] "exp(-(|stars - N| + others) / 4); null without a target"
+
         testCase "a script with no reward function, or two, says what it expects" <| fun () ->
             let none = throws<RewardLoadException> (fun () -> load "empty.fsx" "let x = 1\n" |> ignore)
             containsAll none [ "'empty.fsx'"; "defines no reward function"; "let reward (sample: RewardSample)" ]
