@@ -27,7 +27,8 @@ let tests =
                                               "let reward (s: RewardSample) : float option ="
                                               "    if not s.Finished then None"
                                               "    else"
-                                              "        let target = s.Columns[\"meta\"][\"target\"].GetValue<float>()"
+                                              "        let meta = s.Columns[\"meta\"]"
+                                              "        let target = meta[\"target\"].GetValue<float>()"
                                               "        Some (float s.Completion.Length - target)" ])
             Expect.equal f.Name "closeness" "the script's name"
             let columns = """{"meta": {"target": 2}}"""
@@ -61,7 +62,7 @@ let tests =
                           sample 0 "p" "***x" [] true """{"target": 5}"""
                           sample 1 "p" "***" [] true """{"answer": "3"}"""
                           sample 2 "p" "*" [] true "{}" ]
-            Expect.equal values [ Nullable 1.0; Nullable(exp (-2.0 / 4.0)); Nullable 1.0; Nullable() ] "exp(-(|stars - N| + others) / 4); null without a target"
+            Expect.equal values [ Nullable 1.0; Nullable(exp (-3.0 / 4.0)); Nullable 1.0; Nullable() ] "exp(-(|stars - N| + others) / 4): 2 stars short and 1 other is 3; null without a target"
 
         testCase "a script with no reward function, or two, says what it expects" <| fun () ->
             let none = throws<RewardLoadException> (fun () -> load "empty.fsx" "let x = 1\n" |> ignore)
