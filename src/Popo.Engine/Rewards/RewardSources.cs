@@ -16,7 +16,31 @@ public sealed class RewardLoadException(string message, Exception? inner = null)
 /// </summary>
 public static class RewardSources
 {
-    /// <summary>The function <paramref name="spec"/> names; a <see cref="RewardLoadException"/> when it cannot be loaded.</summary>
-    public static IRewardFunction Load(string spec, RewardSourceOptions options) =>
-        throw new RewardLoadException($"reward function '{spec}': user reward functions are not wired yet");
+    /// <summary>The prefix of an external command's spec.</summary>
+    public const string CommandPrefix = "command:";
+
+    /// <summary>The function <paramref name="spec"/> names; a <see cref="RewardLoadException"/> when it cannot be loaded.
+    /// A command's function owns processes: dispose it (it is <see cref="IAsyncDisposable"/>) when the run ends.</summary>
+    public static IRewardFunction Load(string spec, RewardSourceOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        ArgumentNullException.ThrowIfNull(options);
+        var trimmed = spec.Trim();
+        if (trimmed.StartsWith(CommandPrefix, StringComparison.Ordinal))
+            return CommandReward.Start(trimmed[CommandPrefix.Length..], options);
+        int dll = trimmed.LastIndexOf(".dll:", StringComparison.OrdinalIgnoreCase);
+        if (dll > 0)
+            return AssemblyRewards.Load(trimmed[..(dll + 4)], trimmed[(dll + 5)..], options);
+        if (trimmed.EndsWith(".dll", StringComparison.OrdinalIgnoreCase))
+            return AssemblyRewards.Load(trimmed, null, options);
+        if (trimmed.EndsWith(".fsx", StringComparison.OrdinalIgnoreCase))
+            return ScriptRewards.Load(trimmed, options);
+        throw new RewardLoadException(
+            $"reward function '{spec}': expected a built-in name, FILE.dll:Namespace.Type (a class in a .NET assembly), " +
+            $"FILE.fsx (an F# script) or {CommandPrefix}PROGRAM ARGS (an external command)");
+    }
+
+    /// <summary>An absolute path: <paramref name="path"/> as given when rooted, else under the options' base directory.</summary>
+    internal static string Resolve(string path, RewardSourceOptions options) =>
+        Path.GetFullPath(Path.IsPathRooted(path) ? path : Path.Combine(options.BaseDirectory, path));
 }

@@ -39,7 +39,7 @@ let unplaced (assembly: Assembly) =
     |> List.ofArray
 
 let libraries =
-    [ "Popo.Spec"; "Popo.Jinja"; "Popo.MathVerify"; "Popo.Kernels"; "Popo.Rewards" ] |> List.map Assembly.Load
+    [ "Popo.Spec"; "Popo.Jinja"; "Popo.MathVerify"; "Popo.Kernels"; "Popo.Rewards"; "Popo.Scripting" ] |> List.map Assembly.Load
 
 [<Tests>]
 let tests =
@@ -53,7 +53,7 @@ let tests =
             Expect.isEmpty found ("namespaces that are not in the stage list: " + String.concat ", " found)
 
         testCase "the libraries reference nothing of the engine, the CLI or each other" <| fun () ->
-            let ours = set [ "Popo.Engine"; "popo"; "Popo.Bench"; "Popo.Jinja"; "Popo.MathVerify"; "Popo.Kernels"; "Popo.Rewards"; "Popo.Spec" ]
+            let ours = set [ "Popo.Engine"; "popo"; "Popo.Bench"; "Popo.Jinja"; "Popo.MathVerify"; "Popo.Kernels"; "Popo.Rewards"; "Popo.Scripting"; "Popo.Spec" ]
             for lib in libraries do
                 let refs = lib.GetReferencedAssemblies() |> Array.map (fun a -> a.Name) |> Array.filter ours.Contains
                 Expect.isEmpty refs $"{lib.GetName().Name} references"
