@@ -32,6 +32,13 @@ public static class Advantages
         return advantages;
     }
 
+    /// <summary>RLVR-Decomposed's advantages (PSR, NSR, W-REINFORCE): one value per rollout from its reward alone.</summary>
+    public static double[] Signed(double[] rewards, SignedAdvantage weights)
+    {
+        if (rewards.Any(double.IsNaN)) throw new ArgumentException("a reward is NaN");
+        return rewards.Select(r => r > 0 ? weights.PositiveWeight : -weights.NegativeWeight).ToArray();
+    }
+
     /// <summary>Sample standard deviation (n - 1 in the denominator); 0 for a single value.</summary>
     public static double BesselStd(ReadOnlySpan<double> values)
     {

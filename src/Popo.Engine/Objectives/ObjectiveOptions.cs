@@ -9,8 +9,11 @@ public enum WeightMode { Softmax, Uniform }
 /// <summary>Which rollouts' tokens enter the entropy bonus (docs/design.md §2.6).</summary>
 public enum EntropyScope { All, Positive }
 
-/// <summary>GRPO token-loss aggregation (docs/design.md §3).</summary>
-public enum LossType { Grpo, Bnpo, DrGrpo, Dapo }
+/// <summary>GRPO token-loss aggregation (docs/design.md §3); Cispo is CISPO's surrogate with dapo's aggregation (TRL's loss_type = "cispo", §3.1).</summary>
+public enum LossType { Grpo, Bnpo, DrGrpo, Dapo, Cispo }
+
+/// <summary>The ratio the surrogate clips: per token, or per rollout (GSPO, TRL's importance_sampling_level = "sequence"), docs/design.md §3.1.</summary>
+public enum ImportanceLevel { Token, Sequence }
 
 /// <summary>GRPO advantage scaling: by the group's std, the whole batch's std, or not at all (Dr. GRPO).</summary>
 public enum RewardScaling { Group, Batch, None }
@@ -83,11 +86,24 @@ public sealed record GrpoOptions
     public double OverlongPenaltyFactor { get; init; } = 1.0;
     /// <summary>L_max: the configured completion limit (dr_grpo's constant normaliser, DAPO's overlong window).</summary>
     public int MaxCompletionLength { get; init; } = 256;
+    /// <summary>Token ratios or GSPO's one ratio per rollout (§3.1).</summary>
+    public ImportanceLevel ImportanceLevel { get; init; } = ImportanceLevel.Token;
+    /// <summary>INTELLECT-2's two-sided clip: the unclipped ratio is also capped at delta (null = off, TRL's None).</summary>
+    public double? Delta { get; init; }
+    /// <summary>q: only tokens at or above the (1 - q) entropy quantile of the micro-batch carry the policy term (1 = all).</summary>
+    public double TopEntropyQuantile { get; init; } = 1.0;
+    /// <summary>Completions that hit max_new_tokens without a stop token carry no loss (TRL's mask_truncated_completions).</summary>
+    public bool MaskTruncatedCompletions { get; init; }
+    /// <summary>RLVR-Decomposed's advantages (PSR, NSR, W-REINFORCE) instead of group-relative ones (null = GRPO's).</summary>
+    public SignedAdvantage? Signed { get; init; }
 
     /// <summary>The options from the run's keys (`loss_type`, `eps_low`, `beta` ...; L_max is `max_new_tokens`).</summary>
     public static GrpoOptions From(IRunKeys k) => new()
     {
-        LossType = k.Get<string>("loss_type") switch { "bnpo" => LossType.Bnpo, "dr_grpo" => LossType.DrGrpo, "dapo" => LossType.Dapo, _ => LossType.Grpo },
+        LossType = k.Get<string>("loss_type") switch
+        {
+            "bnpo" => LossType.Bnpo, "dr_grpo" => LossType.DrGrpo, "dapo" => LossType.Dapo, "cispo" => LossType.Cispo, _ => LossType.Grpo,
+        },
         ScaleRewards = k.Get<string>("scale_rewards") switch { "batch" => RewardScaling.Batch, "none" => RewardScaling.None, _ => RewardScaling.Group },
         EpsilonLow = k.Get<double>("eps_low"),
         EpsilonHigh = k.Get<double>("eps_high"),
@@ -97,5 +113,9 @@ public sealed record GrpoOptions
         OverlongBuffer = k.Get<int>("overlong_buffer"),
         OverlongPenaltyFactor = k.Get<double>("overlong_penalty"),
         MaxCompletionLength = k.Get<int>("max_new_tokens"),
+        ImportanceLevel = k.Get<string>("importance_sampling_level") == "sequence" ? ImportanceLevel.Sequence : ImportanceLevel.Token,
+        Delta = k.Get<double>("delta") is > 0 and var delta ? delta : null,
+        TopEntropyQuantile = k.Get<double>("top_entropy_quantile"),
+        MaskTruncatedCompletions = k.Get<bool>("mask_truncated_completions"),
     };
 }
