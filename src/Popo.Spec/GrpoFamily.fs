@@ -106,14 +106,14 @@ let ratios (level: ImportanceLevel) (batch: GrpoBatch) : float[][] =
 /// The clipped term's value -min(min(r, delta) A, clip(r) A) and its derivative in r: the chosen branch's slope,
 /// r itself (capped at delta: slope 0 above delta) or the clip (slope 0 outside [1 - eps_low, 1 + eps_high]).
 let clippedTerm (config: GrpoConfig) (delta: float) (advantage: float) (r: float) : float * float =
-    let capped, cappedSlope = (if r < delta then r, 1.0 else delta, 0.0)
+    let capped, cappedSlope = if r < delta then (r, 1.0) else (delta, 0.0)
     let clip, clipSlope =
-        if r < 1.0 - config.EpsLow then 1.0 - config.EpsLow, 0.0
-        elif r > 1.0 + config.EpsHigh then 1.0 + config.EpsHigh, 0.0
-        else r, 1.0
+        if r < 1.0 - config.EpsLow then (1.0 - config.EpsLow, 0.0)
+        elif r > 1.0 + config.EpsHigh then (1.0 + config.EpsHigh, 0.0)
+        else (r, 1.0)
     // min(x A, y A) picks the smaller factor when A >= 0 and the larger when A < 0.
     let takeCapped = if advantage >= 0.0 then capped <= clip else capped >= clip
-    if takeCapped then -capped * advantage, -cappedSlope * advantage else -clip * advantage, -clipSlope * advantage
+    if takeCapped then (-capped * advantage, -cappedSlope * advantage) else (-clip * advantage, -clipSlope * advantage)
 
 let private validate (config: FamilyConfig) (fb: FamilyBatch) =
     let b = fb.Batch

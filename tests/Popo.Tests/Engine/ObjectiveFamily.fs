@@ -16,6 +16,7 @@ open Popo.Engine.Model
 open Popo.Engine.Objectives
 open Popo.Engine.Policy
 open Popo.Engine.Rollout
+open Popo.Engine.Runtime
 open Popo.Spec
 open Popo.Spec.GrpoFamily
 open Popo.Tests
@@ -89,7 +90,7 @@ let private tinyConfig () =
 let private gradientOf (policy: IPolicy) (objective: IObjective) (prepared: PreparedBatch) (rows: int64[]) =
     for p in policy.Parameters do p.grad <- null
     objective.Backward(prepared, rows, 1, StepMetrics()) |> ignore
-    let g = policy.Parameters |> Seq.collect (fun p -> if isNull p.grad then Array.zeroCreate (int p.numel()) else values p.grad) |> Array.ofSeq
+    let g = policy.Parameters |> Seq.collect (fun p -> if isNull p.grad then Array.zeroCreate (int (p.numel())) else values p.grad) |> Array.ofSeq
     for p in policy.Parameters do p.grad <- null
     g
 
@@ -100,7 +101,7 @@ let private tempRoot () =
 
 let private refused (flags: (string * string) list) (fragment: string) =
     try
-        ConfigLoader.Resolve(null, flags) |> ignore
+        ConfigLoader.Resolve(null, flags |> List.map (fun (k, v) -> struct (k, v))) |> ignore
         failtestf "accepted %A" flags
     with :? ConfigException as e -> Expect.stringContains e.Message fragment "the refusal names the key"
 
@@ -130,7 +131,7 @@ let tests =
             use model = randomModel (tinyConfig ()) 3 ScalarType.Float32
             use generator = new torch.Generator(7UL, torch.CPU)
             let prompts = [| for p in 0 .. 3 do for _ in 1 .. 4 -> [| p % 6; (p + 2) % 6 |] |]
-            use batch = Sampler.Generate(model, prompts, SamplerOptions(MaxNewTokens = 4, Generator = generator, StopTokenIds = [| 5; 2 |]))
+            let batch = Sampler.Generate(model, prompts, SamplerOptions(MaxNewTokens = 4, Generator = generator, StopTokenIds = [| 5; 2 |]))
             let expected = batch.Completions |> Array.map (fun c -> not (Array.exists (fun t -> t = 5 || t = 2) c))
             Expect.sequenceEqual batch.Truncated expected "truncated = no stop token"
             Expect.isTrue (Array.contains true expected && Array.contains false expected) "both kinds occur (else the check is void)"
@@ -162,8 +163,9 @@ let tests =
                     Expect.equal (metrics.ToDictionary().["truncated_masked"]) 3.0 "the count of masked rows"
                     let cut = [| for i in 0 .. 7 do if truncated.[i] then int64 i |]
                     let kept = [| for i in 0 .. 7 do if not truncated.[i] then int64 i |]
-                    Expect.isTrue (gradientOf policy masked p1 cut |> Array.forall ((=) 0.0)) $"{lossType}: truncated rows carry no gradient"
-                    let g1, g0 = gradientOf policy masked p1 kept, gradientOf policy unmasked p0 kept
+                    let gradient (o: GrpoObjective) p rows = gradientOf (policy :> IPolicy) (o :> IObjective) p rows
+                    Expect.isTrue (gradient masked p1 cut |> Array.forall ((=) 0.0)) $"{lossType}: truncated rows carry no gradient"
+                    let g1, g0 = gradient masked p1 kept, gradient unmasked p0 kept
                     Expect.isTrue (g0 |> Array.exists (fun x -> x <> 0.0)) "the kept rows have a gradient (else the check is void)"
                     Expect.isTrue (allClose 1e-12 g1 g0) $"{lossType}: kept rows as without masking"
 
@@ -188,8 +190,13 @@ let tests =
                     let rows =
                         File.ReadAllLines(Path.Combine(out, "metrics.jsonl")) |> Array.filter (fun l -> l.Length > 0)
                         |> Array.map (fun l -> JsonDocument.Parse(l).RootElement)
-                    let rl = rows |> Array.filter (fun r -> r.GetProperty("step").ValueKind = JsonValueKind.Number && r.TryGetProperty("loss") |> fst)
-                    Expect.isNonEmpty rl $"{algo}: metrics rows"
+                    let losses =
+                        rows |> Array.choose (fun r ->
+                            match r.TryGetProperty("loss") with
+                            | true, v when v.ValueKind = JsonValueKind.Number -> Some(v.GetDouble())
+                            | _ -> None)
+                    Expect.isNonEmpty losses $"{algo}: RL steps logged a loss"
+                    Expect.isTrue (losses |> Array.forall Double.IsFinite) $"{algo}: finite losses"
                     let config = JsonDocument.Parse(File.ReadAllText(Path.Combine(out, "config.json"))).RootElement
                     Expect.equal (config.GetProperty("algo").GetString()) algo $"{algo}: the run's algorithm"
             finally Directory.Delete(root, true)

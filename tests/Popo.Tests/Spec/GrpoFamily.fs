@@ -137,7 +137,7 @@ let tests =
 
         property "token ratios, no delta, q = 1 and no masked rollout give Grpo's loss and gradient" grpoCase <|
             fun c ->
-                let fb = { Batch = c.Batch; Entropies = null; Masked = Array.zeroCreate c.Batch.Advantages.Length }
+                let fb : FamilyBatch = { Batch = c.Batch; Entropies = null; Masked = Array.zeroCreate c.Batch.Advantages.Length }
                 let config = plain c.Config
                 Accuracy.close 1e-12 (loss config fb) (Grpo.loss c.Config c.Batch) && raggedClose 1e-12 (grad config fb) (Grpo.grad c.Config c.Batch)
 
@@ -152,7 +152,7 @@ let tests =
             fun c ->
                 let seq = { c.Config with Level = ImportanceLevel.Sequence }
                 let tok = { c.Config with Level = ImportanceLevel.Token }
-                Accuracy.close 1e-12 (loss seq c.Batch) (loss tok c.Batch) && raggedClose 1e-12 (grad seq c.Batch) (grad tok c.Batch)
+                (Accuracy.close 1e-12 (loss seq c.Batch) (loss tok c.Batch) && raggedClose 1e-12 (grad seq c.Batch) (grad tok c.Batch))
                 |> classifyKinds c
 
         property "on-policy, GSPO's gradient equals the token-level one (every ratio is 1, q = 1)"
