@@ -34,11 +34,14 @@ let signedAdvantages (w: SignedWeights) (rewards: float[]) : float[] =
     rewards |> Array.map (fun r -> if r > 0.0 then w.PositiveWeight else -w.NegativeWeight)
 
 /// Which ratio the surrogate clips: per token rho_t = exp(l_t - old_t), or per rollout (GSPO)
-/// s_i = exp(mean_t (l_t - old_t)), shared by every token of the rollout.
+/// s_i = exp(mean_t (l_t - old_t)), shared by every token of the rollout; SequenceToken (GSPO-token, TRL's
+/// "sequence_token") has the value s_i on every token but the gradient of sg(s_i) pi(y_t) / sg(pi(y_t)):
+/// d r_{i,t} / d l_{i,t} = s_i, nothing through the other tokens.
 [<RequireQualifiedAccess>]
 type ImportanceLevel =
     | Token
     | Sequence
+    | SequenceToken
 
 /// The per-token policy term as a function of the ratio r (rho_t or s_i).
 [<RequireQualifiedAccess>]
@@ -98,7 +101,8 @@ let ratios (level: ImportanceLevel) (batch: GrpoBatch) : float[][] =
         (fun (l: float[]) (old: float[]) ->
             match level with
             | ImportanceLevel.Token -> Array.map2 (fun a b -> exp (a - b)) l old
-            | ImportanceLevel.Sequence ->
+            | ImportanceLevel.Sequence
+            | ImportanceLevel.SequenceToken ->
                 let s = exp (Array.average (Array.map2 (-) l old))
                 Array.create l.Length s)
         batch.NewLogProbs batch.OldLogProbs
@@ -157,7 +161,7 @@ let loss (config: FamilyConfig) (fb: FamilyBatch) : float =
 /// d loss / d l_{i,u}. Token level: scale_i (e_{i,u} dp/dl_{i,u} + beta dk3), with dp/dl = (dp/dr) rho (Clipped) or
 /// -min(rho, eps_max) A (Cispo). Sequence level, Clipped: every selected token's term depends on s_i, and
 /// ds_i/dl_{i,u} = s_i / |y_i|, so the policy part is scale_i (sum_t e_{i,t}) (dp/ds) s_i / |y_i| on every token;
-/// Cispo: -min(s_i, eps_max) A e_{i,u}. Masked rollouts: 0. Result: [B][|y_i|]. proofs/grpo-family.md.
+/// Cispo: -min(s_i, eps_max) A e_{i,u}. SequenceToken: the token level's formula at r = s_i. Masked rollouts: 0. Result: [B][|y_i|]. proofs/grpo-family.md.
 let grad (config: FamilyConfig) (fb: FamilyBatch) : float[][] =
     validate config fb
     let b = fb.Batch
@@ -175,7 +179,8 @@ let grad (config: FamilyConfig) (fb: FamilyBatch) : float[][] =
                 let e = if selected.[i].[u] then 1.0 else 0.0
                 let policy =
                     match config.Surrogate, config.Level with
-                    | Surrogate.Clipped delta, ImportanceLevel.Token -> e * snd (clippedTerm config.Grpo delta a r.[i].[u]) * r.[i].[u]
+                    | Surrogate.Clipped delta, (ImportanceLevel.Token | ImportanceLevel.SequenceToken) ->
+                        e * snd (clippedTerm config.Grpo delta a r.[i].[u]) * r.[i].[u]
                     | Surrogate.Clipped delta, ImportanceLevel.Sequence ->
                         kept * snd (clippedTerm config.Grpo delta a r.[i].[u]) * r.[i].[u] / float n
                     | Surrogate.Cispo epsMax, _ -> -e * (min r.[i].[u] epsMax) * a

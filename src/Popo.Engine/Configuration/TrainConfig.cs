@@ -224,8 +224,8 @@ public sealed record TrainConfig : IRunKeys
     [ConfigKey("overlong_penalty", "DAPO soft overlong penalty factor", Min = 0, Max = 1e3)]
     public double OverlongPenalty { get; init; } = 1.0;
 
-    [ConfigKey("importance_sampling_level", "GRPO family ratio: token (rho_t) | sequence (GSPO: one ratio per rollout, the geometric mean of its token ratios, clipped as one)",
-               OneOf = ["token", "sequence"])]
+    [ConfigKey("importance_sampling_level", "GRPO family ratio: token (rho_t) | sequence (GSPO: one ratio per rollout, the geometric mean of its token ratios, clipped as one) | sequence_token (GSPO-token: that value, each token's own gradient)",
+               OneOf = ["token", "sequence", "sequence_token"])]
     public string ImportanceSamplingLevel { get; init; } = "token";
 
     [ConfigKey("delta", "GRPO family two-sided clip (INTELLECT-2, TRL's delta): the unclipped ratio is also capped at delta, above 1 (0 = off)", Min = 0, Max = 1e6)]

@@ -12,8 +12,11 @@ public enum EntropyScope { All, Positive }
 /// <summary>GRPO token-loss aggregation (docs/design.md §3); Cispo is CISPO's surrogate with dapo's aggregation (TRL's loss_type = "cispo", §3.1).</summary>
 public enum LossType { Grpo, Bnpo, DrGrpo, Dapo, Cispo }
 
-/// <summary>The ratio the surrogate clips: per token, or per rollout (GSPO, TRL's importance_sampling_level = "sequence"), docs/design.md §3.1.</summary>
-public enum ImportanceLevel { Token, Sequence }
+/// <summary>
+/// The ratio the surrogate clips: per token, per rollout (GSPO, TRL's importance_sampling_level = "sequence"), or the
+/// rollout's value with each token's own gradient (GSPO-token, "sequence_token"), docs/design.md §3.1.
+/// </summary>
+public enum ImportanceLevel { Token, Sequence, SequenceToken }
 
 /// <summary>GRPO advantage scaling: by the group's std, the whole batch's std, or not at all (Dr. GRPO).</summary>
 public enum RewardScaling { Group, Batch, None }
@@ -113,7 +116,10 @@ public sealed record GrpoOptions
         OverlongBuffer = k.Get<int>("overlong_buffer"),
         OverlongPenaltyFactor = k.Get<double>("overlong_penalty"),
         MaxCompletionLength = k.Get<int>("max_new_tokens"),
-        ImportanceLevel = k.Get<string>("importance_sampling_level") == "sequence" ? ImportanceLevel.Sequence : ImportanceLevel.Token,
+        ImportanceLevel = k.Get<string>("importance_sampling_level") switch
+        {
+            "sequence" => ImportanceLevel.Sequence, "sequence_token" => ImportanceLevel.SequenceToken, _ => ImportanceLevel.Token,
+        },
         Delta = k.Get<double>("delta") is > 0 and var delta ? delta : null,
         TopEntropyQuantile = k.Get<double>("top_entropy_quantile"),
         MaskTruncatedCompletions = k.Get<bool>("mask_truncated_completions"),

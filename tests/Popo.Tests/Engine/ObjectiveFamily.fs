@@ -39,7 +39,11 @@ let private familyOptions (config: FamilyConfig) =
         LossType = lossType, EpsilonLow = config.Grpo.EpsLow, Beta = config.Grpo.Beta,
         EpsilonHigh = (match config.Surrogate with Surrogate.Cispo e -> e | _ -> config.Grpo.EpsHigh),
         Delta = (match config.Surrogate with Surrogate.Clipped d when d < infinity -> Nullable d | _ -> Nullable()),
-        ImportanceLevel = (if config.Level = ImportanceLevel.Sequence then Popo.Engine.Objectives.ImportanceLevel.Sequence else Popo.Engine.Objectives.ImportanceLevel.Token),
+        ImportanceLevel =
+            (match config.Level with
+             | ImportanceLevel.Sequence -> Popo.Engine.Objectives.ImportanceLevel.Sequence
+             | ImportanceLevel.SequenceToken -> Popo.Engine.Objectives.ImportanceLevel.SequenceToken
+             | _ -> Popo.Engine.Objectives.ImportanceLevel.Token),
         TopEntropyQuantile = config.TopEntropyQuantile)
 
 let private rounded (c: FamilyCase) : FamilyCase =
@@ -77,6 +81,7 @@ let private agreesWithSpec (dtype: ScalarType) (tol: float) (case: FamilyCase) =
      && raggedClose tol grads (GrpoFamily.grad c.Config c.Batch)
      && Array.forall ((=) 0.0) pads)
     |> Prop.classify (c.Config.Level = ImportanceLevel.Sequence) "sequence"
+    |> Prop.classify (c.Config.Level = ImportanceLevel.SequenceToken) "sequence_token"
     |> Prop.classify (match c.Config.Surrogate with Surrogate.Cispo _ -> true | _ -> false) "cispo"
     |> Prop.classify (match c.Config.Surrogate with Surrogate.Clipped d -> d < infinity | _ -> false) "delta"
     |> Prop.classify (c.Config.TopEntropyQuantile < 1.0) "entropy mask"

@@ -49,7 +49,7 @@ let familyCaseWith (onPolicy: bool) (levels: ImportanceLevel list) (cispo: bool 
     gen {
         let! c = grpoCaseWith onPolicy lossType
         let! level = Gen.elements levels
-        let! b = if level = ImportanceLevel.Sequence && not onPolicy then sequenceRatios c.Config c.Batch else Gen.constant c.Batch
+        let! b = if level <> ImportanceLevel.Token && not onPolicy then sequenceRatios c.Config c.Batch else Gen.constant c.Batch
         let! useCispo = match cispo with Some v -> Gen.constant v | None -> Gen.frequency [ 3, Gen.constant false; 1, Gen.constant true ]
         let! surrogate =
             if useCispo then Gen.elements [ 0.8; 1.5; 5.0 ] |> Gen.map Surrogate.Cispo
@@ -69,7 +69,7 @@ let familyCaseWith (onPolicy: bool) (levels: ImportanceLevel list) (cispo: bool 
     }
 
 /// Off-policy family cases of every kind.
-let familyCase = familyCaseWith false [ ImportanceLevel.Token; ImportanceLevel.Sequence ] None
+let familyCase = familyCaseWith false [ ImportanceLevel.Token; ImportanceLevel.Sequence; ImportanceLevel.SequenceToken ] None
 
 let private unmasked (fb: FamilyBatch) = { fb with Masked = Array.zeroCreate fb.Masked.Length }
 
@@ -91,6 +91,7 @@ let private signedCase (weights: SignedWeights) =
 let private classifyKinds (c: FamilyCase) (p: bool) =
     p
     |> Prop.classify (c.Config.Level = ImportanceLevel.Sequence) "sequence"
+    |> Prop.classify (c.Config.Level = ImportanceLevel.SequenceToken) "sequence_token"
     |> Prop.classify (match c.Config.Surrogate with Surrogate.Cispo _ -> true | _ -> false) "cispo"
     |> Prop.classify (match c.Config.Surrogate with Surrogate.Clipped d -> d < infinity | _ -> false) "delta"
     |> Prop.classify (c.Config.TopEntropyQuantile < 1.0) "entropy mask"
@@ -160,6 +161,13 @@ let tests =
             fun c ->
                 let tok = { c.Config with Level = ImportanceLevel.Token }
                 raggedClose 1e-12 (grad c.Config c.Batch) (grad tok c.Batch) |> classifyKinds c
+
+        property "with q = 1, GSPO-token's loss and gradient equal GSPO's (the GSPO paper's identity for one advantage per rollout)"
+            (familyCaseWith false [ ImportanceLevel.SequenceToken ] None |> Gen.map (fun c -> { c with Config = { c.Config with TopEntropyQuantile = 1.0 } })) <|
+            fun c ->
+                let seq = { c.Config with Level = ImportanceLevel.Sequence }
+                (Accuracy.close 1e-12 (loss c.Config c.Batch) (loss seq c.Batch) && raggedClose 1e-12 (grad c.Config c.Batch) (grad seq c.Batch))
+                |> classifyKinds c
 
         property "CISPO's gradient is the REINFORCE gradient -A_i scale_i on each selected token weighted by min(rho, eps_max)"
             (familyCaseWith false [ ImportanceLevel.Token ] (Some true)) <|
