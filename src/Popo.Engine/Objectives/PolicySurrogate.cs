@@ -11,14 +11,15 @@ public static class PolicySurrogate
 {
     /// <summary>
     /// Log importance weights: l - l_old [B,N] per token, or per rollout (GSPO) the masked mean over its tokens [B,1]
-    /// (a rollout with no token gets 0, as TRL's clamp(min = 1) of the count).
+    /// (a rollout with no token gets 0, as TRL's clamp(min = 1) of the count); GSPO-token: that mean detached plus
+    /// l - sg(l) [B,N], the same value with each token's own gradient.
     /// </summary>
     public static Tensor LogWeights(Tensor logProbs, Tensor oldLogProbs, Tensor mask, ImportanceLevel level)
     {
         var logRatio = logProbs - oldLogProbs;
-        return level == ImportanceLevel.Token
-            ? logRatio
-            : ((logRatio * mask).sum(1) / mask.sum(1).clamp_min(1.0)).unsqueeze(1);
+        if (level == ImportanceLevel.Token) return logRatio;
+        var sequence = ((logRatio * mask).sum(1) / mask.sum(1).clamp_min(1.0)).unsqueeze(1);
+        return level == ImportanceLevel.Sequence ? sequence : sequence.detach() + (logProbs - logProbs.detach());
     }
 
     /// <summary>
