@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Popo.Engine.Training;
+using Popo.Engine.Objectives;
 using Popo.Engine.Runtime;
 
 namespace Popo.Cli.Commands;
@@ -9,7 +10,7 @@ public static class TrainCommand
 {
     public static Command Create()
     {
-        var command = new Command("train", "Warm up then train with POPO (or --algo grpo|dr_grpo|dapo|rft); no arguments runs the built-in default");
+        var command = new Command("train", $"Warm up then train with POPO (or --algo {string.Join("|", ObjectiveRegistry.Names.Where(n => n != "popo"))}); no arguments runs the built-in default");
         var resume = new Option<string?>("--resume") { Description = $"continue the run in this folder from its last complete checkpoint; may change {ResumeChanges.Flags}" };
         command.Options.Add(resume);
         var config = new ConfigOptions(command);

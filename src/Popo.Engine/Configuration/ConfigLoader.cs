@@ -112,6 +112,11 @@ public static class ConfigLoader
         if (IsPopoFamily(c.Algo) && c.Beta > 0)
             throw new ConfigException($"key 'beta': {c.Beta.ToString(CultureInfo.InvariantCulture)} is GRPO's KL weight against a reference model; {c.Algo} has no KL term " +
                                       "(its regulariser is the similarity penalty: alpha); drop --beta or use --algo grpo");
+        if (IsPopoFamily(c.Algo) && GrpoOnlyKey(c) is { } grpoOnly)
+            throw new ConfigException($"key '{grpoOnly}': a GRPO-family option (it acts on the clipped surrogate's ratio or its token losses); " +
+                                      $"{c.Algo} has no ratio and weighs its positives itself, so it does not apply (docs/design.md §3.1); drop it or pick a GRPO-family --algo");
+        if (c.Delta > 0 && c.Delta <= 1)
+            throw new ConfigException($"key 'delta': {c.Delta.ToString(CultureInfo.InvariantCulture)} would cap the ratio below 1, where every on-policy token sits; expected 0 (off) or above 1 (TRL recommends above 1 + eps_high)");
         if (c.Device is not ("cpu" or "cuda") && !System.Text.RegularExpressions.Regex.IsMatch(c.Device, "^cuda:[0-9]+$"))
             throw new ConfigException($"key 'device': '{c.Device}' is not a device this build knows; expected cpu, cuda or cuda:N" +
                                       (c.Device is "gpu" or "mps" ? $" ('{c.Device}' is not a torch device name{(c.Device == "gpu" ? "; an NVIDIA GPU is cuda" : "; Apple GPUs are not supported by TorchSharp on Linux")})" : ""));
@@ -124,6 +129,14 @@ public static class ConfigLoader
         if (string.IsNullOrWhiteSpace(c.Out))
             throw new ConfigException("key 'out': expected a folder path, got ''");
     }
+
+    /// <summary>The first GRPO-only key set away from its default, or null.</summary>
+    private static string? GrpoOnlyKey(TrainConfig c) =>
+        c.ImportanceSamplingLevel != "token" ? "importance_sampling_level"
+        : c.Delta > 0 ? "delta"
+        : c.TopEntropyQuantile < 1 ? "top_entropy_quantile"
+        : c.MaskTruncatedCompletions ? "mask_truncated_completions"
+        : null;
 
     private static TrainConfig With(TrainConfig config, ConfigEntry entry, object value)
     {

@@ -196,7 +196,8 @@ public sealed record TrainConfig : IRunKeys
     public int PredictorDepth { get; init; } = 1;
 
     // ---- GRPO family ----------------------------------------------------------------------------
-    [ConfigKey("loss_type", "GRPO aggregation: grpo | bnpo | dr_grpo | dapo", OneOf = ["grpo", "bnpo", "dr_grpo", "dapo"])]
+    [ConfigKey("loss_type", "GRPO aggregation: grpo | bnpo | dr_grpo | dapo | cispo (CISPO's clipped stop-gradient weight min(rho, eps_high) times A l, aggregated as dapo; eps_high is then the cap itself, TRL's)",
+               OneOf = ["grpo", "bnpo", "dr_grpo", "dapo", "cispo"])]
     public string LossType { get; init; } = "grpo";
 
     [ConfigKey("scale_rewards", "GRPO advantage scaling: group | batch | none", OneOf = ["group", "batch", "none"])]
@@ -222,6 +223,22 @@ public sealed record TrainConfig : IRunKeys
 
     [ConfigKey("overlong_penalty", "DAPO soft overlong penalty factor", Min = 0, Max = 1e3)]
     public double OverlongPenalty { get; init; } = 1.0;
+
+    [ConfigKey("importance_sampling_level", "GRPO family ratio: token (rho_t) | sequence (GSPO: one ratio per rollout, the geometric mean of its token ratios, clipped as one) | sequence_token (GSPO-token: that value, each token's own gradient)",
+               OneOf = ["token", "sequence", "sequence_token"])]
+    public string ImportanceSamplingLevel { get; init; } = "token";
+
+    [ConfigKey("delta", "GRPO family two-sided clip (INTELLECT-2, TRL's delta): the unclipped ratio is also capped at delta, above 1 (0 = off)", Min = 0, Max = 1e6)]
+    public double Delta { get; init; }
+
+    [ConfigKey("top_entropy_quantile", "GRPO family: only tokens at or above the (1 - q) entropy quantile of each micro-batch carry the policy loss (1 = all tokens)", Above = 0, Max = 1)]
+    public double TopEntropyQuantile { get; init; } = 1.0;
+
+    [ConfigKey("mask_truncated_completions", "GRPO family: completions that hit max_new_tokens without a stop token carry no loss (they still count in the advantages)")]
+    public bool MaskTruncatedCompletions { get; init; }
+
+    [ConfigKey("w_reinforce_lambda", "W-REINFORCE: weight lambda of the positive samples (negatives at 1)", Min = 0, Max = 1)]
+    public double WReinforceLambda { get; init; } = 0.1;
 
     // ---- rewards (README "Bring your own reward") -----------------------------------------------
     [ConfigKey("reward_funcs", "reward functions: built-in names (accuracy, format, overlong, arithmetic, countdown) or specs (FILE.dll:Type, FILE.fsx, command:PROGRAM ARGS); empty = the task's own check (accuracy)")]

@@ -32,6 +32,16 @@ public static class Advantages
         return advantages;
     }
 
+    /// <summary>
+    /// RLVR-Decomposed's advantages (PSR, NSR, W-REINFORCE): one value per rollout from its reward alone. Positive means
+    /// r &gt; <paramref name="threshold"/> (reward_threshold, POPO's tau_r; 0 for 0/1 rewards, RLVR-Decomposed's r == 1).
+    /// </summary>
+    public static double[] Signed(double[] rewards, SignedAdvantage weights, double threshold = 0.0)
+    {
+        if (rewards.Any(double.IsNaN)) throw new ArgumentException("a reward is NaN");
+        return rewards.Select(r => r > threshold ? weights.PositiveWeight : -weights.NegativeWeight).ToArray();
+    }
+
     /// <summary>Sample standard deviation (n - 1 in the denominator); 0 for a single value.</summary>
     public static double BesselStd(ReadOnlySpan<double> values)
     {

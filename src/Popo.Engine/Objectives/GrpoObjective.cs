@@ -17,7 +17,9 @@ namespace Popo.Engine.Objectives;
 public sealed class GrpoObjective : IObjective
 {
     /// <summary>The metric columns this objective writes (the trainer refuses any other).</summary>
-    public static readonly IReadOnlyList<string> Columns = ["loss", "clip_fraction", "kl_ref", "entropy", "kept_rows"];
+    public static readonly IReadOnlyList<string> Columns =
+        ["loss", "clip_fraction", "kl_ref", "entropy", "kept_rows", "clip_ratio/low_mean", "clip_ratio/high_mean", "cispo_clip_ratio",
+         "truncated_masked", "entropy_kept"];
 
     private readonly IPolicy policy;
     private readonly IPolicy? reference;
@@ -42,7 +44,8 @@ public sealed class GrpoObjective : IObjective
     {
         using var scope = NewDisposeScope();
         var rewards = batch.Rewards;
-        var advantages = Advantages.Compute(rewards, batch.GroupSize, options.ScaleRewards);
+        var advantages = options.Signed is { } signed ? Advantages.Signed(rewards, signed, options.RewardThreshold) : Advantages.Compute(rewards, batch.GroupSize, options.ScaleRewards);
+        if (options.MaskTruncatedCompletions) metrics.Set("truncated_masked", TruncatedRows(batch).Count(t => t));
         var rows = Enumerable.Range(0, batch.Rows)
             .Where(i => !options.DynamicSampling || !GroupIsFlat(rewards, i / batch.GroupSize, batch.GroupSize))
             .Select(i => (long)i).ToArray();
@@ -71,15 +74,39 @@ public sealed class GrpoObjective : IObjective
         var (l, entropy) = outputs.Statistics(temperature, EntropyNeed.Value);          // the entropy is a metric here
         var old = batch.OldLogProbs.index_select(0, index)[.., ..(int)n].to(l.dtype);
         var reference = prepared.Reference?.index_select(0, index)[.., ..(int)n].to(l.dtype);
-        using var terms = GrpoLoss.Compute(l, old, reference, outputs.Mask, prepared.PerRow.index_select(0, index),
-                                           options, options.MaxCompletionLength, prepared.TrainTokens, gradAccumSteps);
+        var mask = options.MaskTruncatedCompletions ? outputs.Mask * KeptRows(batch, rows, outputs.Mask) : outputs.Mask;
+        using var terms = GrpoLoss.Compute(l, old, reference, mask, prepared.PerRow.index_select(0, index),
+                                           options, options.MaxCompletionLength, prepared.TrainTokens, gradAccumSteps, entropy);
         terms.Total.backward();
-        metrics.Add("loss", terms.Total.ToDouble() * (options.LossType == LossType.Dapo ? 1 : gradAccumSteps));
+        metrics.Add("loss", terms.Total.ToDouble() * (options.LossType is LossType.Dapo or LossType.Cispo ? 1 : gradAccumSteps));
         metrics.Add("clip_fraction", terms.ClipFraction.ToDouble());
+        if (options.LossType == LossType.Cispo) metrics.Add("cispo_clip_ratio", terms.ClipFraction.ToDouble());
+        else
+        {
+            metrics.Add("clip_ratio/low_mean", terms.ClipLow.ToDouble());
+            metrics.Add("clip_ratio/high_mean", terms.ClipHigh.ToDouble());
+        }
+        if (options.TopEntropyQuantile < 1.0) metrics.Add("entropy_kept", terms.EntropyKept.ToDouble());
         if (reference is not null) metrics.Add("kl_ref", terms.Kl.ToDouble());
         using (no_grad())
             metrics.Add("entropy", ((entropy! * outputs.Mask).sum() / outputs.Mask.sum().clamp_min(1)).ToDouble());
         return true;
+    }
+
+    /// <summary>
+    /// The rows that hit max_new_tokens without a stop token (TRL's mask_truncated_completions). They stay in the
+    /// advantages, in grpo's and dr_grpo's row count B and in dapo's token total, as TRL counts them; only their tokens
+    /// leave the loss.
+    /// </summary>
+    private static bool[] TruncatedRows(GenerationBatch batch) =>
+        batch.Truncated.Length == batch.Rows ? batch.Truncated
+        : throw new InvalidOperationException($"mask_truncated_completions needs the sampler's truncation flags: {batch.Truncated.Length} for {batch.Rows} rows");
+
+    /// <summary>[R,1] 0 for a truncated row of <paramref name="rows"/>, else 1, in the mask's dtype and device.</summary>
+    private static Tensor KeptRows(GenerationBatch batch, long[] rows, Tensor mask)
+    {
+        var truncated = TruncatedRows(batch);
+        return tensor(rows.Select(r => truncated[r] ? 0.0 : 1.0).ToArray(), dtype: mask.dtype, device: mask.device).unsqueeze(1);
     }
 
     private static bool GroupIsFlat(double[] rewards, int group, int size)

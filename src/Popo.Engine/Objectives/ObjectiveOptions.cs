@@ -9,8 +9,14 @@ public enum WeightMode { Softmax, Uniform }
 /// <summary>Which rollouts' tokens enter the entropy bonus (docs/design.md §2.6).</summary>
 public enum EntropyScope { All, Positive }
 
-/// <summary>GRPO token-loss aggregation (docs/design.md §3).</summary>
-public enum LossType { Grpo, Bnpo, DrGrpo, Dapo }
+/// <summary>GRPO token-loss aggregation (docs/design.md §3); Cispo is CISPO's surrogate with dapo's aggregation (TRL's loss_type = "cispo", §3.1).</summary>
+public enum LossType { Grpo, Bnpo, DrGrpo, Dapo, Cispo }
+
+/// <summary>
+/// The ratio the surrogate clips: per token, per rollout (GSPO, TRL's importance_sampling_level = "sequence"), or the
+/// rollout's value with each token's own gradient (GSPO-token, "sequence_token"), docs/design.md §3.1.
+/// </summary>
+public enum ImportanceLevel { Token, Sequence, SequenceToken }
 
 /// <summary>GRPO advantage scaling: by the group's std, the whole batch's std, or not at all (Dr. GRPO).</summary>
 public enum RewardScaling { Group, Batch, None }
@@ -82,11 +88,27 @@ public sealed record GrpoOptions
     public bool DynamicSampling { get; init; }
     /// <summary>L_max: the configured completion limit (dr_grpo's constant normaliser).</summary>
     public int MaxCompletionLength { get; init; } = 256;
+    /// <summary>Token ratios or GSPO's one ratio per rollout (§3.1).</summary>
+    public ImportanceLevel ImportanceLevel { get; init; } = ImportanceLevel.Token;
+    /// <summary>INTELLECT-2's two-sided clip: the unclipped ratio is also capped at delta (null = off, TRL's None).</summary>
+    public double? Delta { get; init; }
+    /// <summary>q: only tokens at or above the (1 - q) entropy quantile of the micro-batch carry the policy term (1 = all).</summary>
+    public double TopEntropyQuantile { get; init; } = 1.0;
+    /// <summary>Completions that hit max_new_tokens without a stop token carry no loss (TRL's mask_truncated_completions).</summary>
+    public bool MaskTruncatedCompletions { get; init; }
+    /// <summary>RLVR-Decomposed's advantages (PSR, NSR, W-REINFORCE) instead of group-relative ones (null = GRPO's).</summary>
+    public SignedAdvantage? Signed { get; init; }
+    /// <summary>Where <see cref="Signed"/> advantages split positives from negatives: r &gt; RewardThreshold (reward_threshold).</summary>
+    public double RewardThreshold { get; init; }
 
     /// <summary>The options from the run's keys (`loss_type`, `eps_low`, `beta` ...; L_max is `max_new_tokens`).</summary>
     public static GrpoOptions From(IRunKeys k) => new()
     {
-        LossType = k.Get<string>("loss_type") switch { "bnpo" => LossType.Bnpo, "dr_grpo" => LossType.DrGrpo, "dapo" => LossType.Dapo, _ => LossType.Grpo },
+        RewardThreshold = k.Get<double>("reward_threshold"),
+        LossType = k.Get<string>("loss_type") switch
+        {
+            "bnpo" => LossType.Bnpo, "dr_grpo" => LossType.DrGrpo, "dapo" => LossType.Dapo, "cispo" => LossType.Cispo, _ => LossType.Grpo,
+        },
         ScaleRewards = k.Get<string>("scale_rewards") switch { "batch" => RewardScaling.Batch, "none" => RewardScaling.None, _ => RewardScaling.Group },
         EpsilonLow = k.Get<double>("eps_low"),
         EpsilonHigh = k.Get<double>("eps_high"),
@@ -94,5 +116,12 @@ public sealed record GrpoOptions
         NumIterations = k.Get<int>("num_iterations"),
         DynamicSampling = k.Get<bool>("dynamic_sampling"),
         MaxCompletionLength = k.Get<int>("max_new_tokens"),
+        ImportanceLevel = k.Get<string>("importance_sampling_level") switch
+        {
+            "sequence" => ImportanceLevel.Sequence, "sequence_token" => ImportanceLevel.SequenceToken, _ => ImportanceLevel.Token,
+        },
+        Delta = k.Get<double>("delta") is > 0 and var delta ? delta : null,
+        TopEntropyQuantile = k.Get<double>("top_entropy_quantile"),
+        MaskTruncatedCompletions = k.Get<bool>("mask_truncated_completions"),
     };
 }

@@ -39,6 +39,19 @@ public static class ObjectiveRegistry
                      [("loss_type", "dapo"), ("eps_high", 0.28), ("dynamic_sampling", true)], GrpoObjective.Columns, Grpo("dapo")));
         Register(new("rft", AlgorithmFamily.Popo, "rejection-sampling fine-tuning: uniform weights, no similarity, no entropy",
                      [("weights", "uniform"), ("alpha", 0.0), ("beta_ent", 0.0), ("tau", 0.0)], PopoObjective.Columns, Popo("rft")));
+        // RLVR-Decomposed (verl): REINFORCE on signed rewards, no baseline, verl's default token-mean aggregation over the
+        // micro-batch (bnpo) and PPO clip 0.2 (the ratio is 1 on-policy); docs/design.md §3.1.
+        Register(new("psr", AlgorithmFamily.Grpo, "positive sample reinforcement (RLVR-Decomposed): positives at +1, negatives ignored",
+                     [("loss_type", "bnpo")], GrpoObjective.Columns, Grpo("psr", SignedAdvantage.Psr)));
+        Register(new("nsr", AlgorithmFamily.Grpo, "negative sample reinforcement (RLVR-Decomposed): negatives at -1, positives ignored",
+                     [("loss_type", "bnpo")], GrpoObjective.Columns, Grpo("nsr", SignedAdvantage.Nsr)));
+        Register(new("w_reinforce", AlgorithmFamily.Grpo, "W-REINFORCE (RLVR-Decomposed): lambda PSR + NSR, lambda = w_reinforce_lambda",
+                     [("loss_type", "bnpo")], GrpoObjective.Columns, Grpo("w_reinforce", k => SignedAdvantage.WReinforce(k.Get<double>("w_reinforce_lambda")))));
+        // GSPO as TRL's recipe: sequence-level ratio, the GSPO paper's clip range, grpo aggregation.
+        Register(new("gspo", AlgorithmFamily.Grpo, "GSPO: one clipped ratio per rollout (geometric mean of its token ratios)",
+                     [("importance_sampling_level", "sequence"), ("eps_low", 3e-4), ("eps_high", 4e-4), ("loss_type", "grpo")], GrpoObjective.Columns, Grpo("gspo")));
+        Register(new("cispo", AlgorithmFamily.Grpo, "CISPO: REINFORCE with the clipped stop-gradient ratio min(rho, eps_max) as weight",
+                     [("loss_type", "cispo"), ("eps_high", 5.0)], GrpoObjective.Columns, Grpo("cispo")));
     }
 
     /// <summary>Every algorithm, in registration order.</summary>
@@ -67,6 +80,9 @@ public static class ObjectiveRegistry
         new PopoObjective(name, c.Policy, c.NewFrozenPolicy, c.HiddenSize, PopoOptions.From(c.Keys),
                           c.Keys.Get<double>("temperature"), c.Device, c.Dtype, c.Keys.Get<int>("seed"));
 
-    private static Func<ObjectiveContext, IObjective> Grpo(string name) => c =>
-        new GrpoObjective(name, c.Policy, c.NewReference ?? c.NewFrozenPolicy, GrpoOptions.From(c.Keys), c.Keys.Get<double>("temperature"));
+    private static Func<ObjectiveContext, IObjective> Grpo(string name, Func<Runtime.IRunKeys, SignedAdvantage>? signed = null) => c =>
+        new GrpoObjective(name, c.Policy, c.NewReference ?? c.NewFrozenPolicy, GrpoOptions.From(c.Keys) with { Signed = signed?.Invoke(c.Keys) },
+                          c.Keys.Get<double>("temperature"));
+
+    private static Func<ObjectiveContext, IObjective> Grpo(string name, SignedAdvantage signed) => Grpo(name, _ => signed);
 }

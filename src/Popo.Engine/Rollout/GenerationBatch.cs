@@ -28,6 +28,8 @@ public sealed class GenerationBatch : IDisposable
     public required Tensor OldLogProbs { get; init; }
     /// <summary>Each row's masked completion ids.</summary>
     public required int[][] Completions { get; init; }
+    /// <summary>Per row: true when it reached its token limit without a stop token (TRL's truncated completion); empty when unknown.</summary>
+    public bool[] Truncated { get; init; } = [];
     /// <summary>r_i per rollout (empty until verified).</summary>
     public double[] Rewards { get; init; } = [];
     /// <summary>G (1 until verified).</summary>
@@ -49,7 +51,7 @@ public sealed class GenerationBatch : IDisposable
         {
             InputIds = InputIds, AttentionMask = AttentionMask, PositionIds = PositionIds, PromptLength = PromptLength,
             CompletionIds = CompletionIds, CompletionMask = CompletionMask, OldLogProbs = OldLogProbs, Completions = Completions,
-            Rewards = rewards, GroupSize = groupSize,
+            Truncated = Truncated, Rewards = rewards, GroupSize = groupSize,
         };
     }
 

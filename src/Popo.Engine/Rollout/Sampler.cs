@@ -107,6 +107,7 @@ public static class Sampler
             PositionIds = Qwen2ForCausalLM.DefaultPositions(attention, attention.shape[1]).MoveToOuterDisposeScope(),
             PromptLength = p,
             Completions = completions,
+            Truncated = completions.Select(c => c.Length == 0 || !options.StopTokenIds.Contains(c[^1])).ToArray(),
         };
     }
 
