@@ -114,7 +114,7 @@ public static partial class CompareCommand
     /// <summary>An arm's keys: the run kind (built-in or pretrained defaults) is the comparison's, not that of the warm-up checkpoint it starts from.</summary>
     private static TrainConfig Resolve(IReadOnlyList<string> files, Arm arm, string runKindModel, List<(string Key, string Value)> flags)
     {
-        try { return ConfigLoader.Resolve(files, flags, runKindModel); }
+        try { return ConfigLoader.ResolveLayered(files, flags, runKindModel); }
         catch (ConfigException e) { throw new ConfigException($"arm '{arm.Name}': {e.Message}"); }
     }
 

@@ -81,5 +81,5 @@ public sealed class ConfigOptions
     public IReadOnlyList<string> Files(ParseResult parse) => parse.GetValue(ConfigFile) ?? [];
 
     public TrainConfig Resolve(ParseResult parse, params (string Key, string Value)[] forced) =>
-        ConfigLoader.Resolve(Files(parse), [.. Given(parse), .. forced], preset: presets ? parse.GetValue(Preset) : null, log: Console.Error.WriteLine);
+        ConfigLoader.ResolveLayered(Files(parse), [.. Given(parse), .. forced], preset: presets ? parse.GetValue(Preset) : null, log: Console.Error.WriteLine);
 }

@@ -23,14 +23,14 @@ public static class ConfigLoader
     /// <param name="runKindModel">the model that decides the run kind, when it is not the run's own `model`: `popo compare`
     /// trains each arm from its warm-up checkpoint, which does not make a built-in comparison a pretrained run.</param>
     public static TrainConfig Resolve(string? configFile, IReadOnlyList<(string Key, string Value)> flags, string? runKindModel = null) =>
-        Resolve(configFile is null ? [] : [configFile], flags, runKindModel);
+        ResolveLayered(configFile is null ? [] : [configFile], flags, runKindModel);
 
     /// <summary>
     /// Resolves from several config files, later ones winning (then the flags), after the recipe <paramref name="preset"/>
     /// (<see cref="RecipePresets"/>). Files of TRL's or the POPO authors' keys are translated (<see cref="ForeignTranslation"/>);
     /// what each foreign key became and the keys left unmapped go to <paramref name="log"/>.
     /// </summary>
-    public static TrainConfig Resolve(IReadOnlyList<string> configFiles, IReadOnlyList<(string Key, string Value)> flags, string? runKindModel = null,
+    public static TrainConfig ResolveLayered(IReadOnlyList<string> configFiles, IReadOnlyList<(string Key, string Value)> flags, string? runKindModel = null,
                                       string? preset = null, Action<string>? log = null)
     {
         var flagValues = flags.Select(f => (Entry: ConfigSchema.Find(f.Key, "--" + f.Key.Replace('_', '-')), f.Value)).ToList();
