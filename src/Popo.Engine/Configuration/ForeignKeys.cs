@@ -66,7 +66,7 @@ public static class ForeignKeys
         });
         Map("beta", Trl, "beta (k3 KL weight)", (k, s, t) => t.Set(k, s, "beta", s.Value ?? 0.0));
         Map("num_iterations", Trl, "num_iterations", To("num_iterations"));
-        Map("epsilon", Trl, "eps_low (and eps_high when epsilon_high is not given, as TRL)", (k, s, t) => { t.Set(k, s, "eps_low", s.Value); t.Epsilon = s; });
+        Map("epsilon", Trl, "eps_low (and eps_high when epsilon_high is not given, as TRL)", (k, s, t) => { t.Set(k, s, "eps_low", s.Value); t.Mark("epsilon", s); });
         Map("epsilon_high", Trl, "eps_high (null = epsilon)", (k, s, t) => { if (s.Value is null) t.Ignore(k, s, "null: = epsilon"); else { t.Set(k, s, "eps_high", s.Value); t.EpsilonHigh = true; } });
         Map("loss_type", Trl, "loss_type (TRL's default is dapo: a TRL file without it gets dapo)", (k, s, t) => { t.Set(k, s, "loss_type", s.Value); t.LossTypeGiven = true; });
         Map("scale_rewards", Trl, "scale_rewards (true = group, false = none, as TRL >= 0.22)", (k, s, t) => t.Set(k, s, "scale_rewards", s.Value switch
@@ -140,14 +140,14 @@ public static class ForeignKeys
         Map("weight_decay", Transformers, "weight_decay", To("weight_decay"));
         Map("max_grad_norm", Transformers, "grad_clip", To("grad_clip"));
         Map("warmup_ratio", Transformers, "warmup_ratio", To("warmup_ratio"));
-        Map("warmup_steps", Transformers, "warmup_ratio = warmup_steps / max_steps (TRL: warmup_steps wins when > 0)", (k, s, t) => t.WarmupSteps = s);
+        Map("warmup_steps", Transformers, "warmup_ratio = warmup_steps / max_steps (TRL: warmup_steps wins when > 0)", (k, s, t) => t.Mark("warmup_steps", s));
         Map("lr_scheduler_type", Transformers, "lr_schedule: cosine | linear | constant_with_warmup (constant); constant (no warm-up) sets warmup_ratio 0", (k, s, t) =>
         {
             switch (s.Value)
             {
                 case "cosine" or "linear": t.Set(k, s, "lr_schedule", s.Value); break;
                 case "constant_with_warmup": t.Set(k, s, "lr_schedule", "constant"); break;
-                case "constant": t.Set(k, s, "lr_schedule", "constant"); t.ConstantSchedule = s; break;
+                case "constant": t.Set(k, s, "lr_schedule", "constant"); t.Mark("constant", s); break;
                 default: t.Refuse(k, s, $"'{s.Value}' is not one of Popo's schedules (cosine, linear, constant_with_warmup, constant)"); break;
             }
         });
@@ -156,14 +156,14 @@ public static class ForeignKeys
         Map("adam_beta2", Transformers, "refused unless 0.999 (Popo's AdamW)", Default(0.999));
         Map("adam_epsilon", Transformers, "refused unless 1e-8 (Popo's AdamW)", Default(1e-8));
         Map("optim", Transformers, "ignored as adamw_torch / adamw_torch_fused (Popo's AdamW); others refused", Default("adamw_torch", "adamw_torch_fused", "adamw_hf"));
-        Map("max_steps", Transformers, "steps = max_steps / num_iterations (TRL counts optimizer steps; a Popo step is one generation batch with num_iterations optimizer steps)", (k, s, t) => t.MaxSteps = s);
-        Map("num_train_epochs", Transformers, "ignored when max_steps is given (as TRL); refused otherwise (Popo counts steps)", (k, s, t) => t.Epochs = s);
+        Map("max_steps", Transformers, "steps = max_steps / num_iterations (TRL counts optimizer steps; a Popo step is one generation batch with num_iterations optimizer steps)", (k, s, t) => t.Mark("max_steps", s));
+        Map("num_train_epochs", Transformers, "ignored when max_steps is given (as TRL); refused otherwise (Popo counts steps)", (k, s, t) => t.Mark("num_train_epochs", s));
         Map("per_device_train_batch_size", Transformers, "micro_batch_size (and the batch arithmetic below)", (k, s, t) => t.Batch(k, s));
         Map("gradient_accumulation_steps", Transformers, "the batch arithmetic below", (k, s, t) => t.Batch(k, s));
         Map("per_device_eval_batch_size", Transformers, "ignored: evaluation batch size", Ignored("evaluation batch size"));
         Map("seed", Transformers, "seed", To("seed"));
         Map("data_seed", Transformers, "ignored: Popo's problem order follows seed and task_seed", Ignored("Popo's problem order follows seed and task_seed"));
-        Map("bf16", Transformers, "bf16 (with dtype bfloat16 weights: dtype bfloat16 alone)", (k, s, t) => t.Bf16 = s);
+        Map("bf16", Transformers, "bf16 (with dtype bfloat16 weights: dtype bfloat16 alone)", (k, s, t) => t.Mark("bf16", s));
         Map("fp16", Transformers, "refused when true: Popo has no float16 (use bf16)", Default(false));
         Map("tf32", Transformers, "ignored: a cuBLAS matmul precision switch of the GPU", Ignored("a cuBLAS matmul precision switch"));
         Map("gradient_checkpointing", Transformers, "gradient_checkpointing", To("gradient_checkpointing"));
@@ -237,7 +237,7 @@ public static class ForeignKeys
         Map("trust_remote_code", TrlScript, "ignored: Popo runs no model code from a folder", Ignored("Popo runs no code from a model folder"));
         Map("load_in_4bit", TrlScript, "refused when true: no quantised training", Default(false));
         Map("load_in_8bit", TrlScript, "refused when true: no quantised training", Default(false));
-        Map("use_peft", TrlScript, "LoRA on (lora_r, TRL's default 16) when true", (k, s, t) => t.UsePeft = s);
+        Map("use_peft", TrlScript, "LoRA on (lora_r, TRL's default 16) when true", (k, s, t) => t.Mark("use_peft", s));
         Map("lora_target_modules", TrlScript, "lora_target_modules (a list becomes a comma list)", (k, s, t) => t.Set(k, s, "lora_target_modules", s.Value is IEnumerable<object?> l ? string.Join(",", l) : s.Value));
         Map("lora_task_type", TrlScript, "ignored: CAUSAL_LM", Default("CAUSAL_LM"));
 

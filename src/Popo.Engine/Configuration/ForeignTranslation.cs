@@ -28,8 +28,28 @@ public sealed class ForeignTranslation
     public bool AuthorsFile { get; private set; }
 
     // State the handlers share; settled in Finish.
-    internal ConfigSetting? Epsilon, MaxSteps, Epochs, WarmupSteps, Bf16, ConstantSchedule, UsePeft;
     internal bool EpsilonHigh, LossTypeGiven, UseVllm, ServerUrl;
+
+    // A key settled in Finish (max_steps, epsilon, ...) with the position it had among the settings, so that what it
+    // becomes keeps that place: a later file's key still wins over it.
+    private readonly Dictionary<string, (ConfigSetting Setting, int At)> marks = [];
+    private readonly List<(int At, (string Key, object? Value, string Source) Setting)> derived = [];
+    private int batchAt, dtypeAt;
+
+    internal void Mark(string name, ConfigSetting s) => marks[name] = (s, settings.Count);
+
+    private ConfigSetting? Marked(string name) => marks.TryGetValue(name, out var m) ? m.Setting : null;
+
+    /// <summary>A setting derived from the marked key <paramref name="from"/>, placed where that key was.</summary>
+    private void Derive(string from, string key, object? value, string source) => derived.Add((marks[from].At, (key, value, source)));
+
+    private ConfigSetting? Epsilon => Marked("epsilon");
+    private ConfigSetting? MaxSteps => Marked("max_steps");
+    private ConfigSetting? Epochs => Marked("num_train_epochs");
+    private ConfigSetting? WarmupSteps => Marked("warmup_steps");
+    private ConfigSetting? Bf16 => Marked("bf16");
+    private ConfigSetting? ConstantSchedule => Marked("constant");
+    private ConfigSetting? UsePeft => Marked("use_peft");
     private string? dtype;
     private ConfigSetting? dtypeSource;
     private readonly Dictionary<string, ConfigSetting> batch = [];
@@ -98,8 +118,8 @@ public sealed class ForeignTranslation
         switch (value)
         {
             case null or "auto": Ignore(k, s, "auto: the folder's own dtype, loaded as dtype"); break;
-            case "bfloat16" or "bf16": dtype = "bfloat16"; dtypeSource = s; break;
-            case "float32" or "fp32": dtype = "float32"; dtypeSource = s; break;
+            case "bfloat16" or "bf16": dtype = "bfloat16"; dtypeSource = s; dtypeAt = settings.Count; break;
+            case "float32" or "fp32": dtype = "float32"; dtypeSource = s; dtypeAt = settings.Count; break;
             default: Refuse(k, s, "expected bfloat16, float32 or auto (Popo has no float16)"); break;
         }
     }
@@ -119,6 +139,7 @@ public sealed class ForeignTranslation
         if (s.Value is null) return;
         if (s.Value is not long n || n < 1) throw Error(k, s, "expected a positive integer");
         batch[k.Name] = s;
+        batchAt = settings.Count;
     }
 
     internal void Vllm(ForeignKey k, ConfigSetting s) => vllm.Add((k, s));
@@ -139,9 +160,10 @@ public sealed class ForeignTranslation
             }
         }
         if (Epsilon is { } eps && !EpsilonHigh)
-            settings.Add(("eps_high", eps.Value, $"{eps.Source} (epsilon: TRL's epsilon_high defaults to it)"));
+            Derive("epsilon", "eps_high", eps.Value, $"{eps.Source} (epsilon: TRL's epsilon_high defaults to it)");
         if (batch.Count > 0) SettleBatch();
         if (MaxSteps is { } maxSteps) SettleSteps(maxSteps);
+        if (MaxSteps is not null && Epochs is not null) Unmapped.Add("num_train_epochs (max_steps wins, as in TRL)");
         else if (Epochs is { } epochs && !laterKeys.Contains("steps") && !settings.Any(x => x.Key == "steps"))
             refusals.Add($"{epochs.Source}: key 'num_train_epochs' = {ForeignKeys.Show(epochs.Value)} is refused: Popo counts RL steps; give max_steps (TRL lets max_steps win over num_train_epochs) or --steps");
         else if (Epochs is { } e) Unmapped.Add("num_train_epochs (steps is given, which wins, as TRL's max_steps)");
@@ -149,41 +171,44 @@ public sealed class ForeignTranslation
         {
             var steps = MaxSteps?.Value as long?;
             if (steps is null) refusals.Add($"{w.Source}: key 'warmup_steps' = {ws} is refused: Popo states the warm-up as warmup_ratio; give max_steps too so the ratio is known");
-            else { settings.Add(("warmup_ratio", Math.Min(1.0, ws / (double)steps), $"{w.Source} (warmup_steps)")); Log.Add($"  warmup_steps {ws} / max_steps {steps} -> warmup_ratio {ws / (double)steps:G4}"); }
+            else { Derive("warmup_steps", "warmup_ratio", Math.Min(1.0, ws / (double)steps), $"{w.Source} (warmup_steps)"); Log.Add($"  warmup_steps {ws} / max_steps {steps} -> warmup_ratio {ws / (double)steps:G4}"); }
         }
-        if (ConstantSchedule is { } c) { settings.Add(("warmup_ratio", 0.0, $"{c.Source} (lr_scheduler_type constant)")); Log.Add("  lr_scheduler_type constant -> warmup_ratio 0 (transformers' constant has no warm-up; constant_with_warmup has)"); }
+        if (ConstantSchedule is { } c) { Derive("constant", "warmup_ratio", 0.0, $"{c.Source} (lr_scheduler_type constant)"); Log.Add("  lr_scheduler_type constant -> warmup_ratio 0 (transformers' constant has no warm-up; constant_with_warmup has)"); }
         if (dtype is not null)
         {
-            settings.Add(("dtype", dtype, dtypeSource!.Source));
+            derived.Add((dtypeAt, ("dtype", dtype, dtypeSource!.Source)));
             Log.Add($"  {dtypeSource.Key} {dtype} -> dtype {dtype}");
         }
         if (Bf16 is { } bf16)
         {
             if (dtype == "bfloat16" && bf16.Value is true)
             {
-                settings.Add(("bf16", false, bf16.Source));
+                Derive("bf16", "bf16", false, bf16.Source);
                 Log.Add("  bf16 true over bfloat16 weights -> dtype bfloat16 alone (Popo's bf16 is mixed precision over float32 master weights)");
             }
-            else settings.Add(("bf16", bf16.Value, bf16.Source));
+            else Derive("bf16", "bf16", bf16.Value, bf16.Source);
         }
         if (UsePeft is { Value: true } peft && !settings.Any(x => x.Key == "lora_r"))
         {
-            settings.Add(("lora_r", 16L, $"{peft.Source} (use_peft: TRL ModelConfig's lora_r default)"));
+            Derive("use_peft", "lora_r", 16L, $"{peft.Source} (use_peft: TRL ModelConfig's lora_r default)");
             Log.Add("  use_peft true -> lora_r 16 (TRL ModelConfig's default r; lora_alpha 32, lora_dropout 0.05 unless given)");
-            if (!settings.Any(x => x.Key == "lora_alpha")) settings.Add(("lora_alpha", 32L, $"{peft.Source} (use_peft)"));
-            if (!settings.Any(x => x.Key == "lora_dropout")) settings.Add(("lora_dropout", 0.05, $"{peft.Source} (use_peft)"));
+            if (!settings.Any(x => x.Key == "lora_alpha")) Derive("use_peft", "lora_alpha", 32L, $"{peft.Source} (use_peft)");
+            if (!settings.Any(x => x.Key == "lora_dropout")) Derive("use_peft", "lora_dropout", 0.05, $"{peft.Source} (use_peft)");
         }
         if (TrlFile && !AuthorsFile && !LossTypeGiven && !settings.Any(x => x.Key == "loss_type"))
         {
-            settings.Add(("loss_type", "dapo", "TRL's default loss_type"));
+            derived.Add((0, ("loss_type", "dapo", "TRL's default loss_type")));
             Log.Add("  loss_type not given -> dapo (TRL GRPOConfig's default in 0.27 and 0.28)");
         }
         if (!settings.Any(x => x.Key == "algo") && !laterKeys.Contains("algo") && (TrlFile || AuthorsFile))
         {
             var algo = AuthorsFile ? "popo" : "grpo";
-            settings.Insert(0, ("algo", algo, AuthorsFile ? "the POPO authors' keys" : "TRL GRPOConfig keys"));
+            derived.Add((0, ("algo", algo, AuthorsFile ? "the POPO authors' keys" : "TRL GRPOConfig keys")));
             Log.Add($"  algo not given -> {algo} ({(AuthorsFile ? "the POPO authors' keys" : "a GRPOConfig trains GRPO")}; --algo chooses another)");
         }
+        // Stable: settings derived at the same place keep their order; each goes before the setting that followed its key.
+        foreach (var (at, setting) in derived.Select((d, i) => (d, i)).OrderByDescending(x => x.d.At).ThenByDescending(x => x.i).Select(x => x.d))
+            settings.Insert(at, setting);
         var given = settings.Select(x => x.Key).Concat(laterKeys).ToHashSet();
         foreach (var (target, message) in unlessGiven)
             if (!given.Contains(target)) refusals.Add(message);
@@ -225,9 +250,9 @@ public sealed class ForeignTranslation
             refusals.Add($"{Src("num_generations", "per_device_train_batch_size", "gradient_accumulation_steps")}: {arithmetic}, which num_generations {g} does not divide (TRL refuses it too)");
         if (refusals.Count > 0) return;
         var source = Src("per_device_train_batch_size", "gradient_accumulation_steps", "num_generations", "generation_batch_size", "steps_per_generation") + " (TRL batch)";
-        settings.Add(("group_size", g, source));
-        settings.Add(("prompts_per_step", generation / g, source));
-        settings.Add(("micro_batch_size", perDevice, source));
+        derived.Add((batchAt, ("group_size", g, source)));
+        derived.Add((batchAt, ("prompts_per_step", generation / g, source)));
+        derived.Add((batchAt, ("micro_batch_size", perDevice, source)));
         Log.Add($"  {arithmetic} = {generation / g} prompts x G {g} -> prompts_per_step {generation / g}, group_size {g}, micro_batch_size {perDevice}");
     }
 
@@ -240,7 +265,7 @@ public sealed class ForeignTranslation
         }
         var mu = settings.LastOrDefault(x => x.Key == "num_iterations").Value is long m and > 0 ? m : 1;
         var steps = (optimizerSteps + mu - 1) / mu;
-        settings.Add(("steps", steps, $"{maxSteps.Source} (max_steps)"));
+        Derive("max_steps", "steps", steps, $"{maxSteps.Source} (max_steps)");
         Log.Add(mu == 1
             ? $"  max_steps {optimizerSteps} -> steps {steps} (one optimizer step per generation batch)"
             : $"  max_steps {optimizerSteps} optimizer steps / num_iterations {mu} -> steps {steps} generation batches{(optimizerSteps % mu == 0 ? "" : $" ({steps * mu} optimizer steps: rounded up)")}");
