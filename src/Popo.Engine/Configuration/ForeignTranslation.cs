@@ -13,7 +13,7 @@ public sealed class ForeignTranslation
 {
     private readonly List<(string Key, object? Value, string Source)> settings = [];
     private readonly List<string> refusals = [];
-    private readonly List<(string Target, string Message)> unlessGiven = [];
+    private readonly List<(string Target, string Key, string Message)> unlessGiven = [];
 
     /// <summary>The lines the loader prints: what each foreign key became, and the keys not mapped with their reasons.</summary>
     public List<string> Log { get; } = [];
@@ -109,7 +109,7 @@ public sealed class ForeignTranslation
     {
         if (s.Value is not string path || path == "") { Ignore(k, s, "empty"); return; }
         if (exists(path)) { Set(k, s, popoKey, path); return; }
-        unlessGiven.Add((popoKey, $"{s.Source}: key '{k.Name}' = {path} is refused: not a local path here, so {what}, which needs the network; " +
+        unlessGiven.Add((popoKey, $"{k.Name} {path}", $"{s.Source}: key '{k.Name}' = {path} is refused: not a local path here, so {what}, which needs the network; " +
                                   $"Popo reads local files only: download it once and pass {flag} (or set {k.Name} to the local path)"));
     }
 
@@ -210,9 +210,9 @@ public sealed class ForeignTranslation
         foreach (var (at, setting) in derived.Select((d, i) => (d, i)).OrderByDescending(x => x.d.At).ThenByDescending(x => x.i).Select(x => x.d))
             settings.Insert(at, setting);
         var given = settings.Select(x => x.Key).Concat(laterKeys).ToHashSet();
-        foreach (var (target, message) in unlessGiven)
+        foreach (var (target, key, message) in unlessGiven)
             if (!given.Contains(target)) refusals.Add(message);
-            else Log.Add($"  ({message.Split(": key ")[1].Split(" is refused")[0]} not used: {target} is given)");
+            else Log.Add($"  {key}: not used, {target} is given");
         if (refusals.Count > 0)
             throw new ConfigException((refusals.Count == 1 ? "" : $"{refusals.Count} keys refused:\n  ") + string.Join("\n  ", refusals));
     }

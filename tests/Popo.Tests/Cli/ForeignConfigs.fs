@@ -82,7 +82,7 @@ let tests =
                 Expect.stringContains err "not mapped, ignored" "the unmapped keys are listed"
                 for key in [ "report_to"; "logging_steps"; "push_to_hub"; "attn_implementation"; "log_completions"; "vllm_mode"; "vllm_gpu_memory_utilization"; "gradient_checkpointing_kwargs"; "num_train_epochs" ] do
                     Expect.stringContains err key $"{key} listed as unmapped"
-                Expect.stringContains err "model_name_or_path not used: model is given" "the hub name gave way to --model"
+                Expect.stringContains err "model_name_or_path Qwen/Qwen2.5-0.5B-Instruct: not used, model is given" "the hub name gave way to --model"
                 Expect.equal (metricsRows out) 2 "two steps"
                 let saved = configJson out
                 Expect.equal (saved.GetProperty("loss_type").GetString()) "bnpo" "config.json: the file's loss_type"
