@@ -48,7 +48,7 @@ public static partial class CompareCommand
                 throw new ConfigException($"key 'out': {root} already holds files; choose another --out");
             var warmModel = Path.Combine(root, "warmup", "checkpoints", "warmup", "model");
             var runConfigs = arms.SelectMany(a => Enumerable.Range(1, n).Select(s => (Arm: a, Seed: s))).Select(r =>
-                (r.Arm, r.Seed, Config: Resolve(parse.GetValue(config.ConfigFile), r.Arm, baseConfig.Model, [.. flags, .. r.Arm.Overrides,
+                (r.Arm, r.Seed, Config: Resolve(config.Files(parse), r.Arm, baseConfig.Model, [.. flags, .. r.Arm.Overrides,
                     ("seed", r.Seed.ToString()), ("sft_steps", "0"), ("model", warmModel),
                     ("out", Path.Combine(root, $"{r.Arm.Name}-seed{r.Seed}"))]))).ToList();   // all checked before any work
 
@@ -112,9 +112,9 @@ public static partial class CompareCommand
     }
 
     /// <summary>An arm's keys: the run kind (built-in or pretrained defaults) is the comparison's, not that of the warm-up checkpoint it starts from.</summary>
-    private static TrainConfig Resolve(string? file, Arm arm, string runKindModel, List<(string Key, string Value)> flags)
+    private static TrainConfig Resolve(IReadOnlyList<string> files, Arm arm, string runKindModel, List<(string Key, string Value)> flags)
     {
-        try { return ConfigLoader.Resolve(file, flags, runKindModel); }
+        try { return ConfigLoader.ResolveLayered(files, flags, runKindModel); }
         catch (ConfigException e) { throw new ConfigException($"arm '{arm.Name}': {e.Message}"); }
     }
 

@@ -11,11 +11,23 @@ public sealed class ConfigOptions
 {
     private readonly List<(ConfigEntry Entry, Option Option)> options = [];
 
-    public Option<string?> ConfigFile { get; } = new("--config") { Description = "TOML or JSON file of configuration keys (flags override it)" };
+    public Option<string[]> ConfigFile { get; } = new("--config")
+    {
+        Description = "a file of configuration keys: TOML, JSON or YAML, Popo's keys or TRL's GRPOConfig / the POPO authors' (see \"TRL keys\" below); " +
+                      "may be given several times, later files winning, and flags win over them",
+        Arity = ArgumentArity.OneOrMore, AllowMultipleArgumentsPerToken = false,
+    };
 
-    public ConfigOptions(Command command, Func<ConfigEntry, bool>? include = null)
+    /// <summary>--preset NAME (<see cref="RecipePresets"/>); added to commands that train.</summary>
+    public Option<string?> Preset { get; } = new("--preset") { Description = $"a published recipe's values, under the config files and flags: {string.Join(", ", RecipePresets.All.Keys)}" };
+
+    private readonly bool presets;
+
+    public ConfigOptions(Command command, Func<ConfigEntry, bool>? include = null, bool presets = false)
     {
         command.Options.Add(ConfigFile);
+        this.presets = presets;
+        if (presets) command.Options.Add(Preset);
         foreach (var entry in ConfigSchema.Entries.Where(include ?? (_ => true)))
         {
             Option option = entry.Type == typeof(bool)
@@ -27,6 +39,12 @@ public sealed class ConfigOptions
     }
 
     private static readonly TrainConfig BuiltIn = new();
+
+    /// <summary>The "TRL keys" section of `popo train --help`: what each foreign key of a --config file becomes.</summary>
+    public static string ForeignKeysHelp() =>
+        "TRL keys (and the POPO authors'), accepted in --config files: a file holding one of them is read as TRL's; each key maps onto " +
+        "Popo's, is ignored (it does not change the math here) or is refused, with the reason:\n" +
+        string.Join("\n", ForeignKeys.All.GroupBy(k => k.Origin).Select(g => $"  [{g.Key}]\n" + string.Join("\n", g.Select(k => $"    {k.Name} -> {k.Help}"))));
 
     /// <summary>"default X" for the built-in run, plus "with --model: Y (source)" where a pretrained run differs or follows TRL.</summary>
     public static string Defaults(ConfigEntry entry)
@@ -59,6 +77,9 @@ public sealed class ConfigOptions
         return given;
     }
 
+    /// <summary>The --config files in the order given.</summary>
+    public IReadOnlyList<string> Files(ParseResult parse) => parse.GetValue(ConfigFile) ?? [];
+
     public TrainConfig Resolve(ParseResult parse, params (string Key, string Value)[] forced) =>
-        ConfigLoader.Resolve(parse.GetValue(ConfigFile), [.. Given(parse), .. forced]);
+        ConfigLoader.ResolveLayered(Files(parse), [.. Given(parse), .. forced], preset: presets ? parse.GetValue(Preset) : null, log: Console.Error.WriteLine);
 }

@@ -10,18 +10,18 @@ public static class TrainCommand
 {
     public static Command Create()
     {
-        var command = new Command("train", $"Warm up then train with POPO (or --algo {string.Join("|", ObjectiveRegistry.Names.Where(n => n != "popo"))}); no arguments runs the built-in default");
+        var command = new Command("train", $"Warm up then train with POPO (or --algo {string.Join("|", ObjectiveRegistry.Names.Where(n => n != "popo"))}); no arguments runs the built-in default\n\n" + ConfigOptions.ForeignKeysHelp());
         var resume = new Option<string?>("--resume") { Description = $"continue the run in this folder from its last complete checkpoint; may change {ResumeChanges.Flags}" };
         command.Options.Add(resume);
-        var config = new ConfigOptions(command);
+        var config = new ConfigOptions(command, presets: true);
         command.SetAction(parse => CommandRunner.Run(() =>
         {
             using var observer = new ProgressObserver();
             RunSummary summary;
             if (parse.GetValue(resume) is { } folder)
             {
-                if (parse.GetValue(config.ConfigFile) is not null)
-                    throw new ConfigException("--resume continues a run with the configuration saved in its folder; --config cannot be combined with it (flags such as --steps may change the keys that leave the run so far intact)");
+                if (config.Files(parse).Count > 0 || parse.GetValue(config.Preset) is not null)
+                    throw new ConfigException("--resume continues a run with the configuration saved in its folder; --config and --preset cannot be combined with it (flags such as --steps may change the keys that leave the run so far intact)");
                 summary = Trainer.Resume(folder, observer, config.Given(parse));
             }
             else summary = Trainer.Start(config.Resolve(parse), observer);

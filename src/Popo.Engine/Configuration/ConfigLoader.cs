@@ -3,8 +3,6 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Popo.Engine.Lora;
 using Popo.Engine.Objectives;
-using Tomlyn;
-using Tomlyn.Model;
 using Popo.Engine.Runtime;
 
 namespace Popo.Engine.Configuration;
@@ -24,18 +22,39 @@ public static class ConfigLoader
 
     /// <param name="runKindModel">the model that decides the run kind, when it is not the run's own `model`: `popo compare`
     /// trains each arm from its warm-up checkpoint, which does not make a built-in comparison a pretrained run.</param>
-    public static TrainConfig Resolve(string? configFile, IReadOnlyList<(string Key, string Value)> flags, string? runKindModel = null)
-    {
-        var fileValues = configFile is null ? [] : ReadFile(configFile);
-        var flagValues = flags.Select(f => (Entry: ConfigSchema.Find(f.Key, "--" + f.Key.Replace('_', '-')), f.Value)).ToList();
+    public static TrainConfig Resolve(string? configFile, IReadOnlyList<(string Key, string Value)> flags, string? runKindModel = null) =>
+        ResolveLayered(configFile is null ? [] : [configFile], flags, runKindModel);
 
-        string FileSource() => configFile!;
+    /// <summary>
+    /// Resolves from several config files, later ones winning (then the flags), after the recipe <paramref name="preset"/>
+    /// (<see cref="RecipePresets"/>). Files of TRL's or the POPO authors' keys are translated (<see cref="ForeignTranslation"/>);
+    /// what each foreign key became and the keys left unmapped go to <paramref name="log"/>.
+    /// </summary>
+    public static TrainConfig ResolveLayered(IReadOnlyList<string> configFiles, IReadOnlyList<(string Key, string Value)> flags, string? runKindModel = null,
+                                      string? preset = null, Action<string>? log = null)
+    {
+        var flagValues = flags.Select(f => (Entry: ConfigSchema.Find(f.Key, "--" + f.Key.Replace('_', '-')), f.Value)).ToList();
+        var translation = ForeignTranslation.Run([.. configFiles.Select(f => (f, ConfigFiles.Read(f)))], [.. flagValues.Select(f => f.Entry.Key)]);
+        if (log is not null)
+        {
+            foreach (var line in translation.Log) log("config: " + line);
+            if (translation.Unmapped.Count > 0) log($"config: not mapped, ignored ({translation.Unmapped.Count}; none changes the math here): {string.Join("; ", translation.Unmapped)}");
+        }
+
         var ordered = new List<(ConfigEntry Entry, object Value, string Source)>();
-        ordered.AddRange(fileValues.Select(v => (ConfigSchema.Find(v.Key, FileSource()), v.Value, FileSource())));
+        foreach (var (key, value, source) in translation.Settings)
+        {
+            var entry = ConfigSchema.Find(key, source);
+            // A list key (reward_funcs, reward_weights) takes an array; every other key a single value.
+            if (value is null or IReadOnlyDictionary<string, object?> || (value is IEnumerable<object?> && value is not string && entry.ItemType is null))
+                throw new ConfigException($"{source}: key '{key}': expected a single value ({entry.Describe()}), got {ForeignKeys.Show(value)}");
+            ordered.Add((entry, value, source));
+        }
         ordered.AddRange(flagValues.Select(f => (f.Entry, (object)f.Value, f.Entry.Flag)));
 
         var converted = ordered.Select(o => (o.Entry, Value: o.Entry.Convert(o.Value, o.Source), o.Source)).ToList();
-        var algo = converted.LastOrDefault(c => c.Entry.Key == "algo").Value as string ?? new TrainConfig().Algo;
+        var algo = converted.LastOrDefault(c => c.Entry.Key == "algo").Value as string
+                   ?? (preset is null ? null : RecipePresets.Get(preset).LastOrDefault(p => p.Key == "algo").Value as string) ?? new TrainConfig().Algo;
 
         var model = converted.LastOrDefault(c => c.Entry.Key == "model").Value as string ?? "";
         var adapter = converted.LastOrDefault(c => c.Entry.Key == "adapter").Value as string ?? "";
@@ -52,12 +71,21 @@ public static class ConfigLoader
         var config = RunKindDefaults.Apply(new TrainConfig(), runKindModel ?? model, With);
         foreach (var (key, value) in Presets[algo])
             config = With(config, ConfigSchema.Find(key, "preset " + algo), value);
+        if (preset is not null)
+            foreach (var (key, value) in RecipePresets.Get(preset))
+                config = With(config, ConfigSchema.Find(key, "--preset " + preset), value);
         foreach (var (entry, value, _) in converted)
             config = With(config, entry, value);
         var given = converted.Select(c => c.Entry.Key).ToHashSet();
         if (peft is var (settings, _)) config = FromAdapter(config, settings, adapter, converted.Select(c => (c.Entry.Key, c.Source)).ToList());
         if (algo == "dapo" && !given.Contains("overlong_buffer"))
             config = config with { OverlongBuffer = Math.Max(1, config.MaxNewTokens / 4) };
+        if (config.PromptTemplate == "qwen_math")
+        {
+            if (config.SystemPrompt == "") config = config with { SystemPrompt = RecipePresets.QwenMathSystemPrompt };
+            else if (config.SystemPrompt != RecipePresets.QwenMathSystemPrompt)
+                throw new ConfigException($"key 'prompt_template': qwen_math renders Qwen2.5-Math's system prompt, but system_prompt is set to '{config.SystemPrompt}'; drop one of them");
+        }
         Validate(config);
         return config;
     }
@@ -144,101 +172,6 @@ public static class ConfigLoader
         entry.Property.SetValue(copy, value);
         return copy;
     }
-
-    private static List<(string Key, object Value)> ReadFile(string path)
-    {
-        if (!File.Exists(path)) throw new ConfigException($"{path}: config file not found");
-        var text = File.ReadAllText(path);
-        return Path.GetExtension(path).ToLowerInvariant() switch
-        {
-            ".toml" => ReadToml(path, text),
-            ".json" => ReadJson(path, text),
-            var ext => throw new ConfigException($"{path}: unknown config format '{ext}'; expected .toml or .json"),
-        };
-    }
-
-    private static List<(string, object)> ReadToml(string path, string text)
-    {
-        TomlTable table;
-        try { table = TomlSerializer.Deserialize<TomlTable>(text)!; }
-        catch (TomlException e) { throw new ConfigException($"{path}: not valid TOML: {e.Message}"); }
-        RefuseDuplicateKeys(path, text);
-        var values = new List<(string, object)>();
-        foreach (var (key, value) in table)
-        {
-            if (value is TomlArray array && IsListKey(key))
-            {
-                values.Add((key, array.Select(x => x ?? "").ToList()));
-                continue;
-            }
-            if (value is TomlTable or TomlTableArray or TomlArray)
-                throw new ConfigException($"{path}: key '{key}': expected a single value (keys are flat, see `popo train --help`)");
-            values.Add((key, value));
-        }
-        return values;
-    }
-
-    /// <summary>
-    /// The TOML specification makes a key defined twice an invalid document; Tomlyn's deserializer keeps the last
-    /// value (`steps = 3` then `steps = 5` gave 5, DuplicateKeyHandling = Error notwithstanding), so its token reader is
-    /// walked here, a set of keys per table. A table defined twice ([a] ... [a]) reaches the reader merged; the keys
-    /// are flat, so any table is refused after this anyway, naming it.
-    /// </summary>
-    private static void RefuseDuplicateKeys(string path, string text)
-    {
-        var reader = Tomlyn.Serialization.TomlReader.Create(text, new TomlSerializerOptions());
-        var tables = new Stack<Dictionary<string, int>>();
-        while (reader.Read())
-        {
-            switch (reader.TokenType)
-            {
-                case Tomlyn.Serialization.TomlTokenType.StartTable: tables.Push(new(StringComparer.Ordinal)); break;
-                case Tomlyn.Serialization.TomlTokenType.EndTable: tables.Pop(); break;
-                case Tomlyn.Serialization.TomlTokenType.PropertyName when tables.Count > 0:
-                    if (tables.Peek().TryGetValue(reader.PropertyName!, out var first))
-                        throw new ConfigException($"{path}:{reader.Line}: key '{reader.PropertyName}' is defined twice (first on line {first}); a TOML document may define a key once");
-                    tables.Peek()[reader.PropertyName!] = reader.Line;
-                    break;
-            }
-        }
-    }
-
-    private static List<(string, object)> ReadJson(string path, string text)
-    {
-        JsonNode? root;
-        try { root = JsonNode.Parse(text); }
-        catch (JsonException e) { throw new ConfigException($"{path}: not valid JSON (line {e.LineNumber + 1}): {e.Message}"); }
-        // JsonObject refuses a repeated name only when first enumerated, as an ArgumentException naming no file.
-        using (var document = JsonDocument.Parse(text))
-            if (document.RootElement.ValueKind == JsonValueKind.Object
-                && document.RootElement.EnumerateObject().GroupBy(p => p.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1) is { } twice)
-                throw new ConfigException($"{path}: key '{twice.Key}' is defined {twice.Count()} times; a config file may define a key once");
-        if (root is not JsonObject obj) throw new ConfigException($"{path}: expected a JSON object of key: value pairs");
-        var values = new List<(string, object)>();
-        foreach (var (key, node) in obj)
-        {
-            object value = node switch
-            {
-                JsonArray array when IsListKey(key) => array.Select(x => x switch
-                {
-                    JsonValue v when v.TryGetValue<long>(out var l) => (object)l,
-                    JsonValue v when v.TryGetValue<double>(out var d) => d,
-                    JsonValue v when v.TryGetValue<string>(out var s) => s,
-                    _ => throw new ConfigException($"{path}: key '{key}': expected an array of strings or numbers, got {node.ToJsonString()}"),
-                }).ToList(),
-                JsonValue v when v.TryGetValue<bool>(out var b) => b,
-                JsonValue v when v.TryGetValue<long>(out var l) => l,
-                JsonValue v when v.TryGetValue<double>(out var d) => d,
-                JsonValue v when v.TryGetValue<string>(out var s) => s,
-                _ => throw new ConfigException($"{path}: key '{key}': expected a single value, got {node?.ToJsonString() ?? "null"}"),
-            };
-            values.Add((key, value));
-        }
-        return values;
-    }
-
-    /// <summary>Whether <paramref name="key"/> takes a list (an array in a file); an unknown key is reported later, by name.</summary>
-    private static bool IsListKey(string key) => ConfigSchema.Entries.FirstOrDefault(e => e.Key == key)?.ItemType is not null;
 
     /// <summary>The resolved configuration as a flat JSON object with the config-file keys.</summary>
     public static string ToJson(TrainConfig config)

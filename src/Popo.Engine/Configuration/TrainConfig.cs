@@ -46,6 +46,10 @@ public sealed record TrainConfig : IRunKeys
     [ConfigKey("system_prompt", "system message put before every prompt that has none (empty = none); rendered by the model's chat template")]
     public string SystemPrompt { get; init; } = "";
 
+    [ConfigKey("prompt_template", "how a dataset problem becomes a prompt: default (the question, then the step-by-step \\boxed{} instruction in the user turn) | qwen_math (the question alone, after Qwen2.5-Math's system prompt, as the POPO authors' qwen_math template; sets system_prompt when it is empty)",
+        OneOf = ["default", "qwen_math"])]
+    public string PromptTemplate { get; init; } = "default";
+
     [ConfigKey("enable_thinking", "passed to the model's chat template as enable_thinking (Qwen3: false opens the reply with an empty <think></think>)")]
     public bool EnableThinking { get; init; } = true;
 
@@ -157,6 +161,9 @@ public sealed record TrainConfig : IRunKeys
 
     [ConfigKey("warmup_ratio", "fraction of RL steps of linear warm-up before the cosine decay", Min = 0, Max = 1)]
     public double WarmupRatio { get; init; } = 0.1;
+
+    [ConfigKey("lr_schedule", "learning-rate shape after the warm-up: cosine (decay to zero) | linear (decay to zero) | constant", OneOf = ["cosine", "linear", "constant"])]
+    public string LrSchedule { get; init; } = "cosine";
 
     // ---- POPO ---------------------------------------------------------------------------------
     [ConfigKey("weights", "POPO weights over the positives: softmax | uniform", OneOf = ["softmax", "uniform"])]

@@ -14,7 +14,12 @@ public static class TaskFactory
         {
             Seed = c.TaskSeed,
             DatasetPath = c.Dataset,
-            Dataset = new DatasetOptions { AnswerField = c.AnswerField == "" ? null : c.AnswerField, SkipBadLines = c.SkipBadLines, AnswerRequired = answerRequired },
+            Dataset = new DatasetOptions
+            {
+                AnswerField = c.AnswerField == "" ? null : c.AnswerField, SkipBadLines = c.SkipBadLines, AnswerRequired = answerRequired,
+                // qwen_math: the instruction is the system prompt (ConfigLoader sets it), so the user turn is the question alone.
+                PromptTemplate = c.PromptTemplate == "qwen_math" ? "{question}" : null,
+            },
             TrainFraction = c.TrainFraction > 0 ? c.TrainFraction : null,
             AnswerFormat = Popo.MathVerify.AnswerFormats.Parse(c.AnswerFormat),
         });

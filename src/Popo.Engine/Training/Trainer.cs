@@ -222,7 +222,7 @@ public sealed class Trainer
             using var batchScope = batch;
             double rolloutTime = stepClock.Elapsed.TotalSeconds;
 
-            double lr = config.Lr * LrSchedule.Factor(step - 1, config.Steps, config.WarmupRatio);
+            double lr = config.Lr * LrSchedule.Factor(step - 1, config.Steps, config.WarmupRatio, config.LrSchedule);
             bool updated = false, bad;
             PreparedBatch? prepared = null;
             // Non-finite logits show as non-finite sampled log-probs: nothing to learn from this batch.
