@@ -103,6 +103,9 @@ public static class ServeApp
         catch (Exception e) when (Refusal(e) is { } refusal) { return Json(refusal.Status, Responses.Error(refusal)); }
     }
 
+    /// <summary>Compact JSON with characters written as themselves where JSON allows (no \u0022 for a quote in a token).</summary>
+    private static readonly JsonSerializerOptions Compact = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     private static IResult Json(int status, JsonObject body) =>
-        Results.Text(body.ToJsonString(new JsonSerializerOptions { WriteIndented = false }), "application/json", statusCode: status);
+        Results.Text(body.ToJsonString(Compact), "application/json", statusCode: status);
 }

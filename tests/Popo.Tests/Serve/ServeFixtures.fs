@@ -47,8 +47,9 @@ let referenceLogProbs (model: Qwen2ForCausalLM) (prompt: int[]) (completion: int
     let all = Array.append prompt completion |> Array.map int64
     let ids = torch.tensor(all, [| 1L; int64 all.Length |])
     use out = model.Forward(ids)
-    let logp = (out.Logits.[0].narrow(0, int64 prompt.Length - 1L, int64 completion.Length).to(torch.float64) / temperature).log_softmax(-1)
-    completion |> Array.mapi (fun i t -> logp.[int64 i, int64 t].item<float>())
+    let logp = (out.Logits.select(0, 0L).narrow(0, int64 prompt.Length - 1L, int64 completion.Length).to_type(torch.float64) / temperature).log_softmax(-1L)
+    let values = logp.gather(1L, torch.tensor(completion |> Array.map int64).unsqueeze(1L)).squeeze(1L)
+    values.data<float>().ToArray()
 
 /// The argmax of each completion position's logits (what greedy decoding must have chosen).
 let referenceArgmax (model: Qwen2ForCausalLM) (prompt: int[]) (completion: int[]) =
@@ -56,7 +57,7 @@ let referenceArgmax (model: Qwen2ForCausalLM) (prompt: int[]) (completion: int[]
     use scope = torch.NewDisposeScope()
     let all = Array.append prompt completion |> Array.map int64
     use out = model.Forward(torch.tensor(all, [| 1L; int64 all.Length |]))
-    let best = out.Logits.[0].narrow(0, int64 prompt.Length - 1L, int64 completion.Length).argmax(-1)
+    let best = out.Logits.select(0, 0L).narrow(0, int64 prompt.Length - 1L, int64 completion.Length).argmax(-1L)
     best.data<int64>().ToArray() |> Array.map int
 
 [<DllImport("libc", SetLastError = true)>]

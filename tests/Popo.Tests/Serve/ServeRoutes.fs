@@ -157,7 +157,7 @@ let tests =
             Expect.isTrue (ids <> baseIds || Array.map2 (fun a b -> abs (a - b)) logProbs baseLogProbs.[.. logProbs.Length - 1] |> Array.max > 1e-3) "the adapter changes the outputs"
             let model, _ = load s.Model
             use _ = model
-            let (settings: LoraSettings), _ = PeftAdapterConfig.Read s.Adapter
+            let struct (settings, _) = PeftAdapterConfig.Read s.Adapter
             use adapters = LoraAdapters.Attach(model, settings, 0L)
             PeftAdapterFolder.Load(s.Adapter, adapters)
             Expect.equal ids (referenceArgmax model prompt ids) "greedy tokens = the adapted model's argmax"
