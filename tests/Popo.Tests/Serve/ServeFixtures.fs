@@ -35,7 +35,7 @@ let writeAdapter (folder: string) (modelFolder: string) =
     use _ = torch.no_grad ()
     use g = new torch.Generator(11UL, torch.CPU)
     for i in 0 .. adapters.Count - 1 do
-        use noise = torch.randn(adapters.[i].B.shape, generator = g).mul(0.3)
+        use noise = torch.randn(adapters.[i].B.shape, generator = g) * 0.3
         adapters.[i].B.copy_(noise) |> ignore
     PeftAdapterFolder.Save(folder, adapters, modelFolder)
 
@@ -45,7 +45,7 @@ let referenceLogProbs (model: Qwen2ForCausalLM) (prompt: int[]) (completion: int
     use _ = torch.no_grad ()
     use scope = torch.NewDisposeScope()
     let all = Array.append prompt completion |> Array.map int64
-    let ids = torch.tensor(all, [| 1L; int64 all.Length |])
+    let ids = torch.tensor(all).view(1L, int64 all.Length)
     use out = model.Forward(ids)
     let logp = (out.Logits.select(0, 0L).narrow(0, int64 prompt.Length - 1L, int64 completion.Length).to_type(torch.float64) / temperature).log_softmax(-1L)
     let values = logp.gather(1L, torch.tensor(completion |> Array.map int64).unsqueeze(1L)).squeeze(1L)
@@ -56,7 +56,7 @@ let referenceArgmax (model: Qwen2ForCausalLM) (prompt: int[]) (completion: int[]
     use _ = torch.no_grad ()
     use scope = torch.NewDisposeScope()
     let all = Array.append prompt completion |> Array.map int64
-    use out = model.Forward(torch.tensor(all, [| 1L; int64 all.Length |]))
+    use out = model.Forward(torch.tensor(all).view(1L, int64 all.Length))
     let best = out.Logits.select(0, 0L).narrow(0, int64 prompt.Length - 1L, int64 completion.Length).argmax(-1L)
     best.data<int64>().ToArray() |> Array.map int
 
