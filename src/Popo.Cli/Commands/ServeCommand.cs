@@ -4,6 +4,7 @@ using Popo.Cli.Serve;
 using Popo.Engine.Lora;
 using Popo.Engine.Model;
 using Popo.Engine.Runtime;
+using Popo.Engine.Training;
 
 namespace Popo.Cli.Commands;
 
@@ -17,7 +18,7 @@ public static class ServeCommand
     public static Command Create()
     {
         var command = new Command("serve", "Serve a model folder (and LoRA adapters) over vLLM's OpenAI-compatible HTTP API");
-        var model = new Option<string>("--model") { Description = "the model folder (Hugging Face layout, or a full fine-tuning checkpoint step-N holding model/); default: --adapter's base_model_name_or_path" };
+        var model = new Option<string>("--model") { Description = "a model folder (Hugging Face layout), a checkpoint step-N (full or LoRA) or a run folder (its newest checkpoint); default: --adapter's base_model_name_or_path" };
         var adapter = new Option<string>("--adapter") { Description = "a PEFT adapter folder (a LoRA checkpoint step-N) loaded at start, requested by --adapter-name" };
         var adapterName = new Option<string>("--adapter-name") { Description = "the adapter's model name in requests (default: its folder's name)" };
         var name = new Option<string>("--served-model-name") { Description = "the base model's name in requests and /v1/models (default: --model as given)" };
@@ -44,8 +45,7 @@ public static class ServeCommand
             var portNumber = parse.GetValue(port);
             if (portNumber is < 0 or > 65535) throw new ConfigException($"--port: expected an integer in [0, 65535], got {portNumber}");
             if (parse.GetValue(threads) < 0) throw new ConfigException($"--threads: expected a non-negative integer, got {parse.GetValue(threads)}");
-            var adapterFolder = parse.GetValue(adapter);
-            var folder = ModelFolder(parse.GetValue(model), adapterFolder);
+            var (folder, adapterFolder) = Folders(parse.GetValue(model), parse.GetValue(adapter));
             if (parse.GetValue(threads) > 0) TorchSharp.torch.set_num_threads(parse.GetValue(threads));
             var type = parse.GetValue(dtype) is { } d ? ModelConfig.DtypeOf(d, "--dtype") : (TorchSharp.torch.ScalarType?)null;
             using var served = new ServedModel(parse.GetValue(name) ?? folder, folder, TorchRuntime.ResolveDevice(parse.GetValue(device)!), type,
@@ -73,19 +73,33 @@ public static class ServeCommand
         return command;
     }
 
-    /// <summary>--model, a checkpoint folder's model/ inside it, or --adapter's base model when --model is omitted (as `popo eval` takes them).</summary>
-    private static string ModelFolder(string? model, string? adapter)
+    /// <summary>
+    /// The model folder and the adapter folder (or null) to serve, from what `popo eval` accepts and what a run writes: --model
+    /// as a model folder, a checkpoint step-N (its model/, or a LoRA checkpoint's adapter files over their base) or a run
+    /// folder (its newest step-N); without --model, --adapter's base_model_name_or_path.
+    /// </summary>
+    public static (string Model, string? Adapter) Folders(string? model, string? adapter)
     {
+        if (string.IsNullOrEmpty(adapter)) adapter = null;
         if (string.IsNullOrEmpty(model))
-        {
-            if (string.IsNullOrEmpty(adapter)) throw new ConfigException("popo serve needs --model DIR (a model folder) or --adapter DIR (a PEFT adapter whose base is a folder here)");
-            var (_, baseModel) = PeftAdapterConfig.Read(adapter);
-            if (baseModel is null || !Directory.Exists(baseModel))
-                throw new ConfigException($"--adapter: {Path.Combine(adapter, PeftAdapterConfig.FileName)} names base model '{baseModel ?? "(none)"}', which is not a model folder here; pass --model BASE");
-            model = baseModel;
-        }
+            return adapter is null
+                ? throw new ConfigException("popo serve needs --model DIR (a model folder) or --adapter DIR (a PEFT adapter whose base is a folder here)")
+                : (BaseOf(adapter), adapter);
         if (!Directory.Exists(model)) throw new ConfigException($"--model: {model}: model folder not found");
-        var inner = Path.Combine(model, "model");
-        return !File.Exists(Path.Combine(model, HfCheckpoint.ConfigFile)) && File.Exists(Path.Combine(inner, HfCheckpoint.ConfigFile)) ? inner : model;
+        if (TrainingCheckpoint.Latest(model) is var (newest, _)) model = newest;                       // a run folder
+        if (File.Exists(Path.Combine(model, HfCheckpoint.ConfigFile))) return (model, adapter);
+        if (File.Exists(Path.Combine(model, "model", HfCheckpoint.ConfigFile))) return (Path.Combine(model, "model"), adapter);
+        if (File.Exists(Path.Combine(model, PeftAdapterConfig.FileName)))                               // a LoRA checkpoint
+            return adapter is null ? (BaseOf(model), model)
+                : throw new ConfigException($"--model {model} is a LoRA checkpoint and --adapter {adapter} is given too: serve one of them");
+        throw new ConfigException($"--model: {model} holds no {HfCheckpoint.ConfigFile}, model/{HfCheckpoint.ConfigFile} or {PeftAdapterConfig.FileName}");
+    }
+
+    private static string BaseOf(string adapter)
+    {
+        var (_, baseModel) = PeftAdapterConfig.Read(adapter);
+        if (baseModel is null || !Directory.Exists(baseModel))
+            throw new ConfigException($"{Path.Combine(adapter, PeftAdapterConfig.FileName)} names base model '{baseModel ?? "(none)"}', which is not a model folder here; pass --model BASE");
+        return baseModel;
     }
 }

@@ -285,4 +285,35 @@ let startup =
                 expectLogProbs served.Model top 0.7
             finally
                 try Directory.Delete(root, true) with _ -> ()
+    
+        testCase "--model takes a model folder, a checkpoint step-N (full or LoRA) or a run folder (its newest checkpoint)" <| fun () ->
+            let root = Path.Combine(Path.GetTempPath(), "popo-serve-folders-" + Guid.NewGuid().ToString("N"))
+            try
+                let touch (path: string) =
+                    Directory.CreateDirectory(Path.GetDirectoryName path) |> ignore
+                    File.WriteAllText(path, "{}")
+                let full = Path.Combine(root, "full")
+                for step in [ 2; 10 ] do touch (Path.Combine(full, "checkpoints", $"step-{step}", "model", "config.json"))
+                touch (Path.Combine(full, "config.json"))   // the run's own config.json is no model
+                let newest = Path.Combine(full, "checkpoints", "step-10", "model")
+                Expect.equal (Popo.Cli.Commands.ServeCommand.Folders(full, null).ToTuple()) (newest, null) "a run folder: its newest step's model/"
+                Expect.equal (Popo.Cli.Commands.ServeCommand.Folders(Path.Combine(full, "checkpoints", "step-2"), "").ToTuple()) (Path.Combine(full, "checkpoints", "step-2", "model"), null) "a step-N: its model/"
+                Expect.equal (Popo.Cli.Commands.ServeCommand.Folders(newest, null).ToTuple()) (newest, null) "a model folder"
+                let baseModel = Path.Combine(root, "base")
+                Directory.CreateDirectory baseModel |> ignore
+                let lora = Path.Combine(root, "lora", "checkpoints", "step-3")
+                Directory.CreateDirectory lora |> ignore
+                PeftAdapterConfig.Write(lora, loraSettings, baseModel)
+                Expect.equal (Popo.Cli.Commands.ServeCommand.Folders(Path.Combine(root, "lora"), null).ToTuple()) (baseModel, lora) "a LoRA run: its newest adapter over its base"
+                Expect.equal (Popo.Cli.Commands.ServeCommand.Folders(null, lora).ToTuple()) (baseModel, lora) "--adapter alone: its base"
+                Expect.throwsT<Popo.Engine.Runtime.ConfigException> (fun () -> Popo.Cli.Commands.ServeCommand.Folders(Path.Combine(root, "none"), null) |> ignore) "a missing folder"
+                Expect.throwsT<Popo.Engine.Runtime.ConfigException> (fun () -> Popo.Cli.Commands.ServeCommand.Folders(baseModel, null) |> ignore) "a folder with nothing to serve"
+            finally
+                try Directory.Delete(root, true) with _ -> ()
+
+        testCase "the engine does not reference ASP.NET Core (only the CLI's server does)" <| fun () ->
+            let engine = typeof<Popo.Engine.Model.Qwen2ForCausalLM>.Assembly.GetReferencedAssemblies() |> Array.map (fun a -> a.Name)
+            Expect.isFalse (engine |> Array.exists (fun n -> n.StartsWith("Microsoft.AspNetCore", StringComparison.Ordinal))) (String.Join(", ", engine))
+            let cli = typeof<ServedModel>.Assembly.GetReferencedAssemblies() |> Array.map (fun a -> a.Name)
+            Expect.isTrue (cli |> Array.exists (fun n -> n.StartsWith("Microsoft.AspNetCore", StringComparison.Ordinal))) "the premise: the CLI's server does"
     ]
