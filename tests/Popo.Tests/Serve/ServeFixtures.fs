@@ -128,3 +128,14 @@ let floats (node: JsonNode) = node.AsArray() |> Seq.map (fun n -> n.GetValue<flo
 let load (folder: string) =
     let struct (model, tokenizer) = ModelFactory.Load(folder, torch.CPU, Nullable())
     model, tokenizer
+
+/// The documentation fixture tests/fixtures/serve/NAME.json (a request and the server's response) as JSON.
+let fixture (name: string) =
+    let rec up (dir: DirectoryInfo) =
+        if isNull dir then failwith "cannot find the repository root (Popo.sln) above the test binaries"
+        elif File.Exists(Path.Combine(dir.FullName, "Popo.sln")) then dir.FullName
+        else up dir.Parent
+    JsonNode.Parse(File.ReadAllText(Path.Combine(up (DirectoryInfo AppContext.BaseDirectory), "tests", "fixtures", "serve", name + ".json"))).AsObject()
+
+/// The field names of a JSON object, in order.
+let keys (node: JsonNode) = node.AsObject() |> Seq.map (fun kv -> kv.Key) |> List.ofSeq

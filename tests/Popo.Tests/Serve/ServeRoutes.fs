@@ -80,6 +80,19 @@ let tests =
             Expect.equal (usage.["prompt_tokens"].GetValue<int>()) ((promptOf "12+3=").Length + (promptOf "7*8=").Length) "usage: prompt tokens"
             Expect.equal (usage.["completion_tokens"].GetValue<int>()) (choices |> Array.sumBy (fun (ids, _, _, _) -> ids.Length)) "usage: completion tokens"
 
+        testCase "the documentation fixtures show the fields the server answers with now" <| fun () ->
+            for name, path in [ "completions-token-ids", "/v1/completions"; "chat-completions", "/v1/chat/completions" ] do
+                let saved = fixture name
+                let live = postOk path (saved.["request"].ToJsonString())
+                let response = saved.["response"]
+                Expect.equal (keys live) (keys response) $"{name}: response fields"
+                Expect.equal (keys live.["choices"].[0]) (keys response.["choices"].[0]) $"{name}: choice fields"
+                Expect.equal (keys live.["choices"].[0].["logprobs"]) (keys response.["choices"].[0].["logprobs"]) $"{name}: log-prob fields"
+            let saved = fixture "error-unknown-model"
+            let status, text = post "/v1/completions" (saved.["request"].ToJsonString())
+            Expect.equal status 404 text
+            Expect.equal (JsonNode.Parse(text).["error"].ToJsonString()) (saved.["response"].["error"].ToJsonString()) "the same error"
+
         testCase "a seeded request repeats exactly; another seed samples other tokens" <| fun () ->
             let tokens seed = choicesOf (postOk "/v1/completions" (tokenIdRequest seed)) |> Array.map (fun (ids, lp, _, _) -> ids, lp)
             let first, again, other = tokens 7, tokens 7, tokens 8
