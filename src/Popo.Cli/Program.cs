@@ -21,6 +21,7 @@ public static class Program
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(InitCommand.Create());
         root.Subcommands.Add(ExportCommand.Create());
+        root.Subcommands.Add(ServeCommand.Create());
         var parse = root.Parse(args);
         return parse.Errors.Count > 0 ? UsageErrors.Report(parse) : parse.Invoke();
     }
