@@ -26,9 +26,10 @@ public static class GrpoLoss
     /// <param name="advantages">A [B].</param>
     /// <param name="maxCompletionLength">L_max for dr_grpo.</param>
     /// <param name="batchTokens">completion tokens in the whole accumulated batch, for dapo.</param>
+    /// <param name="tokenWeights">per-token weights [B,N] of the surrogate (the importance correction), or null; the KL term is not weighted (as TRL).</param>
     public static GrpoLossTerms Compute(Tensor logProbs, Tensor oldLogProbs, Tensor? refLogProbs, Tensor mask,
                                         Tensor advantages, GrpoOptions options, int maxCompletionLength,
-                                        double batchTokens, int gradAccumSteps)
+                                        double batchTokens, int gradAccumSteps, Tensor? tokenWeights = null)
     {
         using var scope = NewDisposeScope();
         var m = mask.to(logProbs.dtype);
@@ -36,6 +37,7 @@ public static class GrpoLoss
         var rho = (logProbs - oldLogProbs).exp();
         var clipped = rho.clamp(1.0 - options.EpsilonLow, 1.0 + options.EpsilonHigh);
         var perToken = -minimum(rho * a, clipped * a);
+        if (tokenWeights is not null) perToken = perToken * tokenWeights;
         var kl = zeros_like(perToken);
         if (options.Beta != 0.0)
         {

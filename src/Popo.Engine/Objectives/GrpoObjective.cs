@@ -72,7 +72,8 @@ public sealed class GrpoObjective : IObjective
         var old = batch.OldLogProbs.index_select(0, index)[.., ..(int)n].to(l.dtype);
         var reference = prepared.Reference?.index_select(0, index)[.., ..(int)n].to(l.dtype);
         using var terms = GrpoLoss.Compute(l, old, reference, outputs.Mask, prepared.PerRow.index_select(0, index),
-                                           options, options.MaxCompletionLength, prepared.TrainTokens, gradAccumSteps);
+                                           options, options.MaxCompletionLength, prepared.TrainTokens, gradAccumSteps,
+                                           prepared.TokenWeightsOf(index, n, l.dtype));
         terms.Total.backward();
         metrics.Add("loss", terms.Total.ToDouble() * (options.LossType == LossType.Dapo ? 1 : gradAccumSteps));
         metrics.Add("clip_fraction", terms.ClipFraction.ToDouble());
