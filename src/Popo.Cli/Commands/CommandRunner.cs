@@ -26,6 +26,7 @@ public static class CommandRunner
         typeof(ModelConfigException), typeof(TemplateException), typeof(TrainingDivergedException),
         typeof(MemoryPreflightException), typeof(ContextLengthException), typeof(ArgumentException),
         typeof(IOException), typeof(UnauthorizedAccessException), typeof(InvalidOperationException),
+        typeof(Popo.Engine.Rollout.RolloutServerException),
     ];
 
     public static bool Reports(Exception e) => e is ConfigException || Reported.Any(t => t.IsInstanceOfType(e));

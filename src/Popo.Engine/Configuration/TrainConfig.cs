@@ -155,6 +155,9 @@ public sealed record TrainConfig : IRunKeys
     [ConfigKey("rollout_model", "with rollout_engine = server: the served model's name (the requests' model until a LoRA sync names the adapter)", Resumable = true)]
     public string RolloutModel { get; init; } = "";
 
+    [ConfigKey("rollout_api", "with rollout_engine = server: completions (the OpenAI-compatible /v1/completions: vLLM, popo serve) | sglang (SGLang's native /generate, which returns token ids)", OneOf = ["completions", "sglang"], Resumable = true)]
+    public string RolloutApi { get; init; } = "completions";
+
     [ConfigKey("rollout_timeout", "seconds one rollout request may take before it counts as failed", Above = 0, Max = 86400, Resumable = true)]
     public double RolloutTimeout { get; init; } = 600;
 

@@ -8,7 +8,7 @@ namespace Popo.Engine.Rollout;
 public sealed record ServerCompletion(int[] Tokens, double[] LogProbs, string? FinishReason);
 
 /// <summary>
-/// The OpenAI-compatible completions API as vLLM and SGLang serve it (tests/fixtures/server-rollout/README.md names
+/// The generation APIs: the OpenAI-compatible completions API as vLLM serves it, and SGLang's native /generate (tests/fixtures/server-rollout/README.md names
 /// the shapes): a token-id prompt with n, temperature, top_p, top_k, max_tokens, stop_token_ids and logprobs out;
 /// choices with the sampled token ids (`token_ids`, or `logprobs.tokens` as "token_id:N" under
 /// return_tokens_as_token_ids) and `logprobs.token_logprobs` back.
@@ -72,8 +72,15 @@ public static class CompletionsProtocol
             : throw new MalformedCompletionException($"choice {index} has neither 'token_ids' nor 'logprobs.tokens'");
         if (logprobs["token_logprobs"] is not JsonArray lp)
             throw new MalformedCompletionException($"choice {index} has no 'logprobs.token_logprobs'");
-        if (lp.Count != tokens.Length)
-            throw new MalformedCompletionException($"choice {index}: {lp.Count} log-probs for {tokens.Length} tokens");
+        var finish = choice["finish_reason"] is JsonValue f && f.TryGetValue<string>(out var reason) ? reason : null;
+        return Checked(index, tokens, lp.ToArray(), finish, vocab, maxTokens, stopTokens);
+    }
+
+    /// <summary>The checks every answer passes, whatever its shape: lengths, the vocabulary, finite log-probs, the stop cut.</summary>
+    private static ServerCompletion Checked(int index, int[] tokens, JsonNode?[] lp, string? finish, int vocab, int maxTokens, IReadOnlyCollection<int> stopTokens)
+    {
+        if (lp.Length != tokens.Length)
+            throw new MalformedCompletionException($"choice {index}: {lp.Length} log-probs for {tokens.Length} tokens");
         if (tokens.Length > maxTokens)
             throw new MalformedCompletionException($"choice {index}: {tokens.Length} tokens for max_tokens = {maxTokens}");
         var values = new double[tokens.Length];
@@ -88,7 +95,62 @@ public static class CompletionsProtocol
         // The built-in sampler's rows end at their first stop token; a server that went on is cut there too.
         int stop = Array.FindIndex(tokens, stopTokens.Contains);
         int length = stop < 0 ? tokens.Length : stop + 1;
-        return new ServerCompletion(tokens[..length], values[..length], choice["finish_reason"] is JsonValue f && f.TryGetValue<string>(out var reason) ? reason : null);
+        return new ServerCompletion(tokens[..length], values[..length], finish);
+    }
+
+    /// <summary>
+    /// SGLang's native /generate body for <paramref name="n"/> completions of one token-id prompt: the prompt repeated n
+    /// times as a batch (SGLang's radix cache shares its prefix), sampling_params, return_logprob.
+    /// </summary>
+    public static JsonObject GenerateRequest(int[] prompt, int n, SamplerOptions options)
+    {
+        var sampling = new JsonObject
+        {
+            ["temperature"] = options.Temperature,
+            ["top_p"] = options.TopP,
+            ["max_new_tokens"] = options.MaxNewTokens,
+            ["stop_token_ids"] = new JsonArray(options.StopTokenIds.Select(t => (JsonNode)t).ToArray()),
+            ["skip_special_tokens"] = false,
+        };
+        if (options.TopK > 0) sampling["top_k"] = options.TopK;
+        return new JsonObject
+        {
+            ["input_ids"] = new JsonArray(Enumerable.Range(0, n).Select(_ => (JsonNode)new JsonArray(prompt.Select(t => (JsonNode)t).ToArray())).ToArray()),
+            ["sampling_params"] = sampling,
+            ["return_logprob"] = true,
+        };
+    }
+
+    /// <summary>
+    /// SGLang's /generate answer for a batch of n: a list of n objects, each with meta_info.output_token_logprobs as
+    /// [log-prob, token id, text] triples and meta_info.finish_reason.type. The same checks as <see cref="Parse"/>.
+    /// </summary>
+    public static ServerCompletion[] ParseGenerate(string json, int n, int vocab, int maxTokens, IReadOnlyCollection<int> stopTokens)
+    {
+        JsonNode? root;
+        try { root = JsonNode.Parse(json); }
+        catch (JsonException e) { throw new MalformedCompletionException($"the answer is not JSON ({e.Message})"); }
+        var items = root as JsonArray ?? (root is JsonObject single ? new JsonArray(single.DeepClone()) : null)
+            ?? throw new MalformedCompletionException("the answer is neither a list nor an object");
+        if (items.Count < n) throw new MalformedCompletionException($"{items.Count} answers for n = {n}");
+        var result = new ServerCompletion[n];
+        for (int c = 0; c < n; c++)
+        {
+            if (items[c]?["meta_info"] is not JsonObject meta || meta["output_token_logprobs"] is not JsonArray triples)
+                throw new MalformedCompletionException($"answer {c} has no 'meta_info.output_token_logprobs' (the request sets return_logprob)");
+            var tokens = new int[triples.Count];
+            var lp = new JsonNode?[triples.Count];
+            for (int k = 0; k < triples.Count; k++)
+            {
+                if (triples[k] is not JsonArray { Count: >= 2 } triple)
+                    throw new MalformedCompletionException($"answer {c}, token {k}: expected [log-prob, token id, text]");
+                lp[k] = triple[0];
+                tokens[k] = Int(triple[1], c, k);
+            }
+            var finish = meta["finish_reason"] is JsonObject fr && fr["type"] is JsonValue t && t.TryGetValue<string>(out var type) ? type : null;
+            result[c] = Checked(c, tokens, lp, finish, vocab, maxTokens, stopTokens);
+        }
+        return result;
     }
 
     private static int Int(JsonNode? node, int choice, int k) =>
@@ -102,7 +164,7 @@ public static class CompletionsProtocol
         var s = node is JsonValue v && v.TryGetValue<string>(out var text) ? text : null;
         if (s is not null && s.StartsWith(prefix, StringComparison.Ordinal)
             && int.TryParse(s.AsSpan(prefix.Length), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var id)) return id;
-        throw new MalformedCompletionException($"choice {choice}, token {k}: '{node?.ToJsonString()}' is not \"token_id:N\" (the request sets return_tokens_as_token_ids)");
+        throw new MalformedCompletionException($"choice {choice}, token {k}: '{node?.ToJsonString()}' is not \"token_id:N\" (the request sets return_tokens_as_token_ids; SGLang's completions answer token text, not ids: use rollout_api = sglang)");
     }
 
     /// <summary>usage.completion_tokens when the server reports it, else null.</summary>

@@ -1,5 +1,8 @@
 namespace Popo.Engine.Rollout;
 
+/// <summary>Which generation API the servers speak: the OpenAI-compatible /v1/completions (vLLM, popo serve) or SGLang's native /generate.</summary>
+public enum RolloutApi { Completions, SglangGenerate }
+
 /// <summary>
 /// How to reach the OpenAI-compatible servers that generate (vLLM, SGLang, `popo serve`): base URLs ending in /v1,
 /// requests spread across them round-robin by prompt; the model name the requests carry; a timeout per request;
@@ -9,6 +12,8 @@ public sealed record ServerRolloutOptions
 {
     public required IReadOnlyList<string> Urls { get; init; }
     public required string Model { get; init; }
+    /// <summary>The generation route; SGLang's OpenAI completions return token text, not ids, so SGLang rollouts use /generate.</summary>
+    public RolloutApi Api { get; init; } = RolloutApi.Completions;
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(600);
     public int MaxInflight { get; init; } = 64;
     public int Retries { get; init; } = 3;
@@ -23,7 +28,7 @@ public sealed record ServerRolloutOptions
         foreach (var url in Urls)
             if (!Uri.TryCreate(url, UriKind.Absolute, out var u) || (u.Scheme != "http" && u.Scheme != "https"))
                 throw new ArgumentException($"rollout_urls: '{url}' is not an http(s) URL (expected e.g. http://127.0.0.1:8000/v1)");
-        if (string.IsNullOrWhiteSpace(Model)) throw new ArgumentException("rollout_model: the served model's name is needed with rollout_engine = server");
+        if (Api == RolloutApi.Completions && string.IsNullOrWhiteSpace(Model)) throw new ArgumentException("rollout_model: the served model's name is needed with rollout_engine = server");
         if (MaxInflight < 1) throw new ArgumentException($"rollout_max_inflight must be >= 1, got {MaxInflight}");
         if (Retries < 0) throw new ArgumentException($"rollout_retries must be >= 0, got {Retries}");
     }

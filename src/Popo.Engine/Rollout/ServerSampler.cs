@@ -6,8 +6,8 @@ using static TorchSharp.torch;
 namespace Popo.Engine.Rollout;
 
 /// <summary>
-/// Rollouts from OpenAI-compatible inference servers (vLLM, SGLang, `popo serve`): one `/completions` request per
-/// distinct prompt with n = G, sent as token ids, spread round-robin over the servers with at most MaxInflight in
+/// Rollouts from inference servers (vLLM, SGLang, `popo serve`): one request per distinct prompt for its G completions
+/// (OpenAI-compatible `/completions` with n = G, or SGLang's native `/generate` with the prompt repeated G times), sent as token ids, spread round-robin over the servers with at most MaxInflight in
 /// flight. Each request has a timeout; a failed one (no connection, timeout, 5xx, a malformed answer) is retried with
 /// exponential backoff, then the batch fails with a <see cref="RolloutServerException"/> naming the server and the
 /// prompt. The answers fill the built-in sampler's <see cref="GenerationBatch"/> layout, OldLogProbs holding the
@@ -83,8 +83,10 @@ public sealed class ServerSampler : IRolloutEngine
     private async Task<ServerCompletion[]> Request(int[] prompt, int index, int n, SamplerOptions sampling, CancellationToken stop)
     {
         var server = options.Urls[index % options.Urls.Count].TrimEnd('/');
-        var url = server + "/completions";
-        var body = CompletionsProtocol.Request(Model, prompt, n, sampling).ToJsonString();
+        bool native = options.Api == RolloutApi.SglangGenerate;
+        var url = native ? ServerWeightSync.Root(server) + "/generate" : server + "/completions";
+        var body = (native ? CompletionsProtocol.GenerateRequest(prompt, n, sampling) : CompletionsProtocol.Request(Model, prompt, n, sampling)).ToJsonString();
+        var stops = sampling.StopTokenIds.ToHashSet();
         string? last = null;
         for (int attempt = 0; attempt <= options.Retries; attempt++)
         {
@@ -104,7 +106,8 @@ public sealed class ServerSampler : IRolloutEngine
                     if ((int)response.StatusCode is >= 400 and < 500 and not 408 and not 429) break;   // the request itself is wrong: retrying cannot help
                     continue;
                 }
-                return CompletionsProtocol.Parse(text, n, options.VocabSize, sampling.MaxNewTokens, sampling.StopTokenIds.ToHashSet());
+                return native ? CompletionsProtocol.ParseGenerate(text, n, options.VocabSize, sampling.MaxNewTokens, stops)
+                              : CompletionsProtocol.Parse(text, n, options.VocabSize, sampling.MaxNewTokens, stops);
             }
             catch (OperationCanceledException) when (!stop.IsCancellationRequested)
             {

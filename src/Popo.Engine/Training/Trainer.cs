@@ -299,7 +299,8 @@ public sealed class Trainer
         var options = new ServerRolloutOptions
         {
             Urls = config.RolloutUrls.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
-            Model = config.RolloutModel, Timeout = TimeSpan.FromSeconds(config.RolloutTimeout), MaxInflight = config.RolloutMaxInflight,
+            Model = config.RolloutModel, Api = config.RolloutApi == "sglang" ? Rollout.RolloutApi.SglangGenerate : Rollout.RolloutApi.Completions,
+            Timeout = TimeSpan.FromSeconds(config.RolloutTimeout), MaxInflight = config.RolloutMaxInflight,
             Retries = config.RolloutRetries, VocabSize = model.Config.VocabSize,
         };
         try { options.Validate(); }
