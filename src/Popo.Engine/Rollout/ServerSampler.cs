@@ -88,8 +88,10 @@ public sealed class ServerSampler : IRolloutEngine
         var body = (native ? CompletionsProtocol.GenerateRequest(prompt, n, sampling) : CompletionsProtocol.Request(Model, prompt, n, sampling)).ToJsonString();
         var stops = sampling.StopTokenIds.ToHashSet();
         string? last = null;
+        int attempts = 0;
         for (int attempt = 0; attempt <= options.Retries; attempt++)
         {
+            attempts = attempt + 1;
             if (attempt > 0)
                 await Task.Delay(options.Backoff * Math.Pow(2, attempt - 1), stop).ConfigureAwait(false);
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
@@ -118,7 +120,7 @@ public sealed class ServerSampler : IRolloutEngine
             catch (MalformedCompletionException e) { last = $"malformed answer: {e.Message}"; }
         }
         throw new RolloutServerException(
-            $"rollout server {url}: the request for prompt {index} (n = {n}, {prompt.Length} prompt tokens) failed after {options.Retries + 1} attempt(s): {last}");
+            $"rollout server {url}: the request for prompt {index} (n = {n}, {prompt.Length} prompt tokens) failed after {attempts} attempt(s): {last}");
     }
 
     private static string Short(string text) => text.Length <= 200 ? text : text[..200] + "...";
