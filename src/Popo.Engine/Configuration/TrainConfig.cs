@@ -155,7 +155,7 @@ public sealed record TrainConfig : IRunKeys
     [ConfigKey("rollout_model", "with rollout_engine = server: the served model's name (the requests' model until a LoRA sync names the adapter)", Resumable = true)]
     public string RolloutModel { get; init; } = "";
 
-    [ConfigKey("rollout_api", "with rollout_engine = server: completions (the OpenAI-compatible /v1/completions: vLLM, popo serve) | sglang (SGLang's native /generate, which returns token ids)", OneOf = ["completions", "sglang"], Resumable = true)]
+    [ConfigKey("rollout_api", "with rollout_engine = server: completions (the OpenAI-compatible /v1/completions: vLLM, popo serve) | sglang (SGLang's native /generate, which returns token ids)", OneOf = ["completions", "sglang"])]
     public string RolloutApi { get; init; } = "completions";
 
     [ConfigKey("rollout_timeout", "seconds one rollout request may take before it counts as failed", Above = 0, Max = 86400, Resumable = true)]
@@ -177,7 +177,7 @@ public sealed record TrainConfig : IRunKeys
     [ConfigKey("importance_cap", "the correction's cap C (TRL's vllm_importance_sampling_cap): ratios above it are truncated to C or masked to 0", Above = 0, Max = 1e6)]
     public double ImportanceCap { get; init; } = 3.0;
 
-    [ConfigKey("sync_every", "with rollout_engine = server: put the trainer's weights into the servers every N steps (LoRA: a new adapter through /v1/load_lora_adapter; full: a Hugging Face folder loaded from disk)", Min = 1, Max = 1_000_000, Resumable = true)]
+    [ConfigKey("sync_every", "with rollout_engine = server: put the trainer's weights into the servers every N steps (LoRA: a new adapter through /v1/load_lora_adapter; full: a Hugging Face folder loaded from disk)", Min = 1, Max = 1_000_000)]
     public int SyncEvery { get; init; } = 1;
 
     [ConfigKey("sync_route", "full fine-tuning's load-from-disk route: sglang (/update_weights_from_disk) | vllm (/collective_rpc reload_weights, VLLM_SERVER_DEV_MODE=1)", OneOf = ["sglang", "vllm"], Resumable = true)]
