@@ -33,6 +33,7 @@ public sealed class RolloutCollector(Qwen2ForCausalLM model, PromptFormat format
             prompts.Add(ids);
             for (int g = 0; g < groupSize; g++) perRow[p * groupSize + g] = problems[p];
         }
+        model.eval();   // as before the engines existed: the step runs in the mode sampling leaves, whoever samples
         var sample = rollouts.Generate(prompts, groupSize, sampling with { Generator = generator, StopTokenIds = format.StopTokens });
         if (rollouts.Remote)
         {

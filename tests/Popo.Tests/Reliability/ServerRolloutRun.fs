@@ -85,9 +85,13 @@ let tests =
                     Expect.isTrue (share >= 0.0 && share <= 1.0) "a share"
                     Expect.isGreaterThan (number row "server_tokens_per_s") 0.0 "server tokens/s"
                     Expect.equal (number row "non_finite") 0.0 "no bad step"
-                let summary = metrics |> Array.map (fun row -> $"pass_rate {number row "pass_rate"} skipped {number row "skipped_update"} is_kl {number row "is_kl"} is_corrected {number row "is_corrected"}") |> String.concat "; "
-                Expect.isTrue (metrics |> Array.exists (fun row -> number row "pass_rate" > 0.0)) $"some rollouts are correct: {summary}"
-                Expect.isTrue (metrics |> Array.exists (fun row -> number row "skipped_update" = 0.0 && not (Double.IsNaN(number row "loss")))) $"the policy was updated: {summary}"
+                let describe (row: JsonElement) =
+                    sprintf "pass_rate %g skipped %g is_kl %g is_corrected %g" (number row "pass_rate") (number row "skipped_update") (number row "is_kl") (number row "is_corrected")
+                let summary = metrics |> Array.map describe |> String.concat "; "
+                // POPO learns from any positive: a step with a correct rollout updates the policy, correction or not.
+                for row in metrics do
+                    if number row "pass_rate" > 0.0 then
+                        Expect.equal (number row "skipped_update") 0.0 $"a step with positives updates the policy: {summary}"
                 printfn "mismatched server run: %s" summary
                 Expect.isTrue (log.Lines |> Seq.exists (fun l -> l.Contains "tokens/s")) "progress shows the server's tokens/s"
                 Expect.isTrue (File.Exists(Path.Combine(out, "summary.json"))) "the run finished")
