@@ -27,6 +27,7 @@ public static class CommandRunner
         typeof(MemoryPreflightException), typeof(ContextLengthException), typeof(ArgumentException),
         typeof(IOException), typeof(UnauthorizedAccessException), typeof(InvalidOperationException),
         typeof(Popo.Engine.Rewards.RewardLoadException), typeof(Popo.Engine.Rewards.RewardFunctionException),
+        typeof(Popo.Engine.Rollout.RolloutServerException),
     ];
 
     public static bool Reports(Exception e) => e is ConfigException || Reported.Any(t => t.IsInstanceOfType(e));

@@ -150,6 +150,46 @@ public sealed record TrainConfig : IRunKeys
     [ConfigKey("compact_finished_rows", "drop finished rollouts from the generation batch and its KV cache (same outputs, less work)")]
     public bool CompactFinishedRows { get; init; } = true;
 
+    [ConfigKey("rollout_engine", "who generates the rollouts: builtin (the KV-cache sampler over the training model) | server (OpenAI-compatible servers: vLLM, SGLang, popo serve)", OneOf = ["builtin", "server"])]
+    public string RolloutEngine { get; init; } = "builtin";
+
+    [ConfigKey("rollout_urls", "with rollout_engine = server: the servers' base URLs, comma-separated (e.g. http://127.0.0.1:8000/v1); prompts are spread across them", Resumable = true)]
+    public string RolloutUrls { get; init; } = "";
+
+    [ConfigKey("rollout_model", "with rollout_engine = server: the served model's name (the requests' model until a LoRA sync names the adapter)", Resumable = true)]
+    public string RolloutModel { get; init; } = "";
+
+    [ConfigKey("rollout_api", "with rollout_engine = server: completions (the OpenAI-compatible /v1/completions: vLLM, popo serve) | sglang (SGLang's native /generate, which returns token ids)", OneOf = ["completions", "sglang"])]
+    public string RolloutApi { get; init; } = "completions";
+
+    [ConfigKey("rollout_timeout", "seconds one rollout request may take before it counts as failed", Above = 0, Max = 86400, Resumable = true)]
+    public double RolloutTimeout { get; init; } = 600;
+
+    [ConfigKey("rollout_max_inflight", "rollout requests in flight at once (one request = one prompt's G completions)", Min = 1, Max = 65536, Resumable = true)]
+    public int RolloutMaxInflight { get; init; } = 64;
+
+    [ConfigKey("rollout_retries", "retries of a failed rollout request (exponential backoff from 1 s), then the run stops with an error", Min = 0, Max = 100, Resumable = true)]
+    public int RolloutRetries { get; init; } = 3;
+
+    [ConfigKey("importance_correction", "with rollout_engine = server: weight each token's policy loss by the ratio of the trainer's to the server's log-probs (TRL's vllm_importance_sampling_correction); the built-in sampler needs none")]
+    public bool ImportanceCorrection { get; init; } = true;
+
+    [ConfigKey("importance_mode", "the correction's ratio and limit (TRL's vllm_importance_sampling_mode): token_truncate | token_mask | sequence_truncate | sequence_mask",
+        OneOf = ["token_truncate", "token_mask", "sequence_truncate", "sequence_mask"])]
+    public string ImportanceMode { get; init; } = "sequence_mask";
+
+    [ConfigKey("importance_cap", "the correction's cap C (TRL's vllm_importance_sampling_cap): ratios above it are truncated to C or masked to 0", Above = 0, Max = 1e6)]
+    public double ImportanceCap { get; init; } = 3.0;
+
+    [ConfigKey("sync_every", "with rollout_engine = server: put the trainer's weights into the servers every N steps (LoRA: a new adapter through /v1/load_lora_adapter; full: a Hugging Face folder loaded from disk)", Min = 1, Max = 1_000_000)]
+    public int SyncEvery { get; init; } = 1;
+
+    [ConfigKey("sync_route", "full fine-tuning's load-from-disk route: sglang (/update_weights_from_disk) | vllm (/collective_rpc reload_weights, VLLM_SERVER_DEV_MODE=1)", OneOf = ["sglang", "vllm"], Resumable = true)]
+    public string SyncRoute { get; init; } = "vllm";
+
+    [ConfigKey("sync_folder", "where the synced weights are written for the servers to read (a folder both can see; empty = OUT/sync)", Resumable = true)]
+    public string SyncFolder { get; init; } = "";
+
     [ConfigKey("lr", "RL learning rate", Above = 0, Max = 1)]
     public double Lr { get; init; } = 3e-4;
 

@@ -31,16 +31,19 @@ public static class GrpoLoss
     /// <param name="advantages">A [B].</param>
     /// <param name="maxCompletionLength">L_max for dr_grpo.</param>
     /// <param name="batchTokens">completion tokens in the whole accumulated batch, for dapo and cispo.</param>
+    /// <param name="tokenWeights">per-token weights [B,N] of the surrogate (the importance correction), or null; the KL term is not weighted (as TRL).</param>
     /// <param name="entropy">token entropies [B,N] for top_entropy_quantile &lt; 1 (not differentiated), else unread.</param>
     public static GrpoLossTerms Compute(Tensor logProbs, Tensor oldLogProbs, Tensor? refLogProbs, Tensor mask,
                                         Tensor advantages, GrpoOptions options, int maxCompletionLength,
-                                        double batchTokens, int gradAccumSteps, Tensor? entropy = null)
+                                        double batchTokens, int gradAccumSteps, Tensor? entropy = null,
+                                        Tensor? tokenWeights = null)
     {
         using var scope = NewDisposeScope();
         var m = mask.to(logProbs.dtype);
         var a = advantages.to(logProbs.dtype).unsqueeze(1);                                 // [B,1]
         var rho = PolicySurrogate.LogWeights(logProbs, oldLogProbs, m, options.ImportanceLevel).exp();   // [B,N] or [B,1]
         var perToken = PolicySurrogate.PerToken(rho, a, logProbs, options);
+        if (tokenWeights is not null) perToken = perToken * tokenWeights;
         var kept = ones_like(m);
         if (options.TopEntropyQuantile < 1.0)
         {

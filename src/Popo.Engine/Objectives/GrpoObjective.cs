@@ -76,7 +76,8 @@ public sealed class GrpoObjective : IObjective
         var reference = prepared.Reference?.index_select(0, index)[.., ..(int)n].to(l.dtype);
         var mask = options.MaskTruncatedCompletions ? outputs.Mask * KeptRows(batch, rows, outputs.Mask) : outputs.Mask;
         using var terms = GrpoLoss.Compute(l, old, reference, mask, prepared.PerRow.index_select(0, index),
-                                           options, options.MaxCompletionLength, prepared.TrainTokens, gradAccumSteps, entropy);
+                                           options, options.MaxCompletionLength, prepared.TrainTokens, gradAccumSteps, entropy,
+                                           prepared.TokenWeightsOf(index, n, l.dtype));
         terms.Total.backward();
         metrics.Add("loss", terms.Total.ToDouble() * (options.LossType is LossType.Dapo or LossType.Cispo ? 1 : gradAccumSteps));
         metrics.Add("clip_fraction", terms.ClipFraction.ToDouble());

@@ -45,8 +45,25 @@ public sealed class PreparedBatch(GenerationBatch batch, long[] trainRows, Tenso
     public Tensor? Reference { get; } = reference;
     /// <summary>Completion tokens of the train rows (DAPO's normaliser).</summary>
     public double TrainTokens { get; } = trainTokens;
+    /// <summary>
+    /// [B,N] per-token weights of the policy-loss terms (the importance correction against a remote sampler's
+    /// log-probs, <see cref="ImportanceCorrection"/>), or null for none. Every objective multiplies its per-token
+    /// policy term by them; the trainer attaches them after Prepare.
+    /// </summary>
+    public Tensor? TokenWeights { get; private set; }
 
-    public void Dispose() { PerRow.Dispose(); Reference?.Dispose(); }
+    /// <summary>Attaches the per-token weights (the batch takes them over).</summary>
+    public void WeighTokens(Tensor? weights)
+    {
+        TokenWeights?.Dispose();
+        TokenWeights = weights;
+    }
+
+    /// <summary>The token weights of some rows, first <paramref name="columns"/> columns, in <paramref name="dtype"/>; null when none.</summary>
+    public Tensor? TokenWeightsOf(Tensor rows, long columns, ScalarType dtype) =>
+        TokenWeights?.index_select(0, rows)[.., ..(int)columns].to(dtype);
+
+    public void Dispose() { PerRow.Dispose(); Reference?.Dispose(); TokenWeights?.Dispose(); }
 }
 
 /// <summary>Per-step scalars: Set overwrites, Add accumulates a mean over micro-batches.</summary>

@@ -29,15 +29,18 @@ public static class PopoLoss
     /// <param name="weights">w [B], no gradient.</param>
     /// <param name="predicted">u = h(f_theta) [B+,D] of the rows <see cref="PositiveRows"/> selects, or null when alpha = 0.</param>
     /// <param name="target">z = f_xi + noise [B+,D] of the same rows, no gradient, or null when alpha = 0.</param>
+    /// <param name="tokenWeights">per-token weights c [B,N] of the NLL terms (the importance correction), or null; proofs/importance-correction.md.</param>
     public static PopoLossTerms Compute(Tensor logProbs, Tensor? entropy, Tensor mask, Tensor weights,
-                                        Tensor? predicted, Tensor? target, PopoOptions options, int gradAccumSteps)
+                                        Tensor? predicted, Tensor? target, PopoOptions options, int gradAccumSteps,
+                                        Tensor? tokenWeights = null)
     {
         using var scope = NewDisposeScope();
         var m = mask.to(logProbs.dtype);
         var w = weights.to(logProbs.dtype);
         var positiveRows = (w > 0).to(logProbs.dtype);                                   // [B]
         var nPlus = (m * positiveRows.unsqueeze(1)).sum().clamp_min(1.0);
-        var nll = -(w.unsqueeze(1) * logProbs * m).sum() / nPlus;
+        var weighted = tokenWeights is null ? logProbs : logProbs * tokenWeights;         // c_{i,t} l_{i,t}
+        var nll = -(w.unsqueeze(1) * weighted * m).sum() / nPlus;
 
         var sim = zeros_like(nll);
         if (options.UsesSimilarity)

@@ -55,8 +55,10 @@ public sealed class PopoObjective : IObjective
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var mask = batch.CompletionMask.to(ScalarType.Float64);
-        var scores = ((batch.OldLogProbs.to(ScalarType.Float64) * mask).sum(1) / mask.sum(1).clamp_min(1.0))
-            .cpu().data<double>().ToArray();                                            // s_i = mean_t l_{i,t}
+        // s_i = mean_t l_{i,t} under the generating policy: the sampler's log-probs, as the authors' code uses the
+        // generation-time ones (a server's own when remote; proofs/importance-correction.md).
+        var scores = ((batch.GenerationLogProbs.to(ScalarType.Float64) * mask).sum(1) / mask.sum(1).clamp_min(1.0))
+            .cpu().data<double>().ToArray();
         var w = PopoWeights.Compute(scores, batch.CompletionLengths, batch.Rewards, batch.GroupSize, options);
         var rows = Enumerable.Range(0, batch.Rows)
             .Where(i => !options.NegativesSkipped || w[i] > 0).Select(i => (long)i).ToArray();
@@ -83,7 +85,8 @@ public sealed class PopoObjective : IObjective
             u = predictor!.forward(TokenStatistics.PoolFeatures(outputs.Hidden.index_select(0, positive), outputs.Mask.index_select(0, positive), options.Pooling));
             z = TargetFeatures(batch, index.index_select(0, positive), metrics, l.index_select(0, positive)).to(u.dtype);
         }
-        using var terms = PopoLoss.Compute(l, entropy, outputs.Mask, w, u, z, options, gradAccumSteps);
+        using var terms = PopoLoss.Compute(l, entropy, outputs.Mask, w, u, z, options, gradAccumSteps,
+                                           prepared.TokenWeightsOf(index, l.shape[1], l.dtype));
         terms.Total.backward();
 
         metrics.Add("loss", terms.Total.ToDouble() * gradAccumSteps);

@@ -204,7 +204,7 @@ public static class Sampler
     }
 
     /// <summary>Left-padded prompt ids and their mask, [B,P] int64 each: block copies per row, widened to int64 in one tensor op.</summary>
-    private static (Tensor Ids, Tensor Mask) LeftPad(IReadOnlyList<int[]> prompts, int length, int pad, Device device)
+    internal static (Tensor Ids, Tensor Mask) LeftPad(IReadOnlyList<int[]> prompts, int length, int pad, Device device)
     {
         var ids = new int[prompts.Count * length];
         var mask = new long[prompts.Count * length];

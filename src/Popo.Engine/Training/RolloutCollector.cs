@@ -14,21 +14,36 @@ public sealed record RolloutTexts(Problem[] Problems, string[] Completions, Judg
 /// <summary>
 /// Rollout and verification (docs/design.md §1): G samples per prompt from the current policy, decoded and
 /// scored by the run's reward functions (<see cref="RewardSet"/>: by default the task's verifier), packed as a <see cref="GenerationBatch"/> (groups contiguous).
+/// The rollouts come from <paramref name="engine"/> (the built-in sampler over <paramref name="model"/> when null); when that
+/// engine is remote, the batch's OldLogProbs are recomputed by the <paramref name="trainer"/> policy (<see cref="TrainerLogProbs"/>)
+/// and the server's go to SamplerLogProbs.
 /// </summary>
-public sealed class RolloutCollector(Qwen2ForCausalLM model, PromptFormat format, ITask task, RewardSet rewards, SamplerOptions sampling)
+public sealed class RolloutCollector(Qwen2ForCausalLM model, PromptFormat format, ITask task, RewardSet rewards, SamplerOptions sampling,
+                                     IRolloutEngine? engine = null, IPolicy? trainer = null, int microBatch = 128)
 {
+    private readonly IRolloutEngine rollouts = engine ?? new BuiltinRollout(model);
+
     public (GenerationBatch Batch, RolloutTexts Texts) Collect(IReadOnlyList<Problem> problems, int groupSize, Generator generator)
     {
-        var prompts = new List<int[]>(problems.Count * groupSize);
+        var prompts = new List<int[]>(problems.Count);
         var perRow = new Problem[problems.Count * groupSize];
         for (int p = 0; p < problems.Count; p++)
         {
             var ids = format.Prompt(problems[p]);
             ContextCheck.Prompt(task, problems[p], ids.Length, sampling.MaxNewTokens, model.Config.MaxPositionEmbeddings, "max_position_embeddings");
-            for (int g = 0; g < groupSize; g++) { prompts.Add(ids); perRow[p * groupSize + g] = problems[p]; }
+            prompts.Add(ids);
+            for (int g = 0; g < groupSize; g++) perRow[p * groupSize + g] = problems[p];
         }
-        model.eval();
-        var sample = Sampler.Generate(model, prompts, sampling with { Generator = generator, StopTokenIds = format.StopTokens });
+        model.eval();   // as before the engines existed: the step runs in the mode sampling leaves, whoever samples
+        var sample = rollouts.Generate(prompts, groupSize, sampling with { Generator = generator, StopTokenIds = format.StopTokens });
+        if (rollouts.Remote)
+        {
+            var policy = trainer ?? throw new InvalidOperationException("a remote rollout engine needs the trainer's policy for the old log-probs");
+            Tensor old;
+            try { old = TrainerLogProbs.Of(policy, sample, sampling.Temperature, microBatch); }
+            catch { sample.Dispose(); throw; }
+            sample = sample.WithTrainerLogProbs(old);
+        }
         var completions = sample.Completions.Select(format.Decode).ToArray();
         var finished = sample.Completions.Select(format.Finished).ToArray();
         RewardScores scores;

@@ -37,7 +37,7 @@ public sealed class Trainer
     [
         "completion_len_mean", "completion_len_max", "grad_norm", "tokens_per_s", "step_time", "rollout_time", "update_time",
         "skipped_update", "non_finite", "eval_pass1", "eval_passk", "eval_greedy", .. Popo.MathVerify.RouteShares.Columns, "verifier_errors",
-        "reward_errors", "eval_reward_mean",
+        "reward_errors", "eval_reward_mean", "server_tokens_per_s", .. ImportanceCorrection.Columns,
     ];
 
     private static readonly string[] LoopColumns = [.. LoopColumnsBefore, .. LoopColumnsAfter];
@@ -65,7 +65,7 @@ public sealed class Trainer
     /// same configuration and seed (or a run and its resumed copy) write the same values, bit for bit.
     /// </summary>
     public static readonly IReadOnlySet<string> WallClockColumns = new HashSet<string>(StringComparer.Ordinal)
-        { "wall_time", "tokens_per_s", "step_time", "rollout_time", "update_time" };
+        { "wall_time", "tokens_per_s", "step_time", "rollout_time", "update_time", "server_tokens_per_s" };
 
     /// <summary>A run without held-out evaluation (eval_problems = 0) records its results as NaN.</summary>
     internal static readonly JsonSerializerOptions Json = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
@@ -206,7 +206,17 @@ public sealed class Trainer
 
         using var metricsLog = new MetricsLog(config.Out, progress.Step);
         using var samplesLog = new JsonlLog(Path.Combine(config.Out, "samples.jsonl"), progress.Step);
-        var collector = new RolloutCollector(model, format, task, rewards, sampling);
+        using var engine = RolloutEngine(model, device);
+        var collector = new RolloutCollector(model, format, task, rewards, sampling, engine, policy, config.MicroBatchSize);
+        var correction = engine.Remote && config.ImportanceCorrection
+            ? new ImportanceOptions(ImportanceOptions.ParseMode(config.ImportanceMode), config.ImportanceCap) : null;
+        using var syncClient = engine is ServerSampler ? new ServerWeightSync(ServerOptions(model)) : null;
+        var sync = engine is ServerSampler server
+            ? new ServerSync(syncClient!, server, string.IsNullOrEmpty(config.SyncFolder) ? Path.Combine(config.Out, "sync") : config.SyncFolder,
+                             config.SyncRoute == "sglang" ? SyncRoute.Sglang : SyncRoute.Vllm, model, adapters, tokenizer, tokenizerSource, state.BaseModel)
+            : null;
+        // The servers start from rollout_model: give them the weights this run starts from (warm-up, adapter, resume).
+        if (sync is not null && progress.Step < config.Steps) sync.Sync(progress.Step);
         long firstProblem = (long)config.SftSteps * config.SftBatchSize;   // RL prompts follow the warm-up's
         EvalResult final = warmup;
         observer.Phase("rl", config.Steps, progress.Step);
@@ -230,6 +240,7 @@ public sealed class Trainer
             else
             {
                 prepared = objective.Prepare(batch, metrics);
+                if (correction is not null) prepared.WeighTokens(ImportanceCorrection.Weights(batch, correction, metrics));
                 (updated, bad) = Update(objective, prepared, optimizer, parameters, lr, metrics);
             }
             using var preparedScope = prepared;
@@ -258,6 +269,7 @@ public sealed class Trainer
             metrics.Set("update_time", stepTime - rolloutTime);
             metrics.Set("step_time", stepTime);
             metrics.Set("tokens_per_s", batch.CompletionLengths.Sum() / Math.Max(stepTime, 1e-9));
+            if (engine is ServerSampler remote) metrics.Set("server_tokens_per_s", remote.LastTokensPerSecond);
 
             bool last = step == config.Steps;
             if (last || (config.EvalEvery > 0 && step % config.EvalEvery == 0))
@@ -282,6 +294,7 @@ public sealed class Trainer
                 TrainingCheckpoint.Save(config.Out, progress, state);
                 TrainingCheckpoint.Prune(config.Out, config.SaveTotalLimit);
             }
+            if (sync is not null && !last && step % config.SyncEvery == 0) sync.Sync(step);
         }
 
         // Not a result: no step updated the policy (each had non-finite logits, loss or gradient), fewer than max_bad_steps.
@@ -296,6 +309,24 @@ public sealed class Trainer
         Checkpoints.AtomicFile.WriteAllText(Path.Combine(config.Out, "summary.json"),
             JsonSerializer.Serialize(summary, new JsonSerializerOptions(Json) { WriteIndented = true }));
         return summary;
+    }
+
+    /// <summary>The built-in sampler, or with rollout_engine = server the OpenAI-compatible client over rollout_urls.</summary>
+    private IRolloutEngine RolloutEngine(Qwen2ForCausalLM model, Device device) =>
+        config.RolloutEngine == "server" ? new ServerSampler(ServerOptions(model), device, model.Dtype, observer.Log) : new BuiltinRollout(model);
+
+    private ServerRolloutOptions ServerOptions(Qwen2ForCausalLM model)
+    {
+        var options = new ServerRolloutOptions
+        {
+            Urls = config.RolloutUrls.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+            Model = config.RolloutModel, Api = config.RolloutApi == "sglang" ? Rollout.RolloutApi.SglangGenerate : Rollout.RolloutApi.Completions,
+            Timeout = TimeSpan.FromSeconds(config.RolloutTimeout), MaxInflight = config.RolloutMaxInflight,
+            Retries = config.RolloutRetries, VocabSize = model.Config.VocabSize,
+        };
+        try { options.Validate(); }
+        catch (ArgumentException e) { throw new ConfigException(e.Message); }
+        return options;
     }
 
     /// <summary>Whether the warm-up folder holds the starting model (a warm-up ran, or the built-in model, trained from scratch).</summary>

@@ -15,7 +15,11 @@ open Popo.Engine.Training
 
 /// Keys that change only where the run executes, how long it goes on, or what it writes and checks
 /// (ResumeChanges' documented contract); any key added to the schema later is refused until added here.
-let private mayChange = set [ "steps"; "threads"; "device"; "save_every"; "eval_every"; "save_total_limit"; "memory_check" ]
+let private mayChange =
+    set [ "steps"; "threads"; "device"; "save_every"; "eval_every"; "save_total_limit"; "memory_check"
+          // where the rollout servers are and how patiently they are asked (issue 31): a run resumed after a server
+          // failed may point at another one serving the same weights
+          "rollout_urls"; "rollout_model"; "rollout_timeout"; "rollout_max_inflight"; "rollout_retries"; "sync_route"; "sync_folder" ]
 
 let private saved () = TrainConfig(Out = Path.Combine(Path.GetTempPath(), "popo-resume-" + Guid.NewGuid().ToString("N")))
 
