@@ -217,7 +217,6 @@ let tests =
                                   Quiet(), funcs [ Short() ])
                 let rows = readRows (Path.Combine(out, "metrics.jsonl"))
                 Expect.isTrue (Double.IsFinite summary.Warmup.RewardMean && Double.IsFinite summary.Final.RewardMean) "evaluated by the functions"
-                printfn "held-out mean reward %.4f -> %.4f" summary.Warmup.RewardMean summary.Final.RewardMean
                 Expect.isGreaterThan summary.Final.RewardMean (summary.Warmup.RewardMean + 0.2) "the held-out mean reward rose"
                 Expect.equal rows.[rows.Length - 1].["eval_reward_mean"] (Nullable summary.Final.RewardMean) "the last row carries it"
             finally Directory.Delete(root, true)
