@@ -141,7 +141,7 @@ let private configCases =
             withTemp (fun root ->
                 let file = Path.Combine(root, "run.json")
                 File.WriteAllText(file, "{\"steps\": 3, \"steps\": 5}")
-                refusedIn root 2 [ "run.json"; "'steps'"; "2 times" ] [ "train"; "--config"; file ])
+                refusedIn root 2 [ "run.json:1"; "'steps'"; "defined twice" ] [ "train"; "--config"; file ])
     ]
 
 /// A tiny model folder with the real Qwen tokenizer (and its chat template) from `popo init`.
