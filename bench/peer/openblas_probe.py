@@ -1,0 +1,40 @@
+"""One OpenBLAS kernel candidate for the speed peer of `popo bench --only update`: is it correct, how fast is it.
+
+Run once per candidate core type (OPENBLAS_CORETYPE is read when OpenBLAS loads, so each candidate is its own
+process) with OPENBLAS_NUM_THREADS = the engine's threads. Correctness: a float32 product of two 512 x 512 normal
+matrices against the float64 product of the same float32 inputs, the largest error relative to the largest entry
+(float32's unit roundoff times a modest growth: a correct kernel gives about 1e-6, a wrong one O(1)). Speed: the best
+of 5 float32 products at --size. Prints one JSON line: {"rel_err": ..., "gflops": ..., "torch": ...}.
+"""
+import argparse
+import json
+import time
+
+import torch
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--threads", type=int, required=True)
+    p.add_argument("--size", type=int, default=1024)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(512, 512, generator=g)
+    y = torch.randn(512, 512, generator=g)
+    exact = x.double() @ y.double()
+    rel_err = ((x @ y).double() - exact).abs().max().item() / exact.abs().max().item()
+    n = a.size
+    u = torch.randn(n, n, generator=g)
+    v = torch.randn(n, n, generator=g)
+    u @ v  # warm-up
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        u @ v
+        best = min(best, time.perf_counter() - t0)
+    print(json.dumps({"rel_err": rel_err, "gflops": 2.0 * n ** 3 / best / 1e9, "torch": torch.__version__}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+/// The attention core's paths (issue 34): a forward without padding runs libtorch's fused causal attention with no mask
+/// (is_causal), one with padding the mask [B,1,T,L] broadcast over heads on repeated key heads, a cached one the G query
+/// heads folded onto each key head. Each gives the values and gradients of the others, in float64; padding rows stay
+/// finite and leave the real rows' results exactly theirs.
+module Popo.Tests.Engine.ModelAttention
+
+open Expecto
+open TorchSharp
+open Popo.Engine.Model
+open Popo.Tests
+open Popo.Tests.Engine.ModelFixtures
+open Popo.Tests.Engine.ObjectiveFixtures
+
+/// Grouped-query layout (4 query heads on 2 key heads, head size 4).
+let private config =
+    ModelConfig(VocabSize = 29, HiddenSize = 16, IntermediateSize = 24, NumHiddenLayers = 2,
+                NumAttentionHeads = 4, NumKeyValueHeads = 2, MaxPositionEmbeddings = 64, TieWordEmbeddings = true)
+
+let private t = 7L
+
+/// Row 0 (t tokens) alone, or with a second row of 3 real tokens left-padded to t: row 0's hidden states and the gradients of
+/// sum(w * hidden[row 0]) with respect to every parameter.
+let private rowZero (model: Qwen2ForCausalLM) (withPaddedRow: bool) =
+    use scope = torch.NewDisposeScope()
+    use g = new torch.Generator(11UL, torch.CPU)
+    let ids0 = torch.randint(29L, [| 1L; t |], generator = g)
+    let w = torch.randn([| 1L; t; 16L |], dtype = model.Dtype, generator = g)
+    for p in model.parameters () do p.grad <- null
+    let ids, mask =
+        if withPaddedRow then
+            let ids1 = torch.randint(29L, [| 1L; t |], generator = g).masked_fill(torch.arange(t).lt(t - 3L).unsqueeze(0), 0L)
+            let mask1 = torch.arange(t).ge(t - 3L).unsqueeze(0).``to``(torch.ScalarType.Int64)
+            torch.cat([| ids0; ids1 |], 0L), torch.cat([| torch.ones(1L, t, dtype = torch.ScalarType.Int64); mask1 |], 0L)
+        else ids0, torch.ones(1L, t, dtype = torch.ScalarType.Int64)
+    let positions = Qwen2ForCausalLM.DefaultPositions(mask, t)
+    let hidden = model.ForwardHidden(ids, mask, positions)
+    Expect.isTrue (values hidden |> Array.forall System.Double.IsFinite) "every position finite (padding queries included)"
+    let h0 = hidden.narrow(0L, 0L, 1L)
+    (w * h0).sum().backward()
+    values h0, model.parameters () |> Seq.collect gradValues |> Seq.toArray
+
+[<Tests>]
+let tests =
+    testList "engine/model/attention" [
+        testCase "no padding (fused causal, no mask) equals the masked path of a batch with a left-padded row: values and gradients, float64" <| fun () ->
+            use model = randomModel config 3 torch.ScalarType.Float64
+            for paddingFree in [ true; false ] do
+                for checkpointing in [ false; true ] do
+                    model.PaddingFree <- paddingFree
+                    model.GradientCheckpointing <- checkpointing
+                    let h, g = rowZero model false
+                    let hm, gm = rowZero model true
+                    let case = $"padding-free {paddingFree}, checkpointing {checkpointing}"
+                    Expect.isTrue (allClose Accuracy.veryHigh h hm) $"{case}: hidden states"
+                    Expect.isTrue (allClose Accuracy.veryHigh g gm) $"{case}: gradients"
+                    Expect.isTrue (g |> Array.exists (fun x -> x <> 0.0)) "some gradient"
+
+        testCase "the fused causal path equals the cached (folded) path, float64 and float32" <| fun () ->
+            for dtype, tol in [ torch.ScalarType.Float64, Accuracy.veryHigh; torch.ScalarType.Float32, Accuracy.engine32 ] do
+                use model = randomModel config 4 dtype
+                use scope = torch.NewDisposeScope()
+                use noGrad = torch.no_grad ()
+                use g = new torch.Generator(5UL, torch.CPU)
+                let ids = torch.randint(29L, [| 3L; t |], generator = g)
+                let mask = torch.ones(3L, t, dtype = torch.ScalarType.Int64)
+                let positions = Qwen2ForCausalLM.DefaultPositions(mask, t)
+                let plain = model.ForwardHidden(ids, mask, positions)
+                use cache = model.NewCache(3L, int t)
+                let cached = model.ForwardHidden(ids, mask, positions, cache)
+                Expect.isTrue (allClose tol (values plain) (values cached)) $"{dtype}: hidden states"
+
+        testCase "bf16 compute: the fused causal path is within bf16 rounding of the masked path" <| fun () ->
+            use model = randomModel config 6 torch.ScalarType.Float32
+            model.Precision.Dtype <- System.Nullable torch.ScalarType.BFloat16
+            let h, _ = rowZero model false
+            let hm, _ = rowZero model true
+            Expect.isTrue (Array.forall2 (fun (a: float) b -> abs (a - b) <= 0.05 * max 1.0 (abs a)) h hm) "hidden states"
+    ]
