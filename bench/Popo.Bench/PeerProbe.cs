@@ -48,8 +48,9 @@ public static class PeerProbe
     }
 
     /// <summary>One OpenBLAS kernel candidate: its OPENBLAS_CORETYPE (null = OpenBLAS's own choice from CPUID), the core OpenBLAS
-    /// reports it loaded, the float32 product's largest error relative to float64, and its float32 GFLOP/s (NaN when it failed).</summary>
-    public sealed record Candidate(string? CoreType, string Loaded, double RelErr, double Gflops)
+    /// reports it loaded, the float32 product's largest error relative to float64, and its float32 GFLOP per wall second and
+    /// per process CPU-second (NaN when it failed).</summary>
+    public sealed record Candidate(string? CoreType, string Loaded, double RelErr, double Gflops, double GflopsCpu)
     {
         /// <summary>float32's unit roundoff 6e-8 with room for the growth of a 512-term sum: a wrong kernel errs by O(1).</summary>
         public const double Tolerance = 1e-5;
@@ -63,7 +64,8 @@ public static class PeerProbe
     /// The OPENBLAS_CORETYPE the peer runs with (null = OpenBLAS's own choice), and every candidate tried; probed once.
     /// Candidates: OpenBLAS's choice, the environment's OPENBLAS_CORETYPE, and Haswell, SkylakeX and Cooperlake where the
     /// CPU flags support them; each is checked against float64 and timed (bench/peer/openblas_probe.py), always with
-    /// OPENBLAS_L2_SIZE unset; the fastest correct one wins.
+    /// OPENBLAS_L2_SIZE unset; the fastest correct one per process CPU-second wins (the wall clock of a shared machine
+    /// ranks them by what else ran at the time).
     /// </summary>
     public static (string? Chosen, IReadOnlyList<Candidate> Candidates) OpenBlasCore(int threads) => openBlasCore ??= ProbeOpenBlasCore(threads);
 
@@ -80,11 +82,11 @@ public static class PeerProbe
             var (code, output, errors) = Exec([Script("openblas_probe.py")!, "--threads", threads.ToString(CultureInfo.InvariantCulture)], threads, type, ("OPENBLAS_VERBOSE", "2"));
             // OpenBLAS says "Core: X" on stderr at load.
             var loaded = errors.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith("Core: ", StringComparison.Ordinal))?[6..] ?? "unknown";
-            if (code != 0) { candidates.Add(new(type, loaded, double.NaN, double.NaN)); continue; }
+            if (code != 0) { candidates.Add(new(type, loaded, double.NaN, double.NaN, double.NaN)); continue; }
             var json = JsonNode.Parse(output.Trim().Split('\n').Last())!;
-            candidates.Add(new(type, loaded, json["rel_err"]!.GetValue<double>(), json["gflops"]!.GetValue<double>()));
+            candidates.Add(new(type, loaded, json["rel_err"]!.GetValue<double>(), json["gflops"]!.GetValue<double>(), json["gflops_cpu"]!.GetValue<double>()));
         }
-        var best = candidates.Where(c => c.Correct).OrderByDescending(c => c.Gflops).FirstOrDefault();
+        var best = candidates.Where(c => c.Correct).OrderByDescending(c => c.GflopsCpu).FirstOrDefault();
         return (best?.CoreType, candidates);
     }
 

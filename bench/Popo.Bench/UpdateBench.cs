@@ -52,7 +52,7 @@ public static class UpdateBench
             var (chosen, candidates) = PeerProbe.OpenBlasCore(threads);
             s.Facts["peer_openblas_core"] = chosen ?? "OpenBLAS's own choice (OPENBLAS_CORETYPE unset)";
             s.Facts["peer_openblas_candidates"] = string.Join("; ", candidates.Select(k =>
-                FormattableString.Invariant($"{k.Name} -> {k.Loaded}: rel err {k.RelErr:G2}, {k.Gflops:F0} GFLOP/s{(k.Correct ? "" : " (wrong)")}")));
+                FormattableString.Invariant($"{k.Name} -> {k.Loaded}: rel err {k.RelErr:G2}, {k.Gflops:F0} GFLOP/s wall, {k.GflopsCpu:F0} per CPU-s{(k.Correct ? "" : " (wrong)")}")));
             if (!candidates.Any(k => k.Correct)) s.Notes.Add($"no OpenBLAS candidate passed the float64 check (tolerance {PeerProbe.Candidate.Tolerance:G1}); the peer runs with OpenBLAS's own choice");
         }
         foreach (var c in cases.Where(c => Wanted(c, false) || Wanted(c, true)))

@@ -18,39 +18,45 @@ let private config =
 
 let private t = 7L
 
-/// Row 0 (t tokens) alone, or with a second row of 3 real tokens left-padded to t: row 0's hidden states and the gradients of
-/// sum(w * hidden[row 0]) with respect to every parameter.
-let private rowZero (model: Qwen2ForCausalLM) (withPaddedRow: bool) =
+/// Row 0 (t tokens) and row 1 (3 tokens), each alone (no padding: the fused causal path without a mask), or together with
+/// row 1 left-padded to t (the masked path): the chosen row's hidden states at its real positions and the gradients of
+/// sum(w * those hidden states) with respect to every parameter.
+let private rowOf (model: Qwen2ForCausalLM) (row: int) (together: bool) =
     use scope = torch.NewDisposeScope()
     use g = new torch.Generator(11UL, torch.CPU)
     let ids0 = torch.randint(29L, [| 1L; t |], generator = g)
-    let w = torch.randn([| 1L; t; 16L |], dtype = model.Dtype, generator = g)
+    let ids1 = torch.randint(29L, [| 1L; 3L |], generator = g)
+    let length = if row = 0 then t else 3L
+    let w = torch.randn([| 1L; length; 16L |], dtype = model.Dtype, generator = g)
     for p in model.parameters () do p.grad <- null
     let ids, mask =
-        if withPaddedRow then
-            let ids1 = torch.randint(29L, [| 1L; t |], generator = g).masked_fill(torch.arange(t).lt(t - 3L).unsqueeze(0), 0L)
-            let mask1 = torch.arange(t).ge(t - 3L).unsqueeze(0).``to``(torch.ScalarType.Int64)
-            torch.cat([| ids0; ids1 |], 0L), torch.cat([| torch.ones(1L, t, dtype = torch.ScalarType.Int64); mask1 |], 0L)
-        else ids0, torch.ones(1L, t, dtype = torch.ScalarType.Int64)
-    let positions = Qwen2ForCausalLM.DefaultPositions(mask, t)
+        if together then
+            let padded = torch.cat([| torch.zeros(1L, t - 3L, dtype = torch.ScalarType.Int64); ids1 |], 1L)
+            let mask1 = torch.tensor([| for i in 0L .. t - 1L -> if i >= t - 3L then 1L else 0L |]).view(1L, t)
+            torch.cat([| ids0; padded |], 0L), torch.cat([| torch.ones(1L, t, dtype = torch.ScalarType.Int64); mask1 |], 0L)
+        else
+            let alone = if row = 0 then ids0 else ids1
+            alone, torch.ones(1L, alone.shape.[1], dtype = torch.ScalarType.Int64)
+    let positions = Qwen2ForCausalLM.DefaultPositions(mask, mask.shape.[1])
     let hidden = model.ForwardHidden(ids, mask, positions)
     Expect.isTrue (values hidden |> Array.forall System.Double.IsFinite) "every position finite (padding queries included)"
-    let h0 = hidden.narrow(0L, 0L, 1L)
-    (w * h0).sum().backward()
-    values h0, model.parameters () |> Seq.collect gradValues |> Seq.toArray
+    let real = if together then hidden.narrow(0L, int64 row, 1L).narrow(1L, t - length, length) else hidden
+    (w * real).sum().backward()
+    values real, model.parameters () |> Seq.collect gradValues |> Seq.toArray
 
 [<Tests>]
 let tests =
     testList "engine/model/attention" [
-        testCase "no padding (fused causal, no mask) equals the masked path of a batch with a left-padded row: values and gradients, float64" <| fun () ->
+        testCase "each row alone (fused causal, no mask) equals the same row in a batch with left padding (masked): values and gradients, float64" <| fun () ->
             use model = randomModel config 3 torch.ScalarType.Float64
             for paddingFree in [ true; false ] do
                 for checkpointing in [ false; true ] do
+                  for row in [ 0; 1 ] do
                     model.PaddingFree <- paddingFree
                     model.GradientCheckpointing <- checkpointing
-                    let h, g = rowZero model false
-                    let hm, gm = rowZero model true
-                    let case = $"padding-free {paddingFree}, checkpointing {checkpointing}"
+                    let h, g = rowOf model row false
+                    let hm, gm = rowOf model row true
+                    let case = $"row {row}, padding-free {paddingFree}, checkpointing {checkpointing}"
                     Expect.isTrue (allClose Accuracy.veryHigh h hm) $"{case}: hidden states"
                     Expect.isTrue (allClose Accuracy.veryHigh g gm) $"{case}: gradients"
                     Expect.isTrue (g |> Array.exists (fun x -> x <> 0.0)) "some gradient"
@@ -72,7 +78,7 @@ let tests =
         testCase "bf16 compute: the fused causal path is within bf16 rounding of the masked path" <| fun () ->
             use model = randomModel config 6 torch.ScalarType.Float32
             model.Precision.Dtype <- System.Nullable torch.ScalarType.BFloat16
-            let h, _ = rowZero model false
-            let hm, _ = rowZero model true
+            let h, _ = rowOf model 1 false
+            let hm, _ = rowOf model 1 true
             Expect.isTrue (Array.forall2 (fun (a: float) b -> abs (a - b) <= 0.05 * max 1.0 (abs a)) h hm) "hidden states"
     ]
