@@ -22,7 +22,7 @@ public sealed class Qwen2DecoderLayer : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? allowed, KvCache? cache, int layer, Packing? packing = null)
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor allowed, KvCache? cache, int layer, Packing? packing = null)
     {
         using var scope = torch.NewDisposeScope();
         var h = x + self_attn.Forward(input_layernorm.forward(x), cos, sin, allowed, cache, layer, packing);

@@ -13,6 +13,7 @@ public sealed class Qwen2Model : nn.Module
     private readonly RmsNorm norm;
 #pragma warning restore IDE1006
     private readonly RotaryEmbedding rotary;
+    private readonly int groups;
     private readonly ComputePrecision? precision;
     private readonly AdapterSlot? lora;
 
@@ -25,6 +26,7 @@ public sealed class Qwen2Model : nn.Module
             .Select(_ => new Qwen2DecoderLayer(config, device, dtype, precision, lora)).ToArray());
         norm = new RmsNorm(config.HiddenSize, config.RmsNormEps, device, dtype, precision);
         rotary = new RotaryEmbedding(config.HeadDim, config.RopeTheta, device, dtype);
+        groups = config.NumAttentionHeads / config.NumKeyValueHeads;
         RegisterComponents();
     }
 
@@ -45,7 +47,7 @@ public sealed class Qwen2Model : nn.Module
         using var scope = torch.NewDisposeScope();
         long b = ids.shape[0], t = ids.shape[1];
         var past = cache?.Length ?? 0;
-        var allowed = AttentionMask(keyMask, past, t, cache is not null);
+        var allowed = AttentionMask(keyMask, past, t);
         var (cos, sin) = rotary.Tables(positionIds);
         // With a cache the keys of earlier steps are padded [B,L]: the padded layout stays.
         var packing = PaddingFree && cache is null ? Packing.Of(keyMask) : null;
@@ -69,18 +71,16 @@ public sealed class Qwen2Model : nn.Module
     }
 
     /// <summary>
-    /// allowed[b, 0, i, j] = (j &lt;= past + i and keyMask[b, j]) or j == past + i: causal, padding keys hidden. A query always
-    /// sees itself, so padding queries never get an all-masked row (which would give NaN that 0 * NaN would then carry into
-    /// real positions). Shape [B,1,T,L], broadcast over heads; null when it is plain causal attention (no cache, no padding),
-    /// which the attention then runs without a mask.
+    /// allowed[b, g*T + i, j] = (j &lt;= past + i and keyMask[b, j]) or j == past + i: causal, padding keys hidden.
+    /// A query always sees itself, so padding queries never get an all-masked row (which would give NaN
+    /// that 0 * NaN would then carry into real positions). Shape [B,1,G*T,L].
     /// </summary>
-    private static Tensor? AttentionMask(Tensor keyMask, int past, long t, bool cached)
+    private Tensor AttentionMask(Tensor keyMask, int past, long t)
     {
         var b = keyMask.shape[0];
         var l = keyMask.shape[1];
         if (l != past + t)
             throw new ArgumentException($"attention mask covers {l} positions but the cache holds {past} and the input {t}");
-        if (!cached && keyMask.NumberOfElements > 0 && keyMask.min().item<long>() == 1) return null;
         var device = keyMask.device;
         var query = torch.arange(past, past + t, dtype: ScalarType.Int64, device: device).unsqueeze(1); // [T,1]
         var key = torch.arange(0, l, dtype: ScalarType.Int64, device: device).unsqueeze(0);            // [1,L]
@@ -88,7 +88,7 @@ public sealed class Qwen2Model : nn.Module
         var self = key.eq(query);                                                                       // [T,L]
         var valid = keyMask.to(ScalarType.Bool).unsqueeze(1);                                          // [B,1,L]
         var allowed = causal.unsqueeze(0).logical_and(valid).logical_or(self.unsqueeze(0));            // [B,T,L]
-        return allowed.unsqueeze(1);                                                                    // [B,1,T,L]
+        return allowed.unsqueeze(1).expand(b, groups, t, l).reshape(b, 1, groups * t, l);               // [B,1,G*T,L]
     }
 
     protected override void Dispose(bool disposing)

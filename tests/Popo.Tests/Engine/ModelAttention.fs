@@ -1,7 +1,7 @@
-/// The attention core's paths (issue 34): a forward without padding runs libtorch's fused causal attention with no mask
-/// (is_causal), one with padding the mask [B,1,T,L] broadcast over heads on repeated key heads, a cached one the G query
-/// heads folded onto each key head. Each gives the values and gradients of the others, in float64; padding rows stay
-/// finite and leave the real rows' results exactly theirs.
+/// The attention core's two paths (issue 34): a forward without a cache over at most Qwen2Attention.ExplicitMaxPairs
+/// (query, key) pairs runs explicit matmuls and a masked softmax, longer and cached ones libtorch's fused attention. Each
+/// gives the other's values and gradients (float64), with left padding, packing and checkpointing; padding rows stay
+/// finite and leave each real row's results its own.
 module Popo.Tests.Engine.ModelAttention
 
 open Expecto
@@ -18,8 +18,7 @@ let private config =
 
 let private t = 7L
 
-/// Row 0 (t tokens) and row 1 (3 tokens), each alone (no padding: the fused causal path without a mask), or together with
-/// row 1 left-padded to t (the masked path): the chosen row's hidden states at its real positions and the gradients of
+/// Row 0 (t tokens) and row 1 (3 tokens), each alone, or together with row 1 left-padded to t: the chosen row's hidden states at its real positions and the gradients of
 /// sum(w * those hidden states) with respect to every parameter.
 let private rowOf (model: Qwen2ForCausalLM) (row: int) (together: bool) =
     use scope = torch.NewDisposeScope()
@@ -44,10 +43,43 @@ let private rowOf (model: Qwen2ForCausalLM) (row: int) (together: bool) =
     (w * real).sum().backward()
     values real, model.parameters () |> Seq.collect gradValues |> Seq.toArray
 
+/// The left-padded batch of rowOf's rows through both attention paths: hidden states and gradients.
+let private bothPaths (model: Qwen2ForCausalLM) =
+    let saved = Qwen2Attention.ExplicitMaxPairs
+    try
+        let explicitRow = [ for row in 0 .. 1 -> rowOf model row true ]
+        Qwen2Attention.ExplicitMaxPairs <- 0L
+        let fused = [ for row in 0 .. 1 -> rowOf model row true ]
+        explicitRow, fused
+    finally Qwen2Attention.ExplicitMaxPairs <- saved
+
 [<Tests>]
 let tests =
-    testList "engine/model/attention" [
-        testCase "each row alone (fused causal, no mask) equals the same row in a batch with left padding (masked): values and gradients, float64" <| fun () ->
+    testSequenced <| testList "engine/model/attention" [
+        testCase "the explicit path equals libtorch's fused attention: values and gradients, float64, left padding, with and without packing and checkpointing" <| fun () ->
+            use model = randomModel config 3 torch.ScalarType.Float64
+            for paddingFree in [ true; false ] do
+                for checkpointing in [ false; true ] do
+                    model.PaddingFree <- paddingFree
+                    model.GradientCheckpointing <- checkpointing
+                    let explicitRows, fused = bothPaths model
+                    for row, ((h, g), (hf, gf)) in List.indexed (List.zip explicitRows fused) do
+                        let case = $"row {row}, padding-free {paddingFree}, checkpointing {checkpointing}"
+                        Expect.isTrue (allClose Accuracy.veryHigh h hf) $"{case}: hidden states"
+                        Expect.isTrue (allClose Accuracy.veryHigh g gf) $"{case}: gradients"
+                        Expect.isTrue (g |> Array.exists (fun x -> x <> 0.0)) "some gradient"
+
+        testCase "float32 and bf16 compute: the explicit path within rounding of the fused one" <| fun () ->
+            for bf16, tol in [ false, 1e-5; true, 0.05 ] do
+                use model = randomModel config 6 torch.ScalarType.Float32
+                if bf16 then model.Precision.Dtype <- System.Nullable torch.ScalarType.BFloat16
+                let explicitRows, fused = bothPaths model
+                for (h, g), (hf, gf) in List.zip explicitRows fused do
+                    Expect.isTrue (Array.forall2 (fun (a: float) b -> abs (a - b) <= tol * max 1.0 (abs a)) h hf) $"bf16 {bf16}: hidden states"
+                    let scale = gf |> Array.map abs |> Array.max
+                    Expect.isTrue (Array.forall2 (fun (a: float) b -> abs (a - b) <= tol * max 1.0 scale) g gf) $"bf16 {bf16}: gradients"
+
+        testCase "each row alone equals the same row in a batch with left padding: values and gradients, float64" <| fun () ->
             use model = randomModel config 3 torch.ScalarType.Float64
             for paddingFree in [ true; false ] do
                 for checkpointing in [ false; true ] do
@@ -61,7 +93,7 @@ let tests =
                     Expect.isTrue (allClose Accuracy.veryHigh g gm) $"{case}: gradients"
                     Expect.isTrue (g |> Array.exists (fun x -> x <> 0.0)) "some gradient"
 
-        testCase "the fused causal path equals the cached (folded) path, float64 and float32" <| fun () ->
+        testCase "a forward without a cache (explicit) equals the cached forward (fused), float64 and float32" <| fun () ->
             for dtype, tol in [ torch.ScalarType.Float64, Accuracy.veryHigh; torch.ScalarType.Float32, Accuracy.engine32 ] do
                 use model = randomModel config 4 dtype
                 use scope = torch.NewDisposeScope()
@@ -75,10 +107,4 @@ let tests =
                 let cached = model.ForwardHidden(ids, mask, positions, cache)
                 Expect.isTrue (allClose tol (values plain) (values cached)) $"{dtype}: hidden states"
 
-        testCase "bf16 compute: the fused causal path is within bf16 rounding of the masked path" <| fun () ->
-            use model = randomModel config 6 torch.ScalarType.Float32
-            model.Precision.Dtype <- System.Nullable torch.ScalarType.BFloat16
-            let h, _ = rowOf model 1 false
-            let hm, _ = rowOf model 1 true
-            Expect.isTrue (Array.forall2 (fun (a: float) b -> abs (a - b) <= 0.05 * max 1.0 (abs a)) h hm) "hidden states"
     ]

@@ -15,24 +15,22 @@ internal sealed class CheckpointedLayer : SingleTensorFunction<CheckpointedLayer
     public override string Name => nameof(CheckpointedLayer);
 
     /// <summary>Runs <paramref name="layer"/> on x; only x (and the shared cos/sin/mask tables and packing) stay saved for backward.</summary>
-    public static Tensor Run(Qwen2DecoderLayer layer, int index, Tensor x, Tensor cos, Tensor sin, Tensor? allowed, AdapterSlot? lora, Packing? packing) =>
-        apply(x, cos, sin, allowed!, layer, index, lora!, packing!);
+    public static Tensor Run(Qwen2DecoderLayer layer, int index, Tensor x, Tensor cos, Tensor sin, Tensor allowed, AdapterSlot? lora, Packing? packing) =>
+        apply(x, cos, sin, allowed, layer, index, lora!, packing!);
 
     public override Tensor forward(AutogradContext ctx, params object[] vars)
     {
         var x = (Tensor)vars[0];
-        Tensor cos = (Tensor)vars[1], sin = (Tensor)vars[2];
-        var allowed = vars[3] as Tensor;   // null: plain causal attention
+        Tensor cos = (Tensor)vars[1], sin = (Tensor)vars[2], allowed = (Tensor)vars[3];
         var layer = (Qwen2DecoderLayer)vars[4];
         var index = (int)vars[5];
         var lora = vars[6] as AdapterSlot;
         var packing = vars[7] as Packing;
         var dropout = lora?.CaptureDropout();
-        // Saved: x, cos, sin, then the packing's index, the dropout state and the mask where there are.
-        List<Tensor> saved = [x, cos, sin];
+        // Saved: x, cos, sin, allowed, then the packing's index and the dropout state where there are.
+        List<Tensor> saved = [x, cos, sin, allowed];
         if (packing is not null) saved.Add(packing.Index);
         if (dropout is var (_, state)) saved.Add(state);
-        if (allowed is not null) saved.Add(allowed);
         ctx.save_for_backward(saved);
         ctx.save_data("layer", layer);
         ctx.save_data("index", index);
@@ -52,14 +50,12 @@ internal sealed class CheckpointedLayer : SingleTensorFunction<CheckpointedLayer
         {
             var saved = ctx.get_saved_variables();
             var x = saved[0].detach().requires_grad_(true);
-            var packing = (ctx.get_data("packing") as Packing)?.With(saved[3]);
-            var state = packing is null ? 3 : 4;
-            var dropout = ctx.get_data("dropout") as IAdapterSet;
-            var allowed = saved.Count > state + (dropout is null ? 0 : 1) ? saved[^1] : null;
-            using (dropout is not null ? ((AdapterSlot)ctx.get_data("lora")).ReplayDropout(dropout, saved[state]) : null)
+            var packing = (ctx.get_data("packing") as Packing)?.With(saved[4]);
+            var state = packing is null ? 4 : 5;
+            using (ctx.get_data("dropout") is IAdapterSet adapters ? ((AdapterSlot)ctx.get_data("lora")).ReplayDropout(adapters, saved[state]) : null)
             using (enable_grad())
             {
-                var y = layer.Forward(x, saved[1], saved[2], allowed, null, index, packing);
+                var y = layer.Forward(x, saved[1], saved[2], saved[3], null, index, packing);
                 y.backward([grad]);
             }
             inputGrad = HandedGradients.Hand(x.grad!.detach());
