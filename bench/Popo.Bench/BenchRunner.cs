@@ -35,7 +35,7 @@ public static class BenchRunner
         report.Add(Peak.Section(peak));
         if (Wants("update"))
         {
-            report.Add(UpdateBench.Run(quick ? UpdateBench.Quick : UpdateBench.Full, rows, peak, quick ? 1 : 2));
+            report.Add(UpdateBench.Run(quick ? UpdateBench.Quick : UpdateBench.Full, rows, peak, quick ? 1 : 2, withPeer: !quick));
         }
         if (Wants("decode")) report.Add(DecodeBench.Run(quick ? DecodeBench.Quick : DecodeBench.Full, peak));
         if (Wants("popo")) report.Add(PopoSavingBench.Run(quick ? PopoSavingBench.Quick : PopoSavingBench.Full));
@@ -47,7 +47,7 @@ public static class BenchRunner
         if (only is not null && only.Contains("verify"))     // the verifier has its own figures: only on request
             report.Add(VerifierBench.Run(quick));
         if (only is not null && only.Contains("scale"))   // real vocabulary, GBs of memory: only on request
-            report.Add(ScaleBench.Run(quick ? ScaleBench.Quick(layers) : ScaleBench.Full(layers ?? 24), rows));
+            report.Add(ScaleBench.Run(quick ? ScaleBench.Quick(layers) : ScaleBench.Full(layers ?? 24), rows, peak));
         var end = Peak.Measure(matmulN, copyMiB);
         report.Meta("matmul_gflops_end", end.GflopsWall);
         report.Meta("copy_gb_s_end", end.CopyBytesPerSecond / 1e9);

@@ -51,7 +51,8 @@ public static class ScaleBench
     ];
 
     /// <param name="filter">substrings a row label (e.g. "popo bf16 chunked head + checkpointing") must contain one of; null = every row.</param>
-    public static BenchSection Run(Setup setup, IReadOnlyCollection<string>? filter)
+    /// <param name="peak">this run's float32 matmul rate and copy rate (the bf16 rate is measured here).</param>
+    public static BenchSection Run(Setup setup, IReadOnlyCollection<string>? filter, PeakResult peak)
     {
         int rows = setup.Prompts * setup.GroupSize;
         var s = new BenchSection("scale", $"Scale: {setup.Name}, G = {setup.GroupSize}, {setup.Prompts} prompts x {setup.PromptLength} tokens, completions log-normal (median {setup.Cap / 4}) capped at {setup.Cap}, micro-batch {setup.MicroBatch}");
@@ -60,11 +61,21 @@ public static class ScaleBench
         s.Facts["completion_lengths"] = string.Join(" ", lengths);
         s.Facts["completion_tokens"] = lengths.Sum();
         s.Facts["rows_x_longest"] = rows * lengths.Max();
+        s.Facts["real_tokens"] = lengths.Sum(n => setup.PromptLength + n);
+        s.Facts["threads"] = torch.get_num_threads();
+        // The bf16 peak at the threads used, the size a second affords (a CPU without native bf16 takes a minute at 2048).
+        var bf16Size = MatmulRate.AffordableSize(ScalarType.BFloat16, peak.MatmulSize, 1.0);
+        var limits = new Limits(MatmulRate.Gflops(bf16Size, ScalarType.BFloat16, rounds: 10), peak.GflopsWall, peak.CopyBytesPerSecond, Bf16GflopsPerCpuSecond(bf16Size));
+        s.Facts["matmul_gflops_bf16"] = limits.Bf16Gflops;
+        s.Facts["matmul_gflops_bf16_per_cpu_s"] = limits.Bf16GflopsCpu;
+        s.Facts["matmul_gflops_float32"] = limits.Float32Gflops;
+        s.Facts["copy_gb_s"] = limits.CopyBytesPerSecond / 1e9;
+        var positive = Enumerable.Range(0, rows).Select(i => i % 4 == 0).ToArray();   // SyntheticBatch's rewards
 
         NativeHeap.ConfigureFor(MemoryEstimate.ParameterCount(setup.Config));   // as the trainer does for this model
         ResidentMemory.ResetPeak();
         var baseline = ResidentMemory.CurrentMiB();
-        LoraRows(s, setup, lengths, Wants);
+        LoraRows(s, setup, lengths, Wants, limits, positive);
         torch.manual_seed(0);
         using var model = new Qwen2ForCausalLM(setup.Config, torch.CPU, ScalarType.Float32);
         model.InitializeWeights(0);
@@ -90,7 +101,15 @@ public static class ScaleBench
                 var sampling = new SamplerOptions { MaxNewTokens = lengths.Max(), MaxNewTokensPerRow = lengths, Seed = 1, SharePromptPrefill = on, CompactFinishedRows = on };
                 var time = BenchClock.Time(() => { using var scope = NewDisposeScope(); Sampler.Generate(model, prompts, sampling).Dispose(); });
                 model.Precision.Invalidate();
-                s.Rows.Add(Row(label, "rollout", precision, features, time.Wall, ResidentMemory.PeakMiB(), double.NaN, lengths.Sum()));
+                var row = Row(label, "rollout", precision, features, time.Wall, ResidentMemory.PeakMiB(), double.NaN, lengths.Sum());
+                var flops = ScaleFlops.Rollout(setup.Config, setup.PromptLength, lengths);
+                var bound = ScaleFlops.RolloutBoundSeconds(setup.Config, setup.PromptLength, lengths, setup.GroupSize, bf16 ? 2 : 4, limits.CopyBytesPerSecond,
+                                                           1e9 * (bf16 ? limits.Bf16Gflops : limits.Float32Gflops));
+                row["gflop"] = flops / 1e9;
+                row["gflops"] = flops / 1e9 / time.Wall;
+                row["bound_s"] = bound;
+                row["pct_of_bound"] = 100 * bound / time.Wall;
+                s.Rows.Add(row);
             }
             foreach (var algo in new[] { "popo", "grpo" })
                 foreach (var f in FeatureSets)
@@ -109,11 +128,14 @@ public static class ScaleBench
                                : new GrpoObjective("grpo", policy, policy.FrozenClone, new GrpoOptions { MaxCompletionLength = setup.Cap }, 1.0))
                         (time, extra) = TimedUpdate(objective, model.parameters(), 1e-6, batch, setup.MicroBatch);
                     model.eval();
-                    var peak = ResidentMemory.PeakMiB();
+                    var peakMiB = ResidentMemory.PeakMiB();
                     // States by construction: float32 masters, float32 grads, AdamW's two float32 moments (policy + predictor),
                     // the bf16 compute copy, POPO's float32 EMA target (GRPO at beta = 0 has no reference).
                     double states = 16.0 * (parameters + extra) + (bf16 ? 2.0 * parameters : 0) + (algo == "popo" ? 4.0 * parameters : 0);
-                    s.Rows.Add(Row(label, algo, precision, f.Name, time.Wall, peak, states / (1 << 20), lengths.Sum()));
+                    var row = Row(label, algo, precision, f.Name, time.Wall, peakMiB, states / (1 << 20), lengths.Sum());
+                    AddRate(row, ScaleFlops.Update(setup.Config, setup.PromptLength, lengths, algo == "popo" ? positive : null, 0, f.Checkpointing, f.LogitChunkSize != 0),
+                            time, bf16 ? limits.Bf16Gflops : limits.Float32Gflops, bf16 ? limits.Bf16GflopsCpu : peak.GflopsCpu);
+                    s.Rows.Add(row);
                 }
         }
         model.LogitChunkSize = -1;
@@ -127,15 +149,43 @@ public static class ScaleBench
         s.Notes.Add("seconds: one pass (no repeats: a full-depth update takes minutes); peak_rss_mib: VmHWM of the whole process after a reset (malloc_trim) before the row, so it includes the weights and the runtime.");
         s.Notes.Add($"{LoraLabel} rows: LoRA r = {LoraRank} (alpha {2 * LoraRank}) on all seven linears of every layer, the base stored in bf16 and frozen; states = bf16 base + adapter masters, gradients, AdamW moments and EMA + predictor; target = 1.2 x bf16 base + 1536 MiB (issue 15: no second base for the target); speedup_vs_full = seconds of the full fine-tuning row with the same features (float32 masters, bf16 compute) / the LoRA row's (issue 15: at least 1.5).");
         s.Notes.Add("states_mib: bytes a step needs by construction (masters 4 + grads 4 + AdamW 8 bytes per trained parameter, + 2 for the bf16 compute copy, + 4 for POPO's EMA target); target = 1.15 x states + 1024 MiB (issue 18; met is judged for bf16 rows with features on).");
+        s.Notes.Add("gflop: the update's work by the bench's count (ScaleFlops.Update): 2 FLOPs per weight per token per matmul pass over the layers (forward, input gradient, weight gradient where trained, recomputation under checkpointing, POPO's EMA target over the positive rows), the tied head over completion positions only (forward, input gradient, weight gradient where trained, the chunked head's recomputation, the target's head over the positives), attention's QK^T and AV at 4 x hidden per attended pair per layer and pass (backward 2); pct_of_peak = gflops / the matmul peak of the row's compute dtype measured at the start of this section, same threads; pct_of_peak_cpu the same per process CPU-second on both sides (float32 rows: the peak section's GFLOP per CPU-second).");
+        s.Notes.Add("rollout rows: gflop = prefill of every row's prompt + every generated token's forward; bound_s = the longest row's decode steps x (every weight once + the running rows' cached keys and values) at the copy rate + the distinct prompts' prefill at the matmul peak; pct_of_bound = bound_s / seconds.");
         s.Notes.Add("rollout rows: every row ends at its drawn length (SamplerOptions.MaxNewTokensPerRow); without compaction each step still runs all rows (rows_x_longest row-steps), with it the finished rows leave the batch; tokens = the completion tokens generated.");
         return s;
+    }
+
+    /// <summary>This run's limits: bf16 and float32 matmul GFLOP/s at the threads used, the copy rate in bytes per second, the bf16 matmul's GFLOP per process CPU-second.</summary>
+    private sealed record Limits(double Bf16Gflops, double Float32Gflops, double CopyBytesPerSecond, double Bf16GflopsCpu);
+
+    /// <summary>The bf16 matmul's GFLOP per process CPU-second (all threads), the best of 5: on a shared machine the share of the peak
+    /// per CPU-second discounts the other processes' time slices on both sides.</summary>
+    private static double Bf16GflopsPerCpuSecond(int n)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var a = randn(n, n).to(ScalarType.BFloat16);
+        var b = randn(n, n).to(ScalarType.BFloat16);
+        var best = BenchClock.Best(5, () => a.matmul(b).Dispose());
+        return 2.0 * n * n * (double)n / 1e9 / best.Cpu;
+    }
+
+    /// <summary>An update row's counted GFLOP (<see cref="ScaleFlops.Update"/>), achieved GFLOP/s and share of the matmul peak of its compute
+    /// dtype, on the wall clock and per process CPU-second.</summary>
+    private static void AddRate(Dictionary<string, object> row, double flops, Span time, double peakGflops, double peakGflopsCpu)
+    {
+        row["gflop"] = flops / 1e9;
+        row["gflops"] = flops / 1e9 / time.Wall;
+        row["pct_of_peak"] = 100 * flops / 1e9 / time.Wall / peakGflops;
+        row["cpu_s"] = time.Cpu;
+        row["pct_of_peak_cpu"] = 100 * flops / 1e9 / time.Cpu / peakGflopsCpu;
     }
 
     private const string LoraLabel = "lora-r16";
     private const int LoraRank = 16;
 
     /// <summary>One POPO update per feature set with LoRA r = 16 on all linears of a bf16 base (the base model built, measured and dropped here).</summary>
-    private static void LoraRows(BenchSection s, Setup setup, int[] lengths, Func<string, bool> wants)
+    private static void LoraRows(BenchSection s, Setup setup, int[] lengths, Func<string, bool> wants, Limits limits, bool[] positive)
     {
         var labels = FeatureSets.Select(f => (Features: f, Label: $"popo {LoraLabel} bf16 {f.Name}")).Where(x => wants(x.Label)).ToList();
         if (labels.Count == 0) return;
@@ -163,7 +213,9 @@ public static class ScaleBench
             var peak = ResidentMemory.PeakMiB();
             // bf16 base, adapter masters + grads + AdamW (16 B) + EMA (4 B), predictor with its AdamW (16 B).
             double states = 2.0 * parameters + 20.0 * adapterParameters + 16.0 * extra;
-            s.Rows.Add(Row(label, "popo", "bf16", f.Name, time.Wall, peak, states / (1 << 20), lengths.Sum(), 1.2 * 2.0 * parameters / (1 << 20) + 1536));
+            var row = Row(label, "popo", "bf16", f.Name, time.Wall, peak, states / (1 << 20), lengths.Sum(), 1.2 * 2.0 * parameters / (1 << 20) + 1536);
+            AddRate(row, ScaleFlops.Update(setup.Config, setup.PromptLength, lengths, positive, LoraRank, f.Checkpointing, f.LogitChunkSize != 0), time, limits.Bf16Gflops, limits.Bf16GflopsCpu);
+            s.Rows.Add(row);
         }
     }
 

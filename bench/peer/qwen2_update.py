@@ -3,7 +3,9 @@
 One step = forward over B x T random tokens, mean next-token NLL, backward, grad-norm clip 1.0 and an AdamW
 step (lr 1e-4, weight decay 0.01), exactly what bench/Popo.Bench/UpdateBench.cs times in the engine. Run with
 Debian's python3-torch (`/usr/bin/python3`) and OPENBLAS_NUM_THREADS set to the engine's thread count
-(torch.set_num_threads does not bind OpenBLAS). Prints one JSON line: {"step_s": best wall seconds, "step_cpu_s": best process CPU seconds, ...}.
+(torch.set_num_threads does not bind OpenBLAS). With --bf16 the forward runs under PyTorch's own CPU mixed precision,
+`torch.autocast("cpu", dtype=torch.bfloat16)` (bf16 matmuls through oneDNN, float32 master weights, AdamW state and
+loss), the peer of the engine's bf16 rows. Prints one JSON line: {"step_s": best wall seconds, "step_cpu_s": best process CPU seconds, ...}.
 """
 import argparse
 import json
@@ -93,6 +95,7 @@ def main():
     for name in ["vocab", "hidden", "intermediate", "layers", "heads", "kv_heads", "batch", "seq", "rounds", "threads"]:
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=int, required=True)
     p.add_argument("--tied", action="store_true")
+    p.add_argument("--bf16", action="store_true")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -103,8 +106,9 @@ def main():
 
     def step():
         opt.zero_grad()
-        logits = model(ids)[:, :-1]
-        nll = F.cross_entropy(logits.reshape(-1, a.vocab), ids[:, 1:].reshape(-1))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+            logits = model(ids)[:, :-1]
+        nll = F.cross_entropy(logits.float().reshape(-1, a.vocab), ids[:, 1:].reshape(-1))
         nll.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
@@ -116,7 +120,7 @@ def main():
         step()
         best = min(best, time.perf_counter() - t0)
         best_cpu = min(best_cpu, time.process_time() - c0)
-    print(json.dumps({"step_s": best, "step_cpu_s": best_cpu, "torch": torch.__version__, "threads": torch.get_num_threads(),
+    print(json.dumps({"step_s": best, "step_cpu_s": best_cpu, "torch": torch.__version__, "threads": torch.get_num_threads(), "bf16": a.bf16,
                       "params": sum(q.numel() for q in params)}))
 
 

@@ -21,6 +21,8 @@ public sealed class Qwen2Attention : nn.Module
     private readonly int headDim;
     private readonly ComputePrecision? precision;
     private readonly AdapterSlot? lora;
+    // Held for the module's life: a temporary Scalar can be finalized mid-call (Optimizers.AdamW says why).
+    private readonly Scalar scale, masked;
 
     public Qwen2Attention(ModelConfig config, Device device, ScalarType dtype, ComputePrecision? precision = null, AdapterSlot? lora = null) : base(nameof(Qwen2Attention))
     {
@@ -33,8 +35,19 @@ public sealed class Qwen2Attention : nn.Module
         k_proj = nn.Linear(config.HiddenSize, kvHeads * headDim, hasBias: true, device: device, dtype: dtype);
         v_proj = nn.Linear(config.HiddenSize, kvHeads * headDim, hasBias: true, device: device, dtype: dtype);
         o_proj = nn.Linear(heads * headDim, config.HiddenSize, hasBias: false, device: device, dtype: dtype);
+        scale = (1.0 / Math.Sqrt(headDim)).ToScalar();
+        masked = double.NegativeInfinity.ToScalar();
         RegisterComponents();
     }
+
+    /// <summary>
+    /// Products of at most this many (query, key) pairs per head run as explicit matmuls and a masked softmax
+    /// (<see cref="Explicit"/>); longer ones as libtorch's fused attention. Measured on Zen 4, one thread, forward + backward,
+    /// GQA 8/2 heads of 64 at T = 128: the fused CPU kernel took 1.3x (float32) and 2.4x (bf16) the explicit path's time; the
+    /// explicit path keeps [B,H,T,L] scores and probabilities, which the fused kernel never does, so long sequences stay fused.
+    /// Settable for the tests, which run both paths on tiny shapes.
+    /// </summary>
+    internal static long ExplicitMaxPairs { get; set; } = 256 * 256;
 
     /// <summary>
     /// x [B,T,D]; cos/signed sin [B,1,T,d] (<see cref="RotaryEmbedding.Tables"/>); allowed [B,1,G*T,L] boolean (true = may attend), already expanded over the
@@ -55,9 +68,25 @@ public sealed class Qwen2Attention : nn.Module
         if (cache is not null) (k, v) = cache.Append(layer, k, v);              // [B,Hkv,L,d]
         // Fold the G query heads of each key head into the query axis instead of repeating K/V G times.
         var qg = q.reshape(b, kvHeads, groups * t, headDim);                     // [B,Hkv,G*T,d]
-        var o = nn.functional.scaled_dot_product_attention(qg, k, v, allowed);   // [B,Hkv,G*T,d]
+        var o = cache is null && t * k.shape[2] <= ExplicitMaxPairs
+            ? Explicit(qg, k, v, allowed)
+            : nn.functional.scaled_dot_product_attention(qg, k, v, allowed);     // [B,Hkv,G*T,d]
         o = o.reshape(b, heads, t, headDim).transpose(1, 2).reshape(b, t, heads * headDim); // [B,T,H*d]
         if (packing is not null) o = packing.Pack(o);                            // [1,L,H*d]
         return Projection.Apply(o_proj, o, precision, lora).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>softmax(q k^T / sqrt(d), masked) v as two batched matmuls: SDPA's math, q [B,Hkv,G*T,d], mask [B,1,G*T,L].</summary>
+    private Tensor Explicit(Tensor q, Tensor k, Tensor v, Tensor mask)
+    {
+        var scores = q.matmul(k.transpose(-1, -2)).mul_(scale);                               // [B,Hkv,G*T,L]
+        var probabilities = scores.masked_fill(mask.logical_not(), masked).softmax(-1);
+        return probabilities.matmul(v);                                                        // [B,Hkv,G*T,d]
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) { scale.Dispose(); masked.Dispose(); }
+        base.Dispose(disposing);
     }
 }

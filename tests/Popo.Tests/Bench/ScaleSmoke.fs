@@ -1,6 +1,7 @@
 /// `popo bench --only scale --quick` end to end on a few rows: the section exists with positive timings and peaks,
 /// the drawn completion lengths are long-tailed within [8, cap], the memory target column is filled for update rows, and a
-/// LoRA row carries its speed-up over the full fine-tuning row with the same features.
+/// LoRA row carries its speed-up over the full fine-tuning row with the same features, and every update row its counted
+/// FLOPs, rate and share of this run's matmul peak.
 module Popo.Tests.Bench.ScaleSmoke
 
 open System
@@ -36,6 +37,9 @@ let tests =
                 Expect.isGreaterThan (r.GetProperty("peak_rss_mib").GetDouble()) 0.0 "peak RSS"
             for r in rows |> List.filter (fun r -> r.GetProperty("phase").GetString() <> "head") do
                 Expect.isGreaterThan (r.GetProperty("target_mib").GetDouble()) (r.GetProperty("states_mib").GetDouble()) "target above the states"
+                for f in [ "gflop"; "gflops"; "pct_of_peak" ] do Expect.isGreaterThan (r.GetProperty(f).GetDouble()) 0.0 $"update row {f}"
+            for f in [ "matmul_gflops_bf16"; "matmul_gflops_float32"; "copy_gb_s" ] do
+                Expect.isGreaterThan (scale.GetProperty("facts").GetProperty(f).GetDouble()) 0.0 $"fact {f}"
             let lengths = scale.GetProperty("facts").GetProperty("completion_lengths").GetString().Split(' ') |> Array.map int
             Expect.isTrue (lengths |> Array.forall (fun l -> l >= 8 && l <= 48)) $"lengths within [8, cap]: {lengths}"
             Expect.isGreaterThan (Array.max lengths) (2 * (Array.sort lengths).[lengths.Length / 2]) "a long tail: the longest is over twice the median"
