@@ -26,7 +26,7 @@ public static class CommandRunner
         typeof(ModelConfigException), typeof(TemplateException), typeof(TrainingDivergedException),
         typeof(MemoryPreflightException), typeof(ContextLengthException), typeof(ArgumentException),
         typeof(IOException), typeof(UnauthorizedAccessException), typeof(InvalidOperationException),
-        typeof(Popo.Engine.Rewards.RewardLoadException), typeof(Popo.Engine.Rewards.RewardFunctionException),
+        typeof(Popo.Engine.Rewards.RewardLoadException), typeof(Popo.Engine.Rewards.RewardFunctionException), typeof(Popo.Engine.Rewards.RewardCommandException),
         typeof(Popo.Engine.Rollout.RolloutServerException),
     ];
 

@@ -42,10 +42,12 @@ public static class ConfigLoader
         }
 
         var ordered = new List<(ConfigEntry Entry, object Value, string Source)>();
-        foreach (var (key, value, source) in translation.Settings)
+        foreach (var (key, raw, source) in translation.Settings)
         {
             var entry = ConfigSchema.Find(key, source);
-            // A list key (reward_funcs, reward_weights) takes an array; every other key a single value.
+            // A list key (reward_funcs, reward_weights) takes an array, and null (TRL's None) is its default, the empty list;
+            // every other key takes a single value.
+            var value = raw is null && entry.ItemType is not null ? new List<object?>() : raw;
             if (value is null or IReadOnlyDictionary<string, object?> || (value is IEnumerable<object?> && value is not string && entry.ItemType is null))
                 throw new ConfigException($"{source}: key '{key}': expected a single value ({entry.Describe()}), got {ForeignKeys.Show(value)}");
             ordered.Add((entry, value, source));

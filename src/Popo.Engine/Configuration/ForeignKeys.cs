@@ -274,8 +274,13 @@ public static class ForeignKeys
     private static Action<ForeignKey, ConfigSetting, ForeignTranslation> Soft(string popoKey, params object?[] defaults) => (k, s, t) =>
     {
         if (ConfigSchema.Entries.All(e => e.Key != popoKey) && defaults.Any(d => Same(d, s.Value))) t.Ignore(k, s, $"{Show(s.Value)}: TRL's default, what Popo does");
-        else t.Soft(k, s, popoKey, s.Value is IEnumerable<object?> l ? string.Join(",", l.Select(Show)) : s.Value, $"not supported yet: Popo key '{popoKey}' is not in this build");
+        else t.Soft(k, s, popoKey, s.Value is IEnumerable<object?> l ? string.Join(",", l.Select(Show)) : s.Value ?? DefaultOf(popoKey),
+                    $"not supported yet: Popo key '{popoKey}' is not in this build");
     };
+
+    /// <summary>Popo's default of <paramref name="popoKey"/>: what TRL's None (off, unset) becomes; null when the key is not in this build.</summary>
+    private static object? DefaultOf(string popoKey) =>
+        ConfigSchema.Entries.FirstOrDefault(e => e.Key == popoKey) is { } entry && entry.ItemType is null ? entry.Property.GetValue(new TrainConfig()) : null;
 
     internal static bool Same(object? a, object? b) => (a, b) switch
     {

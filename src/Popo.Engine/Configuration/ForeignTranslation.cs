@@ -146,6 +146,15 @@ public sealed class ForeignTranslation
 
     private static long Int(ConfigSetting s) => (long)s.Value!;
 
+    /// <summary>TRL's vLLM keys that are the trainer's side of the server engine, with their Popo names (the rest configure the server itself).</summary>
+    private static readonly Dictionary<string, string> ServerKeys = new(StringComparer.Ordinal)
+    {
+        ["vllm_importance_sampling_correction"] = "importance_correction",
+        ["vllm_importance_sampling_mode"] = "importance_mode",
+        ["vllm_importance_sampling_cap"] = "importance_cap",
+        ["vllm_server_timeout"] = "rollout_timeout",
+    };
+
     private void Finish(IReadOnlyCollection<string> laterKeys)
     {
         if (vllm.Count > 0)
@@ -155,6 +164,7 @@ public sealed class ForeignTranslation
                 if (!UseVllm) Ignore(k, s, "a vLLM setting, unused without use_vllm (as TRL)");
                 else if (k.Name == "vllm_mode" && s.Value is "colocate")
                     Refuse(k, s, "a colocated vLLM runs inside TRL's process; Popo's engines are its own sampler or a server (vllm_mode = server)");
+                else if (ServerKeys.TryGetValue(k.Name, out var popoKey)) Soft(k, s, popoKey, s.Value, ForeignKeys.ServerEngine);
                 else if (ConfigSchema.Entries.Any(e => e.Key == "rollout_engine")) Ignore(k, s, "a setting of the vLLM server itself, given on its command line");
                 // else: use_vllm's own refusal (the server engine) covers it
             }

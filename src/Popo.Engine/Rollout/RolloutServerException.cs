@@ -4,4 +4,4 @@ namespace Popo.Engine.Rollout;
 public sealed class RolloutServerException(string message, Exception? inner = null) : Exception(message, inner);
 
 /// <summary>A server's answer that cannot become rollouts (bad JSON, missing choices, ids outside the vocabulary, ...).</summary>
-public sealed class MalformedCompletionException(string message) : Exception(message);
+internal sealed class MalformedCompletionException(string message) : Exception(message);

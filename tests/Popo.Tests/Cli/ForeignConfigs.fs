@@ -117,12 +117,14 @@ let tests =
             Expect.stringContains message "--dataset FILE" "the dataset's local flag"
             let root = tempRoot ()
             try
-                let vllm = write root "vllm.yaml" "num_generations: 4\nuse_vllm: true\nvllm_server_base_url: http://localhost:8000\n"
-                let m = refused [ vllm ] []
-                if hasSchemaKey "rollout_engine" then Expect.isTrue true "the server engine is in this build"
-                else
-                    Expect.stringContains m "vllm.yaml:2: key 'use_vllm' = true -> rollout_engine: needs the server rollout engine (rollout_engine = server)" "use_vllm"
-                    Expect.stringContains m "vllm.yaml:3: key 'vllm_server_base_url'" "the url"
+                let vllm = write root "vllm.yaml" "num_generations: 4\nuse_vllm: true\nvllm_server_base_url: http://localhost:8000/v1\nvllm_importance_sampling_mode: token_truncate\nvllm_importance_sampling_cap: 2.0\n"
+                let c = ConfigLoader.ResolveLayered([ vllm ], [])
+                Expect.equal (c.Get<string>("rollout_engine")) "server" "use_vllm: the server engine"
+                Expect.equal (c.Get<string>("rollout_urls")) "http://localhost:8000/v1" "the url"
+                Expect.equal (c.Get<string>("importance_mode")) "token_truncate" "TRL's correction mode"
+                Expect.equal (c.Get<double>("importance_cap")) 2.0 "TRL's cap"
+                let colocate = write root "colocate.yaml" "num_generations: 4\nuse_vllm: true\nvllm_mode: colocate\n"
+                Expect.stringContains (refused [ colocate ] []) "colocate.yaml:3: key 'vllm_mode' = colocate" "colocated vLLM refused"
                 let hub = write root "hub.yaml" "num_generations: 4\npush_to_hub: true\nfp16: true\n"
                 let h = refused [ hub ] []
                 Expect.stringContains h "hub.yaml:2: key 'push_to_hub' = true is refused" "push_to_hub"

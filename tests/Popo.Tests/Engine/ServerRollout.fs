@@ -215,7 +215,7 @@ let tests =
             use l = (padded ScalarType.Float64 l0).requires_grad_()
             use old = padded ScalarType.Float64 l0
             use terms = GrpoLoss.Compute(l, old, null, maskOf ScalarType.Float64 lengths, vectorTensor ScalarType.Float64 a, GrpoOptions(),
-                                         16, 5.0, 1, padded ScalarType.Float64 c)
+                                         16, 5.0, 1, tokenWeights = padded ScalarType.Float64 c)
             terms.Total.backward()
             let grads, _ = unpad lengths (gradValues l)
             let expected = Array.init 2 (fun i -> c.[i] |> Array.map (fun x -> -a.[i] * x / (2.0 * float lengths.[i])))
