@@ -21,7 +21,7 @@ public sealed record TrainConfig : IRunKeys
     [ConfigKey("difficulty", "built-in task difficulty: a preset (arithmetic: tiny, add2, easy, medium, hard, mul, expert; countdown: tiny, easy, medium, hard, expert), key=value pairs such as digits=3,ops=+-, or default (the task's own default: add2 / medium)")]
     public string Difficulty { get; init; } = "default";
 
-    [ConfigKey("dataset", "JSONL dataset (GSM8K, MATH/AIME/AMC or TRL prompt shape); empty = built-in task")]
+    [ConfigKey("dataset", "JSONL or .parquet dataset (GSM8K, MATH/AIME/AMC or TRL prompt shape); empty = built-in task")]
     public string Dataset { get; init; } = "";
 
     [ConfigKey("answer_field", "answer field of a TRL-style dataset (empty = detect from the shape)")]

@@ -44,10 +44,10 @@ public sealed class DatasetTask : ITask
         _test = order[cut..];
     }
 
-    /// <summary>Loads the file (<see cref="JsonlDataset.Load"/>) and splits it as described above.</summary>
+    /// <summary>Loads the file (JSONL or Parquet, <see cref="Dataset.Load"/>) and splits it as described above.</summary>
     public static DatasetTask FromFile(string path, DatasetOptions? options = null, double? trainFraction = null, long seed = 0,
                                        AnswerFormat format = AnswerFormat.Marked) =>
-        new(JsonlDataset.Load(path, options), trainFraction, seed, format);
+        new(Dataset.Load(path, options), trainFraction, seed, format);
 
     public long? Count(Split split) => (split == Split.Train ? _train : _test).Length;
 
