@@ -7,7 +7,7 @@ namespace Popo.MathVerify;
 /// countdown checker so that 1/3 + 1/6 equals 1/2 exactly. Callers bound the size of the operands
 /// (the parsers cap digit counts and exponents), so no operation here can grow without limit.
 /// </summary>
-public readonly struct Rational : IEquatable<Rational>
+internal readonly struct Rational : IEquatable<Rational>
 {
     public BigInteger Numerator { get; }
     public BigInteger Denominator { get; }

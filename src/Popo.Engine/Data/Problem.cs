@@ -10,4 +10,10 @@ namespace Popo.Engine.Data;
 public sealed record Problem(string Id, string Prompt, string Answer, string? Solution, IReadOnlyList<Popo.Engine.Tokenizers.ChatMessage>? Messages = null);
 
 /// <summary>Training or held-out problems; a task's two splits never share a problem.</summary>
-public enum Split { Train, Test }
+public enum Split
+{
+    /// <summary>The problems the run trains on.</summary>
+    Train,
+    /// <summary>The held-out problems evaluation uses.</summary>
+    Test,
+}

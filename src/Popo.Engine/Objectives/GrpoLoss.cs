@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Popo.Engine.Objectives;
 
 /// <summary>The GRPO loss of one micro-batch with its diagnostics.</summary>
-public sealed record GrpoLossTerms(Tensor Total, Tensor ClipFraction, Tensor Kl) : IDisposable
+internal sealed record GrpoLossTerms(Tensor Total, Tensor ClipFraction, Tensor Kl) : IDisposable
 {
     public void Dispose() { Total.Dispose(); ClipFraction.Dispose(); Kl.Dispose(); }
 }
@@ -17,7 +17,7 @@ public sealed record GrpoLossTerms(Tensor Total, Tensor ClipFraction, Tensor Kl)
 /// grpo, bnpo and dr_grpo are divided by gradAccumSteps; dapo's normaliser already spans the whole
 /// accumulated batch (as TRL does).
 /// </summary>
-public static class GrpoLoss
+internal static class GrpoLoss
 {
     /// <param name="logProbs">l [B,N] under the current policy (differentiable).</param>
     /// <param name="oldLogProbs">l_old [B,N] of the policy that sampled.</param>

@@ -4,19 +4,19 @@ using Popo.Engine.Runtime;
 namespace Popo.Engine.Objectives;
 
 /// <summary>How POPO weighs the positives of one group (docs/design.md §2.2).</summary>
-public enum WeightMode { Softmax, Uniform }
+internal enum WeightMode { Softmax, Uniform }
 
 /// <summary>Which rollouts' tokens enter the entropy bonus (docs/design.md §2.6).</summary>
-public enum EntropyScope { All, Positive }
+internal enum EntropyScope { All, Positive }
 
 /// <summary>GRPO token-loss aggregation (docs/design.md §3).</summary>
-public enum LossType { Grpo, Bnpo, DrGrpo, Dapo }
+internal enum LossType { Grpo, Bnpo, DrGrpo, Dapo }
 
 /// <summary>GRPO advantage scaling: by the group's std, the whole batch's std, or not at all (Dr. GRPO).</summary>
-public enum RewardScaling { Group, Batch, None }
+internal enum RewardScaling { Group, Batch, None }
 
 /// <summary>POPO hyperparameters; every ablation of docs/design.md §2.9 is one field.</summary>
-public sealed record PopoOptions
+internal sealed record PopoOptions
 {
     public WeightMode Weights { get; init; } = WeightMode.Softmax;
     /// <summary>T_w: temperature of the softmax over length-normalised sequence scores.</summary>
@@ -65,7 +65,7 @@ public sealed record PopoOptions
 }
 
 /// <summary>GRPO-family hyperparameters (docs/design.md §3).</summary>
-public sealed record GrpoOptions
+internal sealed record GrpoOptions
 {
     public LossType LossType { get; init; } = LossType.Grpo;
     public RewardScaling ScaleRewards { get; init; } = RewardScaling.Group;

@@ -4,7 +4,7 @@ namespace Popo.Engine.Training;
 /// Linear warm-up over the first warmupRatio of the steps, then cosine decay to zero (docs/design.md §2.8),
 /// as a multiplier of the base learning rate for optimizer step s (0-based).
 /// </summary>
-public static class LrSchedule
+internal static class LrSchedule
 {
     public static double Factor(int step, int totalSteps, double warmupRatio)
     {

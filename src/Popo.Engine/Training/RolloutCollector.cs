@@ -8,13 +8,13 @@ using static TorchSharp.torch;
 namespace Popo.Engine.Training;
 
 /// <summary>What one generation batch produced, besides the tensors the objectives read: each row's problem, decoded completion and judgement.</summary>
-public sealed record RolloutTexts(Problem[] Problems, string[] Completions, Judgement[] Judgements);
+internal sealed record RolloutTexts(Problem[] Problems, string[] Completions, Judgement[] Judgements);
 
 /// <summary>
 /// Rollout and verification (docs/design.md §1): G samples per prompt from the current policy, decoded and
 /// scored by the task's verifier, packed as a <see cref="GenerationBatch"/> (groups contiguous).
 /// </summary>
-public sealed class RolloutCollector(Qwen2ForCausalLM model, PromptFormat format, ITask task, SamplerOptions sampling)
+internal sealed class RolloutCollector(Qwen2ForCausalLM model, PromptFormat format, ITask task, SamplerOptions sampling)
 {
     public (GenerationBatch Batch, RolloutTexts Texts) Collect(IReadOnlyList<Problem> problems, int groupSize, Generator generator)
     {

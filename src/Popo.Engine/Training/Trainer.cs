@@ -65,7 +65,7 @@ public sealed class Trainer
     private readonly ITrainingObserver observer;
     private readonly IReadOnlyList<Popo.Rewards.IRewardFunction> rewardFunctions;
 
-    public Trainer(TrainConfig config, ITrainingObserver observer, IReadOnlyList<Popo.Rewards.IRewardFunction>? rewardFunctions = null)
+    internal Trainer(TrainConfig config, ITrainingObserver observer, IReadOnlyList<Popo.Rewards.IRewardFunction>? rewardFunctions = null)
     {
         this.config = config;
         this.observer = observer;
@@ -98,13 +98,13 @@ public sealed class Trainer
     }
 
     /// <summary>What the preflight found: the task (overlong problems dropped), prompt truncation, the memory estimate.</summary>
-    public sealed record Plan(ITask Task, int? TruncateTo, MemoryEstimate Memory);
+    internal sealed record Plan(ITask Task, int? TruncateTo, MemoryEstimate Memory);
 
     /// <summary>
     /// Everything that can be checked before the output folder is touched: device, model folder (config.json,
     /// every weight file's header, tokenizer), task/dataset, and every prompt against the model's context.
     /// </summary>
-    public static Plan Preflight(TrainConfig config, Action<string> log)
+    internal static Plan Preflight(TrainConfig config, Action<string> log)
     {
         TorchRuntime.ResolveDevice(config.Device);
         ITokenizer tokenizer;
