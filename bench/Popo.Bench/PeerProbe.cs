@@ -14,7 +14,7 @@ namespace Popo.Bench;
 /// 20 GFLOP/s where the AVX-512 kernels do 98): the peer then runs with the core its CPU flags support
 /// (OPENBLAS_CORETYPE), unless that variable is already set.
 /// </summary>
-public static class PeerProbe
+internal static class PeerProbe
 {
     public const string Python = "/usr/bin/python3";
 

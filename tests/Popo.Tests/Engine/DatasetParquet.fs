@@ -46,7 +46,7 @@ let private twins (root: string) (name: string) (schema: ParquetSchema) (rowGrou
 
 /// A problem with its default id ("file-name:number") made independent of the file's extension.
 let private comparable (p: Problem) =
-    p with Id = p.Id.Replace(".parquet:", ".jsonl:")
+    { p with Id = p.Id.Replace(".parquet:", ".jsonl:") }
 
 let private same (jsonl: string) (parquet: string) (options: DatasetOptions) =
     let a, b = Dataset.Load(jsonl, options), Dataset.Load(parquet, options)
