@@ -25,7 +25,8 @@ public interface ITask
     Judgement Judge(Problem problem, string completion, bool finished = true);
 }
 
-internal static class TaskRewards
+/// <summary>Rewards from a task's judgement.</summary>
+public static class TaskRewards
 {
     /// <summary>The reward of <see cref="ITask.Judge"/> alone.</summary>
     public static double Reward(this ITask task, Problem problem, string completion, bool finished = true) =>

@@ -44,14 +44,15 @@ let private twins (root: string) (name: string) (schema: ParquetSchema) (rowGrou
         ParquetSerializer.SerializeUntypedAsync(rows, schema, stream, Parquet.ParquetOptions(RowGroupSize = Nullable rowGroup)).GetAwaiter().GetResult()
     jsonl, parquet
 
-/// A problem with its default id ("file-name:number") made independent of the file's extension.
+/// A problem's fields (the messages as a list: records compare lists by reference), its default id
+/// ("file-name:number") made independent of the file's extension.
 let private comparable (p: Problem) =
-    { p with Id = p.Id.Replace(".parquet:", ".jsonl:") }
+    p.Id.Replace(".parquet:", ".jsonl:"), p.Prompt, p.Answer, p.Solution, (if isNull p.Messages then None else Some (List.ofSeq p.Messages))
 
 let private same (jsonl: string) (parquet: string) (options: DatasetOptions) =
     let a, b = Dataset.Load(jsonl, options), Dataset.Load(parquet, options)
     Expect.equal b.Shape a.Shape "shape"
-    Expect.equal (b.Problems |> Seq.map comparable |> List.ofSeq) (a.Problems |> List.ofSeq) "problems, in order"
+    Expect.equal (b.Problems |> Seq.map comparable |> List.ofSeq) (a.Problems |> Seq.map comparable |> List.ofSeq) "problems, in order"
     Expect.equal (b.Skipped |> Seq.map (fun e -> e.Line, e.Field) |> List.ofSeq) (a.Skipped |> Seq.map (fun e -> e.Line, e.Field) |> List.ofSeq) "skipped records"
     a, b
 
