@@ -13,6 +13,10 @@ open Parquet.Serialization
 open Popo.Engine.Data
 open Popo.Tests.Reliability.Harness
 
+/// Parquet.Net 6 declares a string field's CLR type as ReadOnlyMemory<char>? (string in older versions).
+let private isString (d: DataField) =
+    d.ClrType = typeof<string> || d.ClrType = typeof<Nullable<ReadOnlyMemory<char>>> || d.ClrType = typeof<ReadOnlyMemory<char>>
+
 /// A JSON value as the CLR value Parquet.Net's untyped writer takes for a field of this schema.
 let rec private clr (field: Field) (v: JsonNode) : obj =
     match field, v with
@@ -20,12 +24,12 @@ let rec private clr (field: Field) (v: JsonNode) : obj =
     | (:? ListField as l), (:? JsonArray as a) ->
         match l.Item with
         | :? StructField as s -> box (List<IDictionary<string, obj>>([ for x in a -> row s.Fields (x.AsObject()) ]))
-        | :? DataField as d when d.ClrType = typeof<string> -> box (List<Nullable<ReadOnlyMemory<char>>>([ for x in a -> Nullable(x.GetValue<string>().AsMemory()) ]))
-        | :? DataField as d when d.ClrType = typeof<int64> -> box (List<int64>([ for x in a -> x.GetValue<int64>() ]))
+        | :? DataField as d when isString d -> box (List<Nullable<ReadOnlyMemory<char>>>([ for x in a -> Nullable(x.GetValue<string>().AsMemory()) ]))
+        | :? DataField as d when d.ClrType = typeof<int64> || d.ClrType = typeof<Nullable<int64>> -> box (List<int64>([ for x in a -> x.GetValue<int64>() ]))
         | f -> failwithf "no test conversion for a list of %O" f
     | (:? StructField as s), (:? JsonObject as o) -> box (row s.Fields o)
-    | (:? DataField as d), _ when d.ClrType = typeof<string> -> box (v.GetValue<string>())
-    | (:? DataField as d), _ when d.ClrType = typeof<int64> -> box (v.GetValue<int64>())
+    | (:? DataField as d), _ when isString d -> box (v.GetValue<string>())
+    | (:? DataField as d), _ when d.ClrType = typeof<int64> || d.ClrType = typeof<Nullable<int64>> -> box (v.GetValue<int64>())
     | (:? DataField as d), _ when d.ClrType = typeof<double> -> box (v.GetValue<double>())
     | f, _ -> failwithf "no test conversion for %O" f
 
