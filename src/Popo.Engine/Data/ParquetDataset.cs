@@ -39,10 +39,13 @@ public static class ParquetDataset
         for (int g = 0; g < groups; g++)
         {
             IList<Dictionary<string, object>> data;
+            IReadOnlyList<Parquet.Schema.Field> fields;
             try
             {
                 using var stream = File.OpenRead(path);
-                data = ParquetSerializer.DeserializeUntypedAsync(stream, rowGroupIndex: g).GetAwaiter().GetResult().Data;
+                var result = ParquetSerializer.DeserializeUntypedAsync(stream, rowGroupIndex: g).GetAwaiter().GetResult();
+                data = result.Data;
+                fields = result.Schema.Fields;
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
@@ -53,6 +56,8 @@ public static class ParquetDataset
             {
                 number++;
                 var columns = new JsonObject();
+                // The untyped reader leaves a null value out of the row; a JSONL export writes it as null.
+                foreach (var field in fields) columns[field.Name] = null;
                 DatasetFormatException? error = null;
                 foreach (var (column, value) in row)
                 {

@@ -70,7 +70,7 @@ let private gsm8k =
 
 let private conversational =
     [ """{"id": "c1", "prompt": [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Compute 7*6."}], "ground_truth": 42, "tags": ["mul", "small"], "meta": {"source": "gen", "level": 1}}"""
-      """{"id": "c2", "prompt": [{"role": "user", "content": "Compute 9+10."}], "ground_truth": "19", "tags": [], "meta": {"source": "gen", "level": 2}}""" ]
+      """{"id": "c2", "prompt": [{"role": "user", "content": "Compute 9+10."}], "ground_truth": 19, "tags": [], "meta": {"source": "gen", "level": 2}}""" ]
 
 let private conversationalSchema =
     ParquetSchema(
