@@ -25,8 +25,8 @@ let rec private clr (field: Field) (v: JsonNode) : obj =
         match l.Item with
         | :? StructField as s -> box (List<IDictionary<string, obj>>([ for x in a -> row s.Fields (x.AsObject()) ]))
         | :? DataField as d when isString d -> box (List<Nullable<ReadOnlyMemory<char>>>([ for x in a -> Nullable(x.GetValue<string>().AsMemory()) ]))
-        | :? DataField as d when d.ClrType = typeof<int64> -> box (List<int64>([ for x in a -> x.GetValue<int64>() ]))
-        | :? DataField as d when d.ClrType = typeof<Nullable<int64>> -> box (List<Nullable<int64>>([ for x in a -> Nullable(x.GetValue<int64>()) ]))
+        | :? DataField as d when d.ClrType = typeof<int64> && not d.IsNullable -> box (List<int64>([ for x in a -> x.GetValue<int64>() ]))
+        | :? DataField as d when d.ClrType = typeof<int64> || d.ClrType = typeof<Nullable<int64>> -> box (List<Nullable<int64>>([ for x in a -> Nullable(x.GetValue<int64>()) ]))
         | f -> failwithf "no test conversion for a list of %O" f
     | (:? StructField as s), (:? JsonObject as o) -> box (row s.Fields o)
     | (:? DataField as d), _ when isString d -> box (v.GetValue<string>())
