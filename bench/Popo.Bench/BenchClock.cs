@@ -4,7 +4,7 @@ using System.Runtime.InteropServices;
 namespace Popo.Bench;
 
 /// <summary>Seconds on the wall clock and on this process's CPU clock (all threads).</summary>
-public readonly record struct Span(double Wall, double Cpu)
+internal readonly record struct Span(double Wall, double Cpu)
 {
     public static Span Min(Span a, Span b) => new(Math.Min(a.Wall, b.Wall), Math.Min(a.Cpu, b.Cpu));
     public static Span operator -(Span a, Span b) => new(Math.Max(a.Wall - b.Wall, 1e-9), Math.Max(a.Cpu - b.Cpu, 1e-9));
@@ -16,7 +16,7 @@ public readonly record struct Span(double Wall, double Cpu)
 /// Wall and process-CPU timing. On a shared machine the wall clock counts other processes' time slices, the CPU
 /// clock does not: every ratio is reported on both, each side of it taken on the same clock.
 /// </summary>
-public static class BenchClock
+internal static class BenchClock
 {
     public static Span Time(Action action)
     {

@@ -3,7 +3,7 @@ using Popo.Engine.Model;
 namespace Popo.Bench;
 
 /// <summary>The model sizes the benchmarks use (random Qwen2-layout weights) and their FLOP and byte counts.</summary>
-public static class BenchModels
+internal static class BenchModels
 {
     public sealed record Size(string Name, ModelConfig Config);
 

@@ -5,7 +5,7 @@ using System.Text.Json.Nodes;
 namespace Popo.Bench;
 
 /// <summary>One section of the report: section-level facts, a table of rows and free-text notes.</summary>
-public sealed class BenchSection(string name, string title)
+internal sealed class BenchSection(string name, string title)
 {
     public string Name { get; } = name;
     public string Title { get; } = title;
@@ -20,7 +20,7 @@ public sealed class BenchSection(string name, string title)
 /// Collects the sections of one `popo bench` run, prints each as a Markdown table as it completes, and writes
 /// everything as bench.json: { "meta": {...}, "sections": { name: { "title", "facts", "rows", "notes" } } }.
 /// </summary>
-public sealed class BenchReport(TextWriter output)
+internal sealed class BenchReport(TextWriter output)
 {
     private readonly Dictionary<string, object> meta = new();
     private readonly List<BenchSection> sections = new();

@@ -4,7 +4,7 @@ using TorchSharp;
 namespace Popo.Bench;
 
 /// <summary>`popo bench`: runs the chosen sections, prints a table per section and writes bench.json.</summary>
-public static class BenchRunner
+internal static class BenchRunner
 {
     public static readonly string[] SectionNames = ["peak", "update", "decode", "popo", "memory", "profile", "verify", "rollout", "scale"];
 

@@ -11,7 +11,7 @@ namespace Popo.Bench;
 /// values of each row, so it cannot beat B / (those bytes / the copy rate) tokens/s. Compute bound: decode FLOPs
 /// over the peak matmul rate. Prompts of P random tokens, N new tokens sampled at T = 1 with no stop token.
 /// </summary>
-public static class DecodeBench
+internal static class DecodeBench
 {
     public sealed record Setup(BenchModels.Size Size, int[] Batches, int PromptLength, int NewTokens, int Rounds);
 

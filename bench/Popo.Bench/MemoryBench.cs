@@ -15,7 +15,7 @@ namespace Popo.Bench;
 /// RSS and, every 10 steps, on the RSS after a full garbage collection and malloc_trim (what is still reachable:
 /// a real leak grows that one too; the raw figure also moves with the GC's and the allocator's timing).
 /// </summary>
-public static class MemoryBench
+internal static class MemoryBench
 {
     public sealed record Setup(BenchModels.Size Size, int Prompts, int GroupSize, int PromptLength, int NewTokens, int Steps);
 

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Popo.Bench;
 
 /// <summary>The machine's limits, measured through TorchSharp in the same run as the figures compared with them.</summary>
-public sealed record PeakResult(int MatmulSize, Span Matmul, long CopyBytes, Span Copy)
+internal sealed record PeakResult(int MatmulSize, Span Matmul, long CopyBytes, Span Copy)
 {
     private double MatmulGflop => 2.0 * MatmulSize * MatmulSize * (double)MatmulSize / 1e9;
     /// <summary>float32 GFLOP/s of a large square matmul, wall clock.</summary>
@@ -16,7 +16,7 @@ public sealed record PeakResult(int MatmulSize, Span Matmul, long CopyBytes, Spa
     public double CopyBytesPerCpuSecond => 2.0 * CopyBytes / Copy.Cpu;
 }
 
-public static class Peak
+internal static class Peak
 {
     /// <summary>C = A B for n x n float32 matrices, best of 10; then dst.copy_(src) of <paramref name="copyMiB"/> MiB, best of 10.</summary>
     public static PeakResult Measure(int n, int copyMiB)

@@ -15,7 +15,7 @@ namespace Popo.Bench;
 /// OPENBLAS_L2_SIZE, which handicapped the peer by up to 2x. The bf16 rows' peer is PyTorch's own CPU mixed precision
 /// (`--bf16`: torch.autocast, oneDNN's bf16 matmuls), not the float32 peer.
 /// </summary>
-public static class PeerProbe
+internal static class PeerProbe
 {
     public const string Python = "/usr/bin/python3";
 

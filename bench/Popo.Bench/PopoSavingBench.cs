@@ -15,7 +15,7 @@ namespace Popo.Bench;
 /// the same sampled rollouts, with rewards set so that exactly 10%, 25% or 50% of the rollouts pass. Rollouts all
 /// have the same length (no stop token), so the positive tokens are exactly that fraction of all tokens.
 /// </summary>
-public static class PopoSavingBench
+internal static class PopoSavingBench
 {
     public sealed record Setup(BenchModels.Size Size, int Prompts, int GroupSize, int PromptLength, int NewTokens, int MicroBatch, int Rounds);
 

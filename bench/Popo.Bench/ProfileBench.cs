@@ -15,7 +15,7 @@ namespace Popo.Bench;
 /// per-op overhead) and against the sampler (whose extra is sampling and bookkeeping); and POPO's update split into
 /// the policy's forward + backward over the positives, the EMA target's forward, and the optimizer + EMA update.
 /// </summary>
-public static class ProfileBench
+internal static class ProfileBench
 {
     public static BenchSection Run(DecodeBench.Setup decode, PopoSavingBench.Setup popo)
     {

@@ -6,7 +6,7 @@ namespace Popo.Bench;
 /// This process's resident memory from /proc/self/status: VmRSS (now) and VmHWM (the peak since start or since
 /// the last <see cref="ResetPeak"/>). Figures are MiB; NaN where /proc is missing (not Linux).
 /// </summary>
-public static class ResidentMemory
+internal static class ResidentMemory
 {
     public static double CurrentMiB() => Field("VmRSS:");
 

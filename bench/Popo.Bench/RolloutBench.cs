@@ -15,7 +15,7 @@ namespace Popo.Bench;
 /// the check that both give the same tokens, masks and log-probs. Then the decode step at batch 1 in bf16
 /// against its weight-read bound.
 /// </summary>
-public static class RolloutBench
+internal static class RolloutBench
 {
     public sealed record Setup(BenchModels.Size[] Sizes, int Prompts, int Group, int PromptLength, int Cap, int Rounds, int DecodeSteps);
 

@@ -22,7 +22,7 @@ namespace Popo.Bench;
 /// EMA target the adapters' EMA on the shared base; they run first, before the float32 model exists, so their peak
 /// RSS is theirs alone.
 /// </summary>
-public static class ScaleBench
+internal static class ScaleBench
 {
     public sealed record Setup(ModelConfig Config, string Name, int Prompts, int GroupSize, int PromptLength, int Cap, int MicroBatch);
 

@@ -13,7 +13,7 @@ namespace Popo.Bench;
 /// Rollout: its bound is reading every weight once per decode step (plus each step's cached keys and values) at the copy
 /// rate, plus the prompts' prefill at the matmul peak.
 /// </summary>
-public static class ScaleFlops
+internal static class ScaleFlops
 {
     /// <summary>Matmul weights of the decoder layers (no head).</summary>
     public static double LayerWeights(ModelConfig c) => BenchModels.MatmulWeights(c) - (double)c.VocabSize * c.HiddenSize;

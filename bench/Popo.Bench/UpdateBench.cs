@@ -13,7 +13,7 @@ namespace Popo.Bench;
 /// grad-norm clip and an AdamW step, as the trainer does per micro-batch. MFU = (6 x matmul weights x tokens +
 /// causal attention FLOPs) / step time / the peak matmul rate measured in the same run.
 /// </summary>
-public static class UpdateBench
+internal static class UpdateBench
 {
     public sealed record Case(BenchModels.Size Size, int Batch, int SequenceLength);
 

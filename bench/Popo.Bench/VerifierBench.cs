@@ -12,7 +12,7 @@ namespace Popo.Bench;
 /// worst cases on adversarial inputs. The data is ../shared/data beside the repository or POPO_SHARED_DATA;
 /// without it the realistic rows are skipped with a note.
 /// </summary>
-public static class VerifierBench
+internal static class VerifierBench
 {
     public static BenchSection Run(bool quick)
     {

@@ -27,6 +27,7 @@ public sealed class JinjaTemplate
         return new JinjaTemplate(source, new Parser(source, tokens).ParseTemplate());
     }
 
+    /// <summary>The name the template was loaded under (errors name it).</summary>
     public string SourceName => source.Name;
 
     /// <summary>

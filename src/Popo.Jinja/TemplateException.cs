@@ -8,10 +8,15 @@ namespace Popo.Jinja;
 public sealed class TemplateException(string source, int line, int column, string detail, bool raised = false)
     : Exception($"{source}:{line}:{column}: {detail}")
 {
+    /// <summary>The template's source, e.g. the tokenizer_config.json it came from.</summary>
     public string SourceName { get; } = source;
+    /// <summary>The 1-based line in the template.</summary>
     public int Line { get; } = line;
+    /// <summary>The 1-based column in the template.</summary>
     public int Column { get; } = column;
+    /// <summary>What went wrong, without the position.</summary>
     public string Detail { get; } = detail;
+    /// <summary>True when the template itself called raise_exception.</summary>
     public bool Raised { get; } = raised;
 }
 

@@ -17,7 +17,7 @@ namespace Popo.Kernels;
 /// thread's fixed sequence of operations, so a row's products are the same bits whatever the other rows, their number
 /// or the split: compacting a batch changes no logit.
 /// </summary>
-public static class FewRowProduct
+internal static class FewRowProduct
 {
     /// <summary>
     /// The most rows the kernel takes per weight dtype: up to these it beat libtorch at every count measured on one Zen 4

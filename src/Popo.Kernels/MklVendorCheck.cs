@@ -17,7 +17,7 @@ namespace Popo.Kernels;
 /// bit-for-bit equality with the full head and bit-identical resume on Zen 3. <c>POPO_MKL_VENDOR_CHECK=bypass</c>
 /// bypasses it on any AMD CPU, <c>=keep</c> keeps MKL as shipped.
 /// </summary>
-public static class MklVendorCheck
+internal static class MklVendorCheck
 {
     public const string Variable = "POPO_MKL_VENDOR_CHECK";
     private const string Symbol = "mkl_serv_intel_cpu_true";

@@ -11,7 +11,7 @@ namespace Popo.Kernels;
 /// bf16 (max error 2e-5 against float64, 0.35 for the bf16 matmul's output). From 4 rows up the bf16 matmul is as
 /// fast (M = 4) or faster, so those rows keep it.
 /// </summary>
-public sealed class WidenedHead : IDisposable
+internal sealed class WidenedHead : IDisposable
 {
     public const int MaxRows = 2;
 

@@ -5,7 +5,15 @@ namespace Popo.MathVerify;
 /// an explicit marker: \boxed{}, &lt;answer&gt; tags, "#### N", "the answer is" (marked); or also, without a
 /// marker, the last math span and then the last whole-token number (any).
 /// </summary>
-public enum AnswerFormat { Boxed, Marked, Any }
+public enum AnswerFormat
+{
+    /// <summary>Only \boxed{}.</summary>
+    Boxed,
+    /// <summary>An explicit marker: \boxed{}, &lt;answer&gt; tags, "#### N", "the answer is".</summary>
+    Marked,
+    /// <summary>A marker, or else the last math span, or else the last whole-token number.</summary>
+    Any,
+}
 
 /// <summary>How the answer was found: the extraction routes, in the order they are tried.</summary>
 public enum AnswerRoute
@@ -30,6 +38,7 @@ public enum AnswerRoute
 /// </summary>
 public readonly record struct Extraction(string Answer, AnswerRoute Route)
 {
+    /// <summary>A second reading of the same marker, or null.</summary>
     public string? Alternative { get; init; }
 }
 
@@ -40,7 +49,7 @@ public readonly record struct Extraction(string Answer, AnswerRoute Route)
 /// </summary>
 public readonly record struct Verdict(bool Correct, AnswerRoute Route, string? Answer = null, string? Error = null);
 
-public static class AnswerFormats
+internal static class AnswerFormats
 {
     public static readonly string[] Names = ["boxed", "marked", "any"];
 

@@ -12,7 +12,7 @@ namespace Popo.MathVerify;
 /// An answer that does not parse equals only the same text. Never throws; answers longer than
 /// <see cref="MaxLength"/> characters are compared as exact (trimmed) text only, so the time is bounded.
 /// </summary>
-public static class Equivalence
+internal static class Equivalence
 {
     /// <summary>Longer answers are compared as canonical text only, to keep the time bounded.</summary>
     public const int MaxLength = 4096;

@@ -30,6 +30,7 @@ public static class MathVerifier
     /// <summary>How a verdict names an unexpected exception (<see cref="Verdict.Error"/>): its type and message; null for none.</summary>
     public static string? Describe(Exception? e) => e is null ? null : $"{e.GetType().Name}: {e.Message}";
 
+    /// <summary>Whether the completion's answer is equivalent to the gold answer (<see cref="Verify"/>'s verdict).</summary>
     public static bool IsCorrect(string? completion, string? gold, AnswerFormat format = AnswerFormat.Any, bool finished = true) =>
         Verify(completion, gold, format, finished).Correct;
 

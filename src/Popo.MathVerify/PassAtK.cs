@@ -3,7 +3,7 @@ namespace Popo.MathVerify;
 /// <summary>
 /// Evaluation metrics over n sampled completions per problem, c of them correct (docs/design.md §9).
 /// </summary>
-public static class PassAtK
+internal static class PassAtK
 {
     /// <summary>
     /// Unbiased pass@k (Chen et al. 2021, "Evaluating Large Language Models Trained on Code"):

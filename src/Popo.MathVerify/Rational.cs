@@ -9,9 +9,12 @@ namespace Popo.MathVerify;
 /// </summary>
 public readonly struct Rational : IEquatable<Rational>
 {
+    /// <summary>The numerator p (carries the sign).</summary>
     public BigInteger Numerator { get; }
+    /// <summary>The denominator q, always positive.</summary>
     public BigInteger Denominator { get; }
 
+    /// <summary>numerator/denominator in lowest terms; a zero denominator throws.</summary>
     public Rational(BigInteger numerator, BigInteger denominator)
     {
         if (denominator.IsZero) throw new DivideByZeroException("rational with zero denominator");
@@ -22,22 +25,31 @@ public readonly struct Rational : IEquatable<Rational>
         Denominator = numerator.IsZero ? BigInteger.One : denominator;
     }
 
+    /// <summary>The integer <paramref name="value"/> as value/1.</summary>
     public static Rational FromInteger(BigInteger value) => new(value, BigInteger.One);
 
+    /// <summary>0.</summary>
     public static readonly Rational Zero = FromInteger(0);
+    /// <summary>1.</summary>
     public static readonly Rational One = FromInteger(1);
 
+    /// <summary>Whether the denominator is 1.</summary>
     public bool IsInteger => Denominator.IsOne;
+    /// <summary>-1, 0 or 1.</summary>
     public int Sign => Numerator.Sign;
 
     /// <summary>Bits needed for numerator and denominator together: the size guard for powers.</summary>
     public long SizeInBits => (long)Numerator.GetBitLength() + (long)Denominator.GetBitLength();
 
+    /// <summary>The exact sum.</summary>
     public static Rational operator +(Rational a, Rational b) =>
         new(a.Numerator * b.Denominator + b.Numerator * a.Denominator, a.Denominator * b.Denominator);
+    /// <summary>The exact difference.</summary>
     public static Rational operator -(Rational a, Rational b) =>
         new(a.Numerator * b.Denominator - b.Numerator * a.Denominator, a.Denominator * b.Denominator);
+    /// <summary>The negation.</summary>
     public static Rational operator -(Rational a) => new(-a.Numerator, a.Denominator);
+    /// <summary>The exact product.</summary>
     public static Rational operator *(Rational a, Rational b) =>
         new(a.Numerator * b.Numerator, a.Denominator * b.Denominator);
     /// <exception cref="DivideByZeroException">when b is zero.</exception>
@@ -51,6 +63,7 @@ public readonly struct Rational : IEquatable<Rational>
         return new(BigInteger.Pow(a.Denominator, -e), BigInteger.Pow(a.Numerator, -e));
     }
 
+    /// <summary>The nearest double (approximate for large operands).</summary>
     public double ToDouble()
     {
         if (Numerator.IsZero) return 0.0;
@@ -60,10 +73,16 @@ public readonly struct Rational : IEquatable<Rational>
         return Math.Exp(BigInteger.Log(BigInteger.Abs(Numerator)) - BigInteger.Log(Denominator)) * Numerator.Sign;
     }
 
+    /// <summary>Exact equality (both are in lowest terms).</summary>
     public bool Equals(Rational other) => Numerator == other.Numerator && Denominator == other.Denominator;
+    /// <summary>Exact equality with another Rational.</summary>
     public override bool Equals(object? obj) => obj is Rational r && Equals(r);
+    /// <summary>A hash of numerator and denominator.</summary>
     public override int GetHashCode() => HashCode.Combine(Numerator, Denominator);
+    /// <summary>Exact equality.</summary>
     public static bool operator ==(Rational a, Rational b) => a.Equals(b);
+    /// <summary>Exact inequality.</summary>
     public static bool operator !=(Rational a, Rational b) => !a.Equals(b);
+    /// <summary>"p" for an integer, else "p/q".</summary>
     public override string ToString() => Denominator.IsOne ? Numerator.ToString() : $"{Numerator}/{Denominator}";
 }

@@ -5,7 +5,7 @@ namespace Popo.MathVerify;
 /// step, the share whose answer came by each extraction route (the verdict's <see cref="Verdict.Route"/>); NaN on
 /// a step with no reward. A reward whose answer no route finds (a task with its own reader) counts in none.
 /// </summary>
-public static class RouteShares
+internal static class RouteShares
 {
     public static readonly string[] Columns = ["route_boxed", "route_marked", "route_math", "route_number"];
 

@@ -7,7 +7,7 @@ namespace Popo.Cli.Commands;
 /// One command-line flag per configuration key (--kebab-case of the key), generated from the schema so
 /// every key a config file accepts can be overridden on the command line, plus --config FILE.
 /// </summary>
-public sealed class ConfigOptions
+internal sealed class ConfigOptions
 {
     private readonly List<(ConfigEntry Entry, Option Option)> options = [];
 

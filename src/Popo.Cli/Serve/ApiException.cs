@@ -4,7 +4,7 @@ namespace Popo.Cli.Serve;
 /// A request the server refuses, answered as OpenAI's error JSON (<c>{"error": {"message", "type", "param", "code"}}</c>)
 /// with <see cref="Status"/>: 400 for a bad field (named in <see cref="Param"/> and the message), 404 for an unknown model.
 /// </summary>
-public sealed class ApiException(int status, string message, string? param = null) : Exception(message)
+internal sealed class ApiException(int status, string message, string? param = null) : Exception(message)
 {
     public int Status { get; } = status;
 

@@ -12,7 +12,7 @@ namespace Popo.Cli.Serve;
 /// is passed to it); the built-in character model has no template and takes one user message, prompted as BOS + its text.
 /// `logprobs: true` with `top_logprobs: k` returns vLLM's per-token content list.
 /// </summary>
-public static class ChatRoute
+internal static class ChatRoute
 {
     public static JsonObject Handle(ServedModel served, RequestFields f)
     {

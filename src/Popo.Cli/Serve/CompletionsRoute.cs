@@ -11,7 +11,7 @@ namespace Popo.Cli.Serve;
 /// token_logprobs, tokens, top_logprobs); `return_token_ids` adds token_ids and prompt_token_ids to each choice and
 /// `return_tokens_as_token_ids` writes tokens as "token_id:N", as vLLM does.
 /// </summary>
-public static class CompletionsRoute
+internal static class CompletionsRoute
 {
     public static JsonObject Handle(ServedModel served, RequestFields f)
     {

@@ -7,7 +7,7 @@ namespace Popo.Cli.Serve;
 
 /// <summary>One sampled completion: its token ids (the stop token included, as vLLM's token_ids), the sampled tokens'
 /// log-probs, the top alternatives when asked, its text, and why it ended.</summary>
-public sealed record GeneratedChoice(
+internal sealed record GeneratedChoice(
     int PromptIndex, int[] TokenIds, double[] LogProbs, IReadOnlyList<(int Id, double LogProb)[]>? Top, string Text,
     string FinishReason, object? StopReason);
 
@@ -19,7 +19,7 @@ public sealed record GeneratedChoice(
 /// (vLLM's default) log softmax(logits). Where the sampler's numbers are not the ones asked for (raw at T other than 0 or 1,
 /// or top alternatives), a forward pass over prompt + completion scores the sampled tokens.
 /// </summary>
-public static class Generation
+internal static class Generation
 {
     public static IReadOnlyList<GeneratedChoice> Run(ServedModel served, LoraAdapters? adapter, IReadOnlyList<int[]> prompts, SamplingRequest request)
     {

@@ -6,7 +6,7 @@ namespace Popo.Cli.Serve;
 /// Typed reads of a request body's fields: a missing or null field gives the default; a field of the wrong type or out of
 /// range is an <see cref="ApiException"/> naming it. Fields the server does not know are ignored, as vLLM ignores them.
 /// </summary>
-public sealed class RequestFields(JsonElement body)
+internal sealed class RequestFields(JsonElement body)
 {
     public JsonElement Body { get; } = body;
 

@@ -4,7 +4,7 @@ using System.Text.Json.Nodes;
 namespace Popo.Cli.Serve;
 
 /// <summary>Pieces of vLLM's response shapes the routes share.</summary>
-public static class Responses
+internal static class Responses
 {
     /// <summary>A log-prob as JSON can hold it: -inf becomes -9999.0, as vLLM and OpenAI write it.</summary>
     public static double Clamp(double logProb) => Math.Max(logProb, -9999.0);

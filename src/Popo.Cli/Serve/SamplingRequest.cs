@@ -5,7 +5,7 @@ namespace Popo.Cli.Serve;
 /// off), max_tokens (null = the rest of the context), stop strings, stop_token_ids, seed, skip_special_tokens,
 /// include_stop_str_in_output, and how many top log-probs to return (null = none).
 /// </summary>
-public sealed record SamplingRequest
+internal sealed record SamplingRequest
 {
     /// <summary>The most alternatives a request may ask for per token (vLLM's default max_logprobs).</summary>
     public const int MaxLogprobs = 20;

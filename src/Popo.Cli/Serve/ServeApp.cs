@@ -15,7 +15,7 @@ namespace Popo.Cli.Serve;
 /// /v1/chat/completions, /v1/load_lora_adapter, /v1/unload_lora_adapter) and SGLang's /update_weights_from_disk, over one
 /// <see cref="ServedModel"/>. Each generating or model-changing request holds the model's gate, so concurrent requests queue.
 /// </summary>
-public static class ServeApp
+internal static class ServeApp
 {
     public static WebApplication Build(ServedModel served, string host, int port)
     {

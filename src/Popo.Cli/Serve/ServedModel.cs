@@ -12,7 +12,7 @@ namespace Popo.Cli.Serve;
 /// loaded onto it by name, each a set of its own on the model's adapter slot (one frozen base, no copies). One request
 /// runs at a time (<see cref="Gate"/>); loading, unloading and reloading take the same gate, so no request sees a half-changed model.
 /// </summary>
-public sealed class ServedModel : IDisposable
+internal sealed class ServedModel : IDisposable
 {
     private readonly Dictionary<string, (string Path, LoraAdapters Set)> adapters = new(StringComparer.Ordinal);
     private readonly Device device;
@@ -157,7 +157,7 @@ public sealed class ServedModel : IDisposable
 }
 
 /// <summary>vLLM's --logprobs-mode values popo serve implements.</summary>
-public enum LogprobsMode
+internal enum LogprobsMode
 {
     /// <summary>log softmax(logits): before temperature and the top-k/top-p filters (vLLM's default).</summary>
     RawLogprobs,

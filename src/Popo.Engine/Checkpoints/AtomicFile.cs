@@ -1,7 +1,7 @@
 namespace Popo.Engine.Checkpoints;
 
 /// <summary>Writes a file through a temporary sibling and a rename, so readers never see a half-written file.</summary>
-public static class AtomicFile
+internal static class AtomicFile
 {
     public static void Write(string path, Action<Stream> write)
     {

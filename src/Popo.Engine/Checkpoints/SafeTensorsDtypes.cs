@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace Popo.Engine.Checkpoints;
 
 /// <summary>The safetensors dtype codes this engine reads and writes, with their element sizes.</summary>
-public static class SafeTensorsDtypes
+internal static class SafeTensorsDtypes
 {
     private static readonly (string Code, ScalarType Type, int Size)[] Table =
     [

@@ -14,7 +14,7 @@ namespace Popo.Engine.Checkpoints;
 /// section, do not overlap and leave no gap; so a malformed file gives a <see cref="CheckpointFormatException"/>
 /// naming it, never a huge allocation.
 /// </summary>
-public sealed class SafeTensorsFile
+internal sealed class SafeTensorsFile
 {
     public const long MaxHeaderBytes = 100L << 20;
 
@@ -238,7 +238,7 @@ public sealed class SafeTensorsFile
 }
 
 /// <summary>A tensor to be written by <see cref="SafeTensorsFile.Write(string, IReadOnlyList{PendingTensor}, IReadOnlyDictionary{string, string})"/>: its header fields, and how to make its data when its turn comes.</summary>
-public sealed record PendingTensor(string Name, ScalarType Dtype, long[] Shape, Func<Tensor> Produce)
+internal sealed record PendingTensor(string Name, ScalarType Dtype, long[] Shape, Func<Tensor> Produce)
 {
     public long Bytes => Shape.Aggregate(1L, (a, b) => a * b) * SafeTensorsDtypes.ElementSize(Dtype);
 }

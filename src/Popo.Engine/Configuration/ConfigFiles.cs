@@ -16,14 +16,14 @@ namespace Popo.Engine.Configuration;
 /// null), a list, or a mapping; only some of TRL's keys take the last three. <see cref="Source"/> is "FILE:LINE"
 /// (FILE alone where the format gives no line).
 /// </summary>
-public sealed record ConfigSetting(string Key, object? Value, string Source);
+internal sealed record ConfigSetting(string Key, object? Value, string Source);
 
 /// <summary>
 /// Reads a config file (TOML, JSON or YAML, by extension) into its top-level keys, in file order. Syntax errors and a
 /// key defined twice name the file and line. The keys are flat: a nested table is kept as a value for the translation
 /// of foreign keys (<see cref="ForeignKeys"/>) to accept or refuse by name.
 /// </summary>
-public static class ConfigFiles
+internal static class ConfigFiles
 {
     /// <summary>The extensions <c>--config</c> accepts.</summary>
     public const string Formats = ".toml, .json, .yaml or .yml";

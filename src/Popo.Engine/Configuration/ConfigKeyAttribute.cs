@@ -8,7 +8,9 @@ namespace Popo.Engine.Configuration;
 [AttributeUsage(AttributeTargets.Property)]
 public sealed class ConfigKeyAttribute(string key, string help) : Attribute
 {
+    /// <summary>The key's name in config files (snake_case).</summary>
     public string Key { get; } = key;
+    /// <summary>The help text <c>popo train --help</c> shows.</summary>
     public string Help { get; } = help;
     /// <summary>Inclusive lower bound for numbers (NaN = none).</summary>
     public double Min { get; init; } = double.NaN;

@@ -7,7 +7,7 @@ namespace Popo.Engine.Configuration;
 /// The value of a list key (<c>reward_funcs</c>, <c>reward_weights</c>): an immutable list compared by its items, so that
 /// two configurations with the same keys are equal (a record compares its lists by reference otherwise).
 /// </summary>
-public sealed class ConfigList<T> : IReadOnlyList<T>, IEquatable<ConfigList<T>>
+internal sealed class ConfigList<T> : IReadOnlyList<T>, IEquatable<ConfigList<T>>
 {
     private readonly T[] items;
 

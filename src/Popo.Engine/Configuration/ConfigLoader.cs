@@ -18,8 +18,15 @@ public static class ConfigLoader
     public static readonly IReadOnlyDictionary<string, IReadOnlyList<(string Key, object Value)>> Presets =
         ObjectiveRegistry.All.ToDictionary(a => a.Name, a => a.Preset);
 
+    /// <summary>Whether the algorithm belongs to the POPO family (positive-only), not the GRPO family.</summary>
     public static bool IsPopoFamily(string algo) => ObjectiveRegistry.Get(algo).Family == AlgorithmFamily.Popo;
 
+    /// <summary>
+    /// A run's configuration, as <c>popo train</c> builds it: the defaults of the run kind (built-in or pretrained model),
+    /// the algorithm's preset, then the file's keys, then the flags. Each value is converted and checked against its key.
+    /// </summary>
+    /// <param name="configFile">a TOML or JSON file of keys, or null</param>
+    /// <param name="flags">(key, value) pairs with snake_case keys, as on the command line; later ones win</param>
     /// <param name="runKindModel">the model that decides the run kind, when it is not the run's own `model`: `popo compare`
     /// trains each arm from its warm-up checkpoint, which does not make a built-in comparison a pretrained run.</param>
     public static TrainConfig Resolve(string? configFile, IReadOnlyList<(string Key, string Value)> flags, string? runKindModel = null) =>

@@ -5,7 +5,7 @@ using Popo.Engine.Runtime;
 namespace Popo.Engine.Configuration;
 
 /// <summary>A configuration key as read off <see cref="TrainConfig"/>'s attributes.</summary>
-public sealed record ConfigEntry(string Key, string Help, Type Type, PropertyInfo Property, ConfigKeyAttribute Rules)
+internal sealed record ConfigEntry(string Key, string Help, Type Type, PropertyInfo Property, ConfigKeyAttribute Rules)
 {
     /// <summary>The command-line flag: --kebab-case of the key.</summary>
     public string Flag => "--" + Key.Replace('_', '-');
@@ -97,7 +97,7 @@ public sealed record ConfigEntry(string Key, string Help, Type Type, PropertyInf
 }
 
 /// <summary>The set of configuration keys, read once from <see cref="TrainConfig"/>.</summary>
-public static class ConfigSchema
+internal static class ConfigSchema
 {
     public static IReadOnlyList<ConfigEntry> Entries { get; } =
         typeof(TrainConfig).GetProperties()

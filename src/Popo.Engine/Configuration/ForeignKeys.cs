@@ -8,7 +8,7 @@ namespace Popo.Engine.Configuration;
 /// becomes in Popo: mapped onto Popo keys, accepted and ignored with the reason (it does not change the math here),
 /// or refused with the reason. <see cref="Help"/> is the line `popo train --help` shows.
 /// </summary>
-public sealed record ForeignKey(string Name, string Origin, string Help, Action<ForeignKey, ConfigSetting, ForeignTranslation> Handle);
+internal sealed record ForeignKey(string Name, string Origin, string Help, Action<ForeignKey, ConfigSetting, ForeignTranslation> Handle);
 
 /// <summary>
 /// The table of foreign keys (the only place they are named). A config file is read as TRL's or the authors' when it
@@ -16,7 +16,7 @@ public sealed record ForeignKey(string Name, string Origin, string Help, Action<
 /// scale_rewards, max_prompt_length, ...) takes TRL's meaning. A mapped key whose Popo key is not in this build's
 /// schema is "not supported yet": accepted when its value is TRL's default (nothing changes), refused otherwise.
 /// </summary>
-public static class ForeignKeys
+internal static class ForeignKeys
 {
     public const string Trl = "TRL";
     public const string Trl027 = "TRL <= 0.27";

@@ -9,7 +9,7 @@ namespace Popo.Engine.Configuration;
 /// bf16 over bfloat16 weights) are settled after the last file, each from its last value. Every mapping, every key
 /// ignored and why, is in <see cref="Log"/>; every refusal is collected and thrown together, naming file, line and key.
 /// </summary>
-public sealed class ForeignTranslation
+internal sealed class ForeignTranslation
 {
     private readonly List<(string Key, object? Value, string Source)> settings = [];
     private readonly List<string> refusals = [];

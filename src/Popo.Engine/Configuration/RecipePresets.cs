@@ -4,7 +4,7 @@ namespace Popo.Engine.Configuration;
 /// Named recipes (`--preset NAME`): the values of a published run, applied after the algorithm's preset and before
 /// the config files and flags, which win over them.
 /// </summary>
-public static class RecipePresets
+internal static class RecipePresets
 {
     /// <summary>Qwen2.5-Math's system prompt, which the POPO authors' prompt_template qwen_math renders.</summary>
     public const string QwenMathSystemPrompt = "Please reason step by step, and put your final answer within \\boxed{}.";

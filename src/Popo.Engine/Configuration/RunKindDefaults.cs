@@ -10,7 +10,7 @@ namespace Popo.Engine.Configuration;
 /// TrainingArguments' weight_decay 0, warmup_ratio 0, max_grad_norm 1, eval_strategy "no").
 /// The algorithm preset, the config file and the flags all win over this layer.
 /// </summary>
-public static class RunKindDefaults
+internal static class RunKindDefaults
 {
     /// <summary>Where a pretrained-run default comes from, shown by `popo train --help`.</summary>
     public sealed record Default(string Key, object Value, string Source);

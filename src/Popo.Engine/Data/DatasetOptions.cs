@@ -19,6 +19,7 @@ public sealed record DatasetOptions
     /// <summary>The default instruction (docs/design.md §7): reason step by step, final answer in \boxed{}.</summary>
     public const string DefaultTemplate = "{question}\nPlease reason step by step, and put your final answer within \\boxed{}.";
 
+    /// <summary>The records' shape; Auto detects it from the first record.</summary>
     public DatasetShape Shape { get; init; } = DatasetShape.Auto;
 
     /// <summary>The field holding the gold answer; "answer" when null.</summary>

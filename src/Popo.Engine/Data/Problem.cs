@@ -31,4 +31,10 @@ public sealed record Problem(string Id, string Prompt, string? Answer, string? S
 }
 
 /// <summary>Training or held-out problems; a task's two splits never share a problem.</summary>
-public enum Split { Train, Test }
+public enum Split
+{
+    /// <summary>The problems the run trains on.</summary>
+    Train,
+    /// <summary>The held-out problems evaluation uses.</summary>
+    Test,
+}

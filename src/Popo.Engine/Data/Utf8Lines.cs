@@ -9,7 +9,7 @@ namespace Popo.Engine.Data;
 /// a corrupt dataset line would train as text nobody wrote. Here such a line comes back with its text null and the
 /// offset of its first invalid byte, for the reader to refuse or skip as it does any malformed line.
 /// </summary>
-public static class Utf8Lines
+internal static class Utf8Lines
 {
     /// <summary>Line <paramref name="Number"/> (from 1): its text, or null with <paramref name="BadByte"/> the offset of its first invalid byte.</summary>
     public readonly record struct Line(int Number, string? Text, int BadByte);

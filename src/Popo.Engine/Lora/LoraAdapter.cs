@@ -8,7 +8,7 @@ namespace Popo.Engine.Lora;
 /// The low-rank pair of one target linear (PEFT's lora_A, lora_B): A [r, in], B [out, r]. The layer computes
 /// W x + b + s B A dropout(x); W and b stay the base model's, frozen. Field names are PEFT's tensor names.
 /// </summary>
-public sealed class LoraAdapter : nn.Module
+internal sealed class LoraAdapter : nn.Module
 {
 #pragma warning disable IDE1006 // field names are PEFT's tensor names
     private readonly Parameter lora_A;

@@ -12,7 +12,7 @@ namespace Popo.Engine.Lora;
 /// trainable ones, an EMA target is a second set of the same shapes (<see cref="Like"/>), and the empty set is
 /// the base model (GRPO's reference). Which set a forward pass uses is the model's <see cref="AdapterSlot"/>.
 /// </summary>
-public sealed class LoraAdapters : nn.Module, IAdapterSet
+internal sealed class LoraAdapters : nn.Module, IAdapterSet
 {
     private readonly ModuleList<LoraAdapter> adapters;
     private readonly Dictionary<Linear, LoraAdapter> byLayer = new(ReferenceEqualityComparer.Instance);

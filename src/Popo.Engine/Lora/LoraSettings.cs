@@ -9,7 +9,7 @@ namespace Popo.Engine.Lora;
 /// use_rslora. The update of a target linear is W x + s B A dropout(x) with s = alpha / r, or alpha / sqrt(r)
 /// under rsLoRA (Kalajdzievski 2023; PEFT and vLLM scale the same way).
 /// </summary>
-public sealed record LoraSettings(int Rank, double Alpha, double Dropout, IReadOnlyList<string> Targets, bool UseRsLora)
+internal sealed record LoraSettings(int Rank, double Alpha, double Dropout, IReadOnlyList<string> Targets, bool UseRsLora)
 {
     /// <summary>Every linear layer of a Qwen2 decoder in layer order; PEFT's `all-linear` means these (the head is excluded).</summary>
     public static readonly IReadOnlyList<string> AllLinear = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];

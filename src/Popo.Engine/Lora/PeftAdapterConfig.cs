@@ -12,7 +12,7 @@ namespace Popo.Engine.Lora;
 /// modules_to_save null, use_dora false) read it. Reading accepts what this engine can apply and names the field
 /// of anything else (another PEFT method, DoRA, trained biases, per-layer rank patterns, ...).
 /// </summary>
-public static class PeftAdapterConfig
+internal static class PeftAdapterConfig
 {
     public const string FileName = "adapter_config.json";
 

@@ -10,7 +10,7 @@ namespace Popo.Engine.Lora;
 /// `.lora_B.weight` ([out, r]), the adapter name ("default") left out as get_peft_model_state_dict leaves it out;
 /// vLLM's parse_fine_tuned_lora_name reads the same names. Weights are stored in the adapters' dtype (float32).
 /// </summary>
-public static class PeftAdapterFolder
+internal static class PeftAdapterFolder
 {
     public const string WeightsFile = "adapter_model.safetensors";
 

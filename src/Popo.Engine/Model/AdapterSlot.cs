@@ -8,7 +8,7 @@ namespace Popo.Engine.Model;
 /// EMA set for the siamese target, the empty set for GRPO's reference, or none. One frozen base serves them all,
 /// so switching costs nothing and no second copy of the base exists.
 /// </summary>
-public sealed class AdapterSlot
+internal sealed class AdapterSlot
 {
     /// <summary>The set in use; null = no adapters (a model that never had LoRA).</summary>
     public IAdapterSet? Active { get; private set; }

@@ -11,7 +11,7 @@ namespace Popo.Engine.Model;
 /// weight, not 4 + a cast; the cache is dropped whenever the weights may change (a training forward,
 /// <see cref="Invalidate"/>).
 /// </summary>
-public sealed class ComputePrecision : IDisposable
+internal sealed class ComputePrecision : IDisposable
 {
     private readonly Dictionary<Tensor, Tensor> cache = new(ReferenceEqualityComparer.Instance);
 

@@ -12,7 +12,7 @@ namespace Popo.Engine.Model;
 /// model-0000i-of-0000n.safetensors listed by model.safetensors.index.json. Pickled checkpoints
 /// (pytorch_model.bin, *.pt) are refused, never loaded. Every file is written atomically.
 /// </summary>
-public static class HfCheckpoint
+internal static class HfCheckpoint
 {
     public const string ConfigFile = "config.json";
     public const string SingleFile = "model.safetensors";

@@ -8,7 +8,7 @@ namespace Popo.Engine.Model;
 /// s B A x). The model owns the slot (<see cref="AdapterSlot"/>) and asks the active set on every projection; an adapter
 /// library implements this interface and never reaches into the model's layers otherwise.
 /// </summary>
-public interface IAdapterSet
+internal interface IAdapterSet
 {
     /// <summary>y [rows, out] plus this set's addition for <paramref name="layer"/> (y itself when the layer has none), x [rows, in] its input; <paramref name="training"/>: a forward that builds a graph.</summary>
     Tensor Apply(Linear layer, Tensor y, Tensor x, bool training);

@@ -10,7 +10,7 @@ namespace Popo.Engine.Model;
 /// Only the first <see cref="Rows"/> of the B allocated rows are in use: <see cref="SelectRows"/> gathers rows
 /// in place, so a sampler can prefill a few distinct prompts and fan them out, or drop finished rows.
 /// </summary>
-public sealed class KvCache : IDisposable
+internal sealed class KvCache : IDisposable
 {
     private readonly Tensor[] keys;
     private readonly Tensor[] values;

@@ -10,7 +10,7 @@ namespace Popo.Engine.Model;
 /// The Hugging Face Qwen2 config.json fields the decoder is sized from (docs/design.md §6). Property names
 /// follow the C# convention; <see cref="Load"/> and <see cref="Save"/> use the HF snake_case names.
 /// </summary>
-public sealed record ModelConfig
+internal sealed record ModelConfig
 {
     public const string Qwen2Architecture = "Qwen2ForCausalLM";
 

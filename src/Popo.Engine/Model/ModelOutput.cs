@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace Popo.Engine.Model;
 
 /// <summary>Logits [B,T,V] and the final post-norm hidden state [B,T,D] of one forward pass.</summary>
-public sealed record ModelOutput(Tensor Logits, Tensor Hidden) : IDisposable
+internal sealed record ModelOutput(Tensor Logits, Tensor Hidden) : IDisposable
 {
     public void Dispose()
     {

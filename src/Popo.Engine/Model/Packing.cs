@@ -9,7 +9,7 @@ namespace Popo.Engine.Model;
 /// on the padded [B,T] layout: q, k and v are scattered into it (zeros at padding, which the mask hides) and the
 /// output is gathered back. Each token's value is the padded forward's.
 /// </summary>
-public sealed class Packing
+internal sealed class Packing
 {
     private Packing(Tensor index, long rows, long columns) => (Index, Rows, Columns) = (index, rows, columns);
 

@@ -8,7 +8,7 @@ namespace Popo.Engine.Model;
 /// Grouped-query causal self-attention of Qwen2: q/k/v projections with bias, o without; rotary embedding on
 /// q and k; query head h reads key/value head h / (H / H_kv). Field names are the HF tensor names.
 /// </summary>
-public sealed class Qwen2Attention : nn.Module
+internal sealed class Qwen2Attention : nn.Module
 {
 #pragma warning disable IDE1006 // field names are the HF tensor names
     private readonly Linear q_proj;

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Popo.Engine.Model;
 
 /// <summary>Pre-norm block: h = x + attn(norm1(x)); out = h + mlp(norm2(h)).</summary>
-public sealed class Qwen2DecoderLayer : nn.Module
+internal sealed class Qwen2DecoderLayer : nn.Module
 {
 #pragma warning disable IDE1006 // field names are the HF tensor names
     private readonly RmsNorm input_layernorm;

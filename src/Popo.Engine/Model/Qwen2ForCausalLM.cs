@@ -10,7 +10,7 @@ namespace Popo.Engine.Model;
 /// ("model.layers.0.self_attn.q_proj.weight", ...). With tied embeddings there is no lm_head parameter and
 /// the logits are h · E^T.
 /// </summary>
-public sealed class Qwen2ForCausalLM : nn.Module
+internal sealed class Qwen2ForCausalLM : nn.Module
 {
 #pragma warning disable IDE1006 // field names are the HF tensor names
     private readonly Qwen2Model model;

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Popo.Engine.Model;
 
 /// <summary>SwiGLU feed-forward: down(silu(gate(x)) * up(x)), no biases.</summary>
-public sealed class Qwen2Mlp : nn.Module<Tensor, Tensor>
+internal sealed class Qwen2Mlp : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // field names are the HF tensor names
     private readonly Linear gate_proj;

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Popo.Engine.Model;
 
 /// <summary>The decoder stack without the head: embedding, layers, final RMSNorm (HF prefix "model.").</summary>
-public sealed class Qwen2Model : nn.Module
+internal sealed class Qwen2Model : nn.Module
 {
 #pragma warning disable IDE1006 // field names are the HF tensor names
     private readonly Embedding embed_tokens;

@@ -19,7 +19,7 @@ namespace Popo.Engine.Model;
 /// zero biases, unit norm weights; tensor k of the sorted names draws from its own generator seeded
 /// (seed, k), so a tensor's values do not depend on the dtype or the shard layout.
 /// </summary>
-public static class RandomModel
+internal static class RandomModel
 {
     public const long ChunkElements = 1L << 24;
 

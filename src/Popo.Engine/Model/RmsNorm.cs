@@ -8,7 +8,7 @@ namespace Popo.Engine.Model;
 /// y = w * x / sqrt(mean(x^2) + eps) over the last dimension. Like HF's Qwen2RMSNorm, the statistics are
 /// taken in at least float32 (bfloat16 inputs are upcast) and the result is cast back before the weight.
 /// </summary>
-public sealed class RmsNorm : nn.Module<Tensor, Tensor>
+internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
     private readonly Parameter weight;
     // Held for the module's life: a temporary Scalar can be finalized mid-call (Optimizers.AdamW says why).

@@ -11,7 +11,7 @@ namespace Popo.Engine.Model;
 /// [-sin, sin], so rotate_half(x) * sin = roll(x, d/2) * signed sin: one kernel instead of narrow, neg and cat
 /// (x2 * -s equals -x2 * s exactly), which matters in decode, where each op's fixed cost dominates.
 /// </summary>
-public sealed class RotaryEmbedding : IDisposable
+internal sealed class RotaryEmbedding : IDisposable
 {
     private readonly Tensor invFreq; // [d/2]
     private readonly ScalarType dtype;

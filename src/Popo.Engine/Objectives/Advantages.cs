@@ -5,7 +5,7 @@ namespace Popo.Engine.Objectives;
 /// (divide by n-1), taken over the group (group), the whole batch (batch, as TRL) or not at all
 /// (none = Dr. GRPO). Host arrays: one value per rollout.
 /// </summary>
-public static class Advantages
+internal static class Advantages
 {
     public const double Epsilon = 1e-4;
 

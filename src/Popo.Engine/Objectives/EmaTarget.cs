@@ -9,7 +9,7 @@ namespace Popo.Engine.Objectives;
 /// xi &lt;- tau xi + (1 - tau) theta. The target module is built by the caller with the policy's
 /// architecture and kept in float32 or wider; its parameters never require gradient.
 /// </summary>
-public sealed class EmaTarget : IDisposable
+internal sealed class EmaTarget : IDisposable
 {
     private readonly (Tensor Target, Tensor Online)[] pairs;
 

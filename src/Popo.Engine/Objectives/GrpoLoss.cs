@@ -8,7 +8,7 @@ namespace Popo.Engine.Objectives;
 /// <param name="ClipLow">Share clipped below 1 - eps_low with A &lt; 0 (TRL's clip_ratio/low_mean); zero under CISPO.</param>
 /// <param name="ClipHigh">Share clipped above 1 + eps_high with A &gt; 0 (TRL's clip_ratio/high_mean); zero under CISPO.</param>
 /// <param name="EntropyKept">Share of the masked-in tokens that carry the policy term (1 unless top_entropy_quantile &lt; 1).</param>
-public sealed record GrpoLossTerms(Tensor Total, Tensor ClipFraction, Tensor Kl, Tensor ClipLow, Tensor ClipHigh, Tensor EntropyKept) : IDisposable
+internal sealed record GrpoLossTerms(Tensor Total, Tensor ClipFraction, Tensor Kl, Tensor ClipLow, Tensor ClipHigh, Tensor EntropyKept) : IDisposable
 {
     public void Dispose() { Total.Dispose(); ClipFraction.Dispose(); Kl.Dispose(); ClipLow.Dispose(); ClipHigh.Dispose(); EntropyKept.Dispose(); }
 }
@@ -22,7 +22,7 @@ public sealed record GrpoLossTerms(Tensor Total, Tensor ClipFraction, Tensor Kl,
 /// accumulated batch (as TRL does). §3.1's options (<see cref="PolicySurrogate"/>): the ratio per rollout (GSPO),
 /// delta, CISPO's surrogate (aggregated as dapo, as TRL), and the top-entropy token mask on the policy term.
 /// </summary>
-public static class GrpoLoss
+internal static class GrpoLoss
 {
     /// <param name="logProbs">l [B,N] under the current policy (differentiable).</param>
     /// <param name="oldLogProbs">l_old [B,N] of the policy that sampled.</param>

@@ -14,7 +14,7 @@ namespace Popo.Engine.Objectives;
 /// its overlong penalty is the reward function `overlong` (Rewards stage), already in the batch's rewards.
 /// Old log-probs are the sampler's (same weights, same temperature), so with mu = 1 rho = 1.
 /// </summary>
-public sealed class GrpoObjective : IObjective
+internal sealed class GrpoObjective : IObjective
 {
     /// <summary>The metric columns this objective writes (the trainer refuses any other).</summary>
     public static readonly IReadOnlyList<string> Columns =

@@ -10,7 +10,7 @@ namespace Popo.Engine.Objectives;
 /// advantages, no gradient), then Backward on each micro-batch of the prepared rows (forward, loss,
 /// backward), steps the optimizer, then AfterOptimizerStep (e.g. the EMA target update).
 /// </summary>
-public interface IObjective : IDisposable
+internal interface IObjective : IDisposable
 {
     string Name { get; }
 
@@ -34,7 +34,7 @@ public interface IObjective : IDisposable
 }
 
 /// <summary>A generation batch with what the objective computed for it once, without gradient.</summary>
-public sealed class PreparedBatch(GenerationBatch batch, long[] trainRows, Tensor perRow, Tensor? reference, double trainTokens) : IDisposable
+internal sealed class PreparedBatch(GenerationBatch batch, long[] trainRows, Tensor perRow, Tensor? reference, double trainTokens) : IDisposable
 {
     public GenerationBatch Batch { get; } = batch;
     /// <summary>Rows that enter the loss (POPO may drop negatives, DAPO all-equal groups).</summary>
@@ -67,7 +67,7 @@ public sealed class PreparedBatch(GenerationBatch batch, long[] trainRows, Tenso
 }
 
 /// <summary>Per-step scalars: Set overwrites, Add accumulates a mean over micro-batches.</summary>
-public sealed class StepMetrics
+internal sealed class StepMetrics
 {
     private readonly Dictionary<string, double> values = new();
     private readonly Dictionary<string, (double Sum, int Count)> means = new();

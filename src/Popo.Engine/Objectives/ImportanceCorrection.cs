@@ -5,10 +5,10 @@ using static TorchSharp.torch;
 namespace Popo.Engine.Objectives;
 
 /// <summary>TRL's vllm_importance_sampling_mode: per token or per sequence, truncated at the cap or masked above it.</summary>
-public enum ImportanceMode { TokenTruncate, TokenMask, SequenceTruncate, SequenceMask }
+internal enum ImportanceMode { TokenTruncate, TokenMask, SequenceTruncate, SequenceMask }
 
 /// <summary>The correction's keys: importance_correction (with a server), importance_mode, importance_cap.</summary>
-public sealed record ImportanceOptions(ImportanceMode Mode, double Cap)
+internal sealed record ImportanceOptions(ImportanceMode Mode, double Cap)
 {
     public static ImportanceMode ParseMode(string word) => word switch
     {
@@ -30,7 +30,7 @@ public sealed record ImportanceOptions(ImportanceMode Mode, double Cap)
 /// KL(sampler || trainer) on the sampler's tokens), is_corrected = share of tokens (token modes) or rows (sequence
 /// modes) truncated or masked.
 /// </summary>
-public static class ImportanceCorrection
+internal static class ImportanceCorrection
 {
     /// <summary>The metric columns the correction writes.</summary>
     public static readonly IReadOnlyList<string> Columns = ["is_logp_diff", "is_kl", "is_corrected"];

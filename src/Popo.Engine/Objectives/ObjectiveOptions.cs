@@ -4,25 +4,25 @@ using Popo.Engine.Runtime;
 namespace Popo.Engine.Objectives;
 
 /// <summary>How POPO weighs the positives of one group (docs/design.md §2.2).</summary>
-public enum WeightMode { Softmax, Uniform }
+internal enum WeightMode { Softmax, Uniform }
 
 /// <summary>Which rollouts' tokens enter the entropy bonus (docs/design.md §2.6).</summary>
-public enum EntropyScope { All, Positive }
+internal enum EntropyScope { All, Positive }
 
 /// <summary>GRPO token-loss aggregation (docs/design.md §3); Cispo is CISPO's surrogate with dapo's aggregation (TRL's loss_type = "cispo", §3.1).</summary>
-public enum LossType { Grpo, Bnpo, DrGrpo, Dapo, Cispo }
+internal enum LossType { Grpo, Bnpo, DrGrpo, Dapo, Cispo }
 
 /// <summary>
 /// The ratio the surrogate clips: per token, per rollout (GSPO, TRL's importance_sampling_level = "sequence"), or the
 /// rollout's value with each token's own gradient (GSPO-token, "sequence_token"), docs/design.md §3.1.
 /// </summary>
-public enum ImportanceLevel { Token, Sequence, SequenceToken }
+internal enum ImportanceLevel { Token, Sequence, SequenceToken }
 
 /// <summary>GRPO advantage scaling: by the group's std, the whole batch's std, or not at all (Dr. GRPO).</summary>
-public enum RewardScaling { Group, Batch, None }
+internal enum RewardScaling { Group, Batch, None }
 
 /// <summary>POPO hyperparameters; every ablation of docs/design.md §2.9 is one field.</summary>
-public sealed record PopoOptions
+internal sealed record PopoOptions
 {
     public WeightMode Weights { get; init; } = WeightMode.Softmax;
     /// <summary>T_w: temperature of the softmax over length-normalised sequence scores.</summary>
@@ -74,7 +74,7 @@ public sealed record PopoOptions
 }
 
 /// <summary>GRPO-family hyperparameters (docs/design.md §3).</summary>
-public sealed record GrpoOptions
+internal sealed record GrpoOptions
 {
     public LossType LossType { get; init; } = LossType.Grpo;
     public RewardScaling ScaleRewards { get; init; } = RewardScaling.Group;

@@ -9,22 +9,22 @@ namespace Popo.Engine.Objectives;
 /// NewReference GRPO's frozen reference (default: NewFrozenPolicy, a copy of theta_0; under LoRA the base without adapters).
 /// Keys: the run's keys, from which each objective reads its own options.
 /// </summary>
-public sealed record ObjectiveContext(IPolicy Policy, Func<IPolicy> NewFrozenPolicy, int HiddenSize, IRunKeys Keys, Device Device, ScalarType Dtype,
+internal sealed record ObjectiveContext(IPolicy Policy, Func<IPolicy> NewFrozenPolicy, int HiddenSize, IRunKeys Keys, Device Device, ScalarType Dtype,
                                       Func<IPolicy>? NewReference = null);
 
 /// <summary>The two families on the engine: positive-only (weights over the positives) and group-relative (advantages).</summary>
-public enum AlgorithmFamily { Popo, Grpo }
+internal enum AlgorithmFamily { Popo, Grpo }
 
 /// <summary>
 /// One algorithm, registered once: its name, family, preset (the keys it sets over the defaults, before a config file
 /// and flags), the metric columns its objective writes, and how to build it. Every list of names, presets, families and
 /// columns derives from the registrations.
 /// </summary>
-public sealed record Algorithm(string Name, AlgorithmFamily Family, string Summary, IReadOnlyList<(string Key, object Value)> Preset,
+internal sealed record Algorithm(string Name, AlgorithmFamily Family, string Summary, IReadOnlyList<(string Key, object Value)> Preset,
                                IReadOnlyList<string> Columns, Func<ObjectiveContext, IObjective> Create);
 
 /// <summary>Objectives by name, behind one constructor signature (as verl registers its policy losses).</summary>
-public static class ObjectiveRegistry
+internal static class ObjectiveRegistry
 {
     private static readonly List<Algorithm> Registered = [];
 

@@ -7,7 +7,7 @@ namespace Popo.Engine.Objectives;
 /// ratio, INTELLECT-2's two-sided clip delta, CISPO's clipped stop-gradient weight, and the top-entropy token mask.
 /// Each mirrors TRL's GRPOTrainer._compute_loss and get_high_entropy_mask.
 /// </summary>
-public static class PolicySurrogate
+internal static class PolicySurrogate
 {
     /// <summary>
     /// Log importance weights: l - l_old [B,N] per token, or per rollout (GSPO) the masked mean over its tokens [B,1]

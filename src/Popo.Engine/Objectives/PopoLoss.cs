@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Popo.Engine.Objectives;
 
 /// <summary>The POPO loss terms of one micro-batch, kept apart for logging.</summary>
-public sealed record PopoLossTerms(Tensor Total, Tensor Nll, Tensor Similarity, Tensor Entropy) : IDisposable
+internal sealed record PopoLossTerms(Tensor Total, Tensor Nll, Tensor Similarity, Tensor Entropy) : IDisposable
 {
     public void Dispose() { Total.Dispose(); Nll.Dispose(); Similarity.Dispose(); Entropy.Dispose(); }
 }
@@ -18,7 +18,7 @@ public sealed record PopoLossTerms(Tensor Total, Tensor Nll, Tensor Similarity, 
 ///   L     = (L_nll + alpha L_sim + beta_ent L_ent) / gradAccumSteps, and exactly 0 with no positive.
 /// Departures from the authors' code: none; cos is u.z / (|u| |z|) without torch's eps clamp, as in the spec.
 /// </summary>
-public static class PopoLoss
+internal static class PopoLoss
 {
     /// <summary>The indices of the rows with w_i &gt; 0 (int64, on w's device): the only rows L_sim reads.</summary>
     public static Tensor PositiveRows(Tensor weights) => nonzero(weights > 0).view(-1);

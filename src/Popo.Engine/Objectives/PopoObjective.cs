@@ -15,7 +15,7 @@ namespace Popo.Engine.Objectives;
 /// positive rows only: L_sim weighs row i by w_i, so a negative's target feature cannot change the loss.
 /// RFT is this objective with uniform weights, alpha = beta_ent = 0.
 /// </summary>
-public sealed class PopoObjective : IObjective
+internal sealed class PopoObjective : IObjective
 {
     /// <summary>The metric columns this objective writes (the trainer refuses any other).</summary>
     public static readonly IReadOnlyList<string> Columns =

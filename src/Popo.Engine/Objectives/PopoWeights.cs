@@ -7,7 +7,7 @@ namespace Popo.Engine.Objectives;
 /// this works on host arrays: a group has at most a few dozen rollouts.
 /// Departures: none from the authors' code; uniform, length normalisation and the cap are options.
 /// </summary>
-public static class PopoWeights
+internal static class PopoWeights
 {
     /// <param name="scores">Length-normalised sequence log-probs s_i, one per rollout, groups contiguous.</param>
     /// <param name="lengths">Completion lengths |y_i| (used by LengthNormalizeWeights).</param>

@@ -10,7 +10,7 @@ namespace Popo.Engine.Objectives;
 /// Default depth 1: Linear(D->H) -> LayerNorm(H) -> ReLU -> Linear(H->D). Xavier-uniform weights, zero
 /// biases. Depth 0 is a single Linear(D->D) (the predictor-depth ablation).
 /// </summary>
-public sealed class Predictor : Module<Tensor, Tensor>
+internal sealed class Predictor : Module<Tensor, Tensor>
 {
     private readonly Sequential layers;
 

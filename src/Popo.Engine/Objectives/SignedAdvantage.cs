@@ -5,7 +5,7 @@ namespace Popo.Engine.Objectives;
 /// no group baseline and no std (its compute_psr_nsr_outcome_advantage with rewards {1, 0}: "positive" r,
 /// "negative" r - 1, "weighted" lambda r or r - 1). Positive means r &gt; 0, as POPO's S+.
 /// </summary>
-public sealed record SignedAdvantage(double PositiveWeight, double NegativeWeight)
+internal sealed record SignedAdvantage(double PositiveWeight, double NegativeWeight)
 {
     /// <summary>PSR: positives at +1, negatives not reinforced.</summary>
     public static SignedAdvantage Psr { get; } = new(1.0, 0.0);

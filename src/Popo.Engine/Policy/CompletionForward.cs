@@ -8,7 +8,7 @@ namespace Popo.Engine.Policy;
 /// predict the completion tokens (HeadInput, position P + t - 1 for token t) and those of the completion tokens
 /// themselves (Hidden, position P + t), with the tokens and their mask. The head is applied on request only.
 /// </summary>
-public sealed class CompletionOutputs(IPolicy policy, Tensor headInput, Tensor hidden, Tensor ids, Tensor mask) : IDisposable
+internal sealed class CompletionOutputs(IPolicy policy, Tensor headInput, Tensor hidden, Tensor ids, Tensor mask) : IDisposable
 {
     private Tensor? logits;
 
@@ -31,7 +31,7 @@ public sealed class CompletionOutputs(IPolicy policy, Tensor headInput, Tensor h
     public void Dispose() { logits?.Dispose(); HeadInput.Dispose(); Hidden.Dispose(); Ids.Dispose(); Mask.Dispose(); }
 }
 
-public static class CompletionForward
+internal static class CompletionForward
 {
     /// <summary>
     /// Runs the policy over the selected rows and keeps the completion part (see <see cref="CompletionOutputs"/>).

@@ -1,7 +1,7 @@
 namespace Popo.Engine.Policy;
 
 /// <summary>What a caller of the head's token statistics needs of the per-token entropy.</summary>
-public enum EntropyNeed
+internal enum EntropyNeed
 {
     /// <summary>Not computed.</summary>
     None,

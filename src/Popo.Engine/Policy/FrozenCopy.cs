@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Popo.Engine.Policy;
 
 /// <summary>Copies one module's parameters into a same-architecture module that never trains.</summary>
-public static class FrozenCopy
+internal static class FrozenCopy
 {
     /// <summary>
     /// Pairs destination parameters with the source's by name, checks shapes and that the copy is float32

@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace Popo.Engine.Policy;
 
 /// <summary>What the objectives need of a causal language model: the decoder's hidden states and its head.</summary>
-public interface IPolicy
+internal interface IPolicy
 {
     /// <summary>inputIds [B,T], attentionMask [B,T] (1 = real token), positionIds [B,T] -> the final post-norm hidden state of all positions, [B,T,D].</summary>
     Tensor ForwardHidden(Tensor inputIds, Tensor attentionMask, Tensor positionIds);

@@ -9,7 +9,7 @@ namespace Popo.Engine.Policy;
 /// siamese target (an EMA set, <see cref="FrozenClone"/>) or GRPO's reference (no adapters, <see cref="WithoutAdapters"/>).
 /// Each view switches the model's <see cref="Model.AdapterSlot"/> for its own forward only; the head is the base's in every view.
 /// </summary>
-public sealed class LoraPolicy(Qwen2Policy basePolicy, LoraAdapters adapters) : IPolicy
+internal sealed class LoraPolicy(Qwen2Policy basePolicy, LoraAdapters adapters) : IPolicy
 {
     public Qwen2Policy Base { get; } = basePolicy;
 

@@ -6,7 +6,7 @@ using Stats = Popo.Engine.Policy.TokenStatistics;
 namespace Popo.Engine.Policy;
 
 /// <summary>The Qwen2-layout decoder as the objectives see it.</summary>
-public sealed class Qwen2Policy(Qwen2ForCausalLM model) : IPolicy
+internal sealed class Qwen2Policy(Qwen2ForCausalLM model) : IPolicy
 {
     public Qwen2ForCausalLM Model { get; } = model;
 

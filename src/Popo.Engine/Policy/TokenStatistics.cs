@@ -4,10 +4,10 @@ using static TorchSharp.torch;
 namespace Popo.Engine.Policy;
 
 /// <summary>How a rollout's representation is pooled from the final post-norm hidden states (docs/design.md §2.4).</summary>
-public enum FeaturePooling { Mean, LastToken }
+internal enum FeaturePooling { Mean, LastToken }
 
 /// <summary>Per-token quantities every objective reads off the policy's logits (docs/design.md §2.1, §2.6).</summary>
-public static class TokenStatistics
+internal static class TokenStatistics
 {
     /// <summary>
     /// log softmax(logits / T) over the vocabulary, [B,N,V] -> [B,N,V]. The objectives take both the token

@@ -8,7 +8,7 @@ namespace Popo.Engine.Policy;
 /// (pre-update) policy, by a no-grad forward in eval mode, micro-batch by micro-batch: what OldLogProbs must hold when
 /// another engine sampled (its log-probs differ by kernels and precision, and by staleness).
 /// </summary>
-public static class TrainerLogProbs
+internal static class TrainerLogProbs
 {
     /// <returns>[B,N] in the dtype of the batch's OldLogProbs, 0 where the completion mask is 0.</returns>
     public static Tensor Of(IPolicy policy, GenerationBatch batch, double temperature, int microBatch)

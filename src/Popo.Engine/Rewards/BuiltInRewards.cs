@@ -105,7 +105,7 @@ internal sealed class CountdownReward : RewardFunction
 }
 
 /// <summary>The built-in reward functions by name (README, "Bring your own reward").</summary>
-public static class BuiltInRewards
+internal static class BuiltInRewards
 {
     /// <summary>The names a <c>reward_funcs</c> entry may use for a built-in; any other entry is a spec for <see cref="RewardSources.Load"/>.</summary>
     public static IReadOnlyList<string> Names { get; } = ["accuracy", "format", "overlong", "arithmetic", "countdown"];

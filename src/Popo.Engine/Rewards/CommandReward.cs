@@ -12,7 +12,7 @@ namespace Popo.Engine.Rewards;
 /// a <see cref="RewardCommandException"/> naming the function, the command, the group and row, and the stderr tail.
 /// Disposing it kills its processes.
 /// </summary>
-public sealed class CommandReward : IRewardFunction, IAsyncDisposable, IDisposable
+internal sealed class CommandReward : IRewardFunction, IAsyncDisposable, IDisposable
 {
     readonly string _program;
     readonly IReadOnlyList<string> _arguments;

@@ -5,7 +5,7 @@ namespace Popo.Engine.Rewards;
 /// apply to it (null = not applicable; TRL's nansum), and 0 when none applies. The per-function statistics are over the
 /// samples a function applies to (TRL's nanmean, nanstd with Bessel's correction), NaN when it applies to none.
 /// </summary>
-public static class RewardCombination
+internal static class RewardCombination
 {
     /// <summary>The rewards: <c>perFunction[f][i]</c> is function f's value for sample i; <paramref name="weights"/> one per function.</summary>
     public static double[] Combine(IReadOnlyList<double?[]> perFunction, IReadOnlyList<double> weights, int samples)

@@ -1,7 +1,7 @@
 namespace Popo.Engine.Rewards;
 
 /// <summary>What a reward function's fault (it throws, returns NaN or infinity or the wrong count of values, or runs past reward_timeout) does to the step.</summary>
-public enum RewardErrorMode
+internal enum RewardErrorMode
 {
     /// <summary>The run stops with <see cref="RewardFunctionException"/>; the last complete checkpoint stays resumable.</summary>
     Fail,

@@ -10,7 +10,7 @@ namespace Popo.Engine.Rewards;
 /// routes and verifier errors), each function's values after fault handling (<see cref="PerFunction"/>, null = not
 /// applicable) and how many values were faults (<see cref="Errors"/>).
 /// </summary>
-public sealed record RewardScores(double[] Totals, Judgement[] Judgements, IReadOnlyList<double?[]> PerFunction, int Errors);
+internal sealed record RewardScores(double[] Totals, Judgement[] Judgements, IReadOnlyList<double?[]> PerFunction, int Errors);
 
 /// <summary>
 /// A run's reward functions with their weights (README, "Bring your own reward"). Built once in the preflight:
@@ -20,7 +20,7 @@ public sealed record RewardScores(double[] Totals, Judgement[] Judgements, IRead
 /// Each batch is judged once by the task (<see cref="ITask.Judge"/>), then scored by each function with reward_timeout
 /// per call; faults follow reward_errors.
 /// </summary>
-public sealed class RewardSet : IDisposable
+internal sealed class RewardSet : IDisposable
 {
     private readonly ITask task;
     private readonly IReadOnlyList<IRewardFunction> functions;

@@ -3,7 +3,7 @@ using Popo.Engine.Model;
 namespace Popo.Engine.Rollout;
 
 /// <summary>The built-in sampler over the training model itself: its log-probs are the trainer's.</summary>
-public sealed class BuiltinRollout(Qwen2ForCausalLM model) : IRolloutEngine
+internal sealed class BuiltinRollout(Qwen2ForCausalLM model) : IRolloutEngine
 {
     public bool Remote => false;
 

@@ -5,7 +5,7 @@ using System.Text.Json.Nodes;
 namespace Popo.Engine.Rollout;
 
 /// <summary>One generated completion as a server answered it: its token ids and the server's log-prob of each.</summary>
-public sealed record ServerCompletion(int[] Tokens, double[] LogProbs, string? FinishReason);
+internal sealed record ServerCompletion(int[] Tokens, double[] LogProbs, string? FinishReason);
 
 /// <summary>
 /// The generation APIs: the OpenAI-compatible completions API as vLLM serves it, and SGLang's native /generate (tests/fixtures/server-rollout/README.md names
@@ -13,7 +13,7 @@ public sealed record ServerCompletion(int[] Tokens, double[] LogProbs, string? F
 /// choices with the sampled token ids (`token_ids`, or `logprobs.tokens` as "token_id:N" under
 /// return_tokens_as_token_ids) and `logprobs.token_logprobs` back.
 /// </summary>
-public static class CompletionsProtocol
+internal static class CompletionsProtocol
 {
     /// <summary>The request body for <paramref name="n"/> completions of one token-id prompt.</summary>
     public static JsonObject Request(string model, int[] prompt, int n, SamplerOptions options)

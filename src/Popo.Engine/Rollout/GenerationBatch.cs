@@ -11,7 +11,7 @@ namespace Popo.Engine.Rollout;
 /// ready for a training forward whose logits at column P-1+n predict completion token n. The sampler fills
 /// everything but the rewards; verification adds them (<see cref="WithRewards"/>).
 /// </summary>
-public sealed class GenerationBatch : IDisposable
+internal sealed class GenerationBatch : IDisposable
 {
     /// <summary>[B, P+N] token ids.</summary>
     public required Tensor InputIds { get; init; }

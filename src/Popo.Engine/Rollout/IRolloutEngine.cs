@@ -4,7 +4,7 @@ namespace Popo.Engine.Rollout;
 /// Where rollouts come from: the built-in KV-cache sampler (<see cref="BuiltinRollout"/>) or an inference server
 /// (<see cref="ServerSampler"/>). Both fill the same <see cref="GenerationBatch"/> layout.
 /// </summary>
-public interface IRolloutEngine : IDisposable
+internal interface IRolloutEngine : IDisposable
 {
     /// <summary>
     /// G completions of each distinct prompt, rows grouped per prompt (prompt p's rollouts are rows p G .. p G + G - 1),

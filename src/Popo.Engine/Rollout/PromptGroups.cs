@@ -4,7 +4,7 @@ namespace Popo.Engine.Rollout;
 /// The distinct prompts of a batch (a GRPO/POPO batch holds each prompt G times): which rows to prefill, and
 /// which of those each row reads. Rows with equal token sequences share one entry, wherever they sit.
 /// </summary>
-public sealed record PromptGroups(int[] Distinct, long[] RowToDistinct)
+internal sealed record PromptGroups(int[] Distinct, long[] RowToDistinct)
 {
     public static PromptGroups Of(IReadOnlyList<int[]> prompts)
     {

@@ -13,7 +13,7 @@ namespace Popo.Engine.Rollout;
 /// (<see cref="SamplerOptions.SharePromptPrefill"/>), and rows that have stopped leave the batch and the cache
 /// (<see cref="SamplerOptions.CompactFinishedRows"/>), so a step costs what its live rows need.
 /// </summary>
-public static class Sampler
+internal static class Sampler
 {
     public static GenerationBatch Generate(Qwen2ForCausalLM model, IReadOnlyList<int[]> prompts, SamplerOptions options)
     {

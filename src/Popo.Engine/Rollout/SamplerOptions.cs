@@ -7,7 +7,7 @@ namespace Popo.Engine.Rollout;
 /// TopK 0 and TopP 1 disable those filters. Randomness comes from <see cref="Generator"/> if given (its state
 /// advances across calls), else from a fresh generator seeded with <see cref="Seed"/>, else torch's global one.
 /// </summary>
-public sealed record SamplerOptions
+internal sealed record SamplerOptions
 {
     public double Temperature { get; init; } = 1.0;
     public double TopP { get; init; } = 1.0;

@@ -1,14 +1,14 @@
 namespace Popo.Engine.Rollout;
 
 /// <summary>Which generation API the servers speak: the OpenAI-compatible /v1/completions (vLLM, popo serve) or SGLang's native /generate.</summary>
-public enum RolloutApi { Completions, SglangGenerate }
+internal enum RolloutApi { Completions, SglangGenerate }
 
 /// <summary>
 /// How to reach the OpenAI-compatible servers that generate (vLLM, SGLang, `popo serve`): base URLs ending in /v1,
 /// requests spread across them round-robin by prompt; the model name the requests carry; a timeout per request;
 /// at most <see cref="MaxInflight"/> requests in flight; <see cref="Retries"/> retries with exponential backoff.
 /// </summary>
-public sealed record ServerRolloutOptions
+internal sealed record ServerRolloutOptions
 {
     public required IReadOnlyList<string> Urls { get; init; }
     public required string Model { get; init; }

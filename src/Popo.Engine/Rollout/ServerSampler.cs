@@ -13,7 +13,7 @@ namespace Popo.Engine.Rollout;
 /// prompt. The answers fill the built-in sampler's <see cref="GenerationBatch"/> layout, OldLogProbs holding the
 /// server's log-probs (the trainer re-bases them on its own, <see cref="GenerationBatch.WithTrainerLogProbs"/>).
 /// </summary>
-public sealed class ServerSampler : IRolloutEngine
+internal sealed class ServerSampler : IRolloutEngine
 {
     private readonly ServerRolloutOptions options;
     private readonly HttpClient http;

@@ -5,7 +5,7 @@ using System.Text.Json.Nodes;
 namespace Popo.Engine.Rollout;
 
 /// <summary>Which route loads full weights from disk: SGLang's /update_weights_from_disk or vLLM's reload through /collective_rpc.</summary>
-public enum SyncRoute { Sglang, Vllm }
+internal enum SyncRoute { Sglang, Vllm }
 
 /// <summary>
 /// Puts the trainer's weights into the rollout servers (every URL of rollout_urls), from a folder the servers can read:
@@ -14,7 +14,7 @@ public enum SyncRoute { Sglang, Vllm }
 /// POST /update_weights_from_disk {model_path} or vLLM's POST /collective_rpc {method: reload_weights, kwargs:
 /// {weights_path}} (a development-mode route: VLLM_SERVER_DEV_MODE=1). A failed call is an error naming the server.
 /// </summary>
-public sealed class ServerWeightSync(ServerRolloutOptions options, HttpMessageHandler? handler = null) : IDisposable
+internal sealed class ServerWeightSync(ServerRolloutOptions options, HttpMessageHandler? handler = null) : IDisposable
 {
     private readonly HttpClient http = CreateClient(options, handler);
 

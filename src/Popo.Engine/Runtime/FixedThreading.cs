@@ -12,7 +12,7 @@ namespace Popo.Engine.Runtime;
 /// variables are read once, when libtorch's MKL and libgomp load: call this before the first tensor. A variable the
 /// environment already sets is left as it is. The process environment (setenv), not .NET's copy of it.
 /// </summary>
-public static class FixedThreading
+internal static class FixedThreading
 {
     public static readonly IReadOnlyList<(string Name, string Value)> Settings =
         [("MKL_DYNAMIC", "FALSE"), ("OMP_DYNAMIC", "FALSE"), ("MKL_CBWR", "AUTO")];

@@ -9,7 +9,7 @@ namespace Popo.Engine.Runtime;
 /// (AVX512_BF16 or AMX: twice float32 on Zen 4); elsewhere libtorch's bfloat16 GEMM is a scalar loop (0.26 GFLOP/s
 /// against float32's 67 on Zen 3), so a run is told before it starts.
 /// </summary>
-public static class MatmulRate
+internal static class MatmulRate
 {
     /// <summary>GFLOP/s of an n x n by n x n product: the best of <paramref name="rounds"/> after one warm-up.</summary>
     public static double Gflops(int n, ScalarType dtype, int rounds)

@@ -15,7 +15,7 @@ namespace Popo.Engine.Runtime;
 /// built-in model's few-MiB tensors mapped and unmapped at every step tripled its system time; 5% of a
 /// 24M-parameter model's update). Linux with glibc only; elsewhere nothing.
 /// </summary>
-public static class NativeHeap
+internal static class NativeHeap
 {
     public const int MmapThresholdBytes = 2 << 20;
     public const long RealScaleParameters = 100_000_000;

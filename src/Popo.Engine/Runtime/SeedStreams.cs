@@ -5,7 +5,7 @@ namespace Popo.Engine.Runtime;
 /// any of these changes every run's trajectory, so they are stated once, here. The model's initial weights, POPO's
 /// predictor and feature noise, and the warm-up's problem draws use the seed itself.
 /// </summary>
-public static class SeedStreams
+internal static class SeedStreams
 {
     /// <summary>The rollout sampler's generator.</summary>
     public static ulong Sampler(long seed) => (ulong)seed + 1;

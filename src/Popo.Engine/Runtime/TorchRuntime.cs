@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Popo.Engine.Runtime;
 
 /// <summary>Versions of the native stack and a smoke check that libtorch loads and differentiates.</summary>
-public static class TorchRuntime
+internal static class TorchRuntime
 {
     public static string TorchSharpVersion =>
         typeof(torch).Assembly.GetName().Version?.ToString() ?? "unknown";

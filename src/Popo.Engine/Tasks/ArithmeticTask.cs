@@ -9,7 +9,7 @@ namespace Popo.Engine.Tasks;
 /// What an arithmetic problem looks like: operands with MinDigits..MaxDigits digits, Operands of them,
 /// joined by operators drawn from Operators ('+', '-', '*'; '*' binds tighter, as usual).
 /// </summary>
-public sealed record ArithmeticDifficulty(int MinDigits, int MaxDigits, int Operands, string Operators)
+internal sealed record ArithmeticDifficulty(int MinDigits, int MaxDigits, int Operands, string Operators)
 {
     /// <summary>
     /// tiny: 1-digit a+b (100 problems; a smoke test). add2 (default): up to 2 digits, + only (the built-in
@@ -58,7 +58,7 @@ public sealed record ArithmeticDifficulty(int MinDigits, int MaxDigits, int Oper
 /// partial products ("47*5=235 47*30=1410 235+1410=1645"), and ends with the line "#### 432".
 /// With several steps each line reads "a op b: detail =r". Reward: <see cref="MathVerifier"/> on the answer.
 /// </summary>
-public sealed class ArithmeticTask : ITask
+internal sealed class ArithmeticTask : ITask
 {
     private readonly long _seed;
     public ArithmeticDifficulty Difficulty { get; }

@@ -8,7 +8,7 @@ namespace Popo.Engine.Tasks;
 /// invalid. Bounded: at most <see cref="MaxLength"/> characters and <see cref="MaxDepth"/> nested levels,
 /// literals of at most 9 digits.
 /// </summary>
-public static class CountdownExpression
+internal static class CountdownExpression
 {
     public const int MaxLength = 256;
     public const int MaxDepth = 32;

@@ -7,7 +7,7 @@ namespace Popo.Engine.Tasks;
 /// What a countdown problem looks like: Numbers numbers drawn from 1..MaxNumber, a target in
 /// MinTarget..MaxTarget reachable with Operators (a subset of "+-*/").
 /// </summary>
-public sealed record CountdownDifficulty(int Numbers, int MaxNumber, int MinTarget, int MaxTarget, string Operators)
+internal sealed record CountdownDifficulty(int Numbers, int MaxNumber, int MinTarget, int MaxTarget, string Operators)
 {
     /// <summary>
     /// tiny: 2 numbers 1-9, + and - (one step). easy: 3 numbers 1-10, target up to 30, + and -.
@@ -55,7 +55,7 @@ public sealed record CountdownDifficulty(int Numbers, int MaxNumber, int MinTarg
 /// expression, checked exactly over the rationals: the marked answer (box, tags, "####", "the answer
 /// is"), else the last non-empty line, optionally followed by "=target".
 /// </summary>
-public sealed class CountdownTask : ITask
+internal sealed class CountdownTask : ITask
 {
     private const int MaxDrawTries = 1000;
 

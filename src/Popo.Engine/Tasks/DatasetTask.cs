@@ -15,11 +15,19 @@ public sealed class DatasetTask : ITask
     private readonly Problem[] _train;
     private readonly Problem[] _test;
 
+    /// <summary>The problems as read from the file.</summary>
     public Dataset Data { get; }
+    /// <inheritdoc />
     public string Name { get; }
 
+    /// <summary>The answer marker a completion must use.</summary>
     public AnswerFormat Format { get; }
 
+    /// <summary>Splits <paramref name="data"/> (see the class summary).</summary>
+    /// <param name="data">The problems.</param>
+    /// <param name="trainFraction">The share that trains; null: the whole file is the test split.</param>
+    /// <param name="seed">Seeds the split.</param>
+    /// <param name="format">The answer marker a completion must use.</param>
     public DatasetTask(Dataset data, double? trainFraction = null, long seed = 0, AnswerFormat format = AnswerFormat.Marked)
     {
         Data = data;
@@ -44,13 +52,15 @@ public sealed class DatasetTask : ITask
         _test = order[cut..];
     }
 
-    /// <summary>Loads the file (<see cref="JsonlDataset.Load"/>) and splits it as described above.</summary>
+    /// <summary>Loads the file (JSONL or Parquet, <see cref="Dataset.Load"/>) and splits it as described above.</summary>
     public static DatasetTask FromFile(string path, DatasetOptions? options = null, double? trainFraction = null, long seed = 0,
                                        AnswerFormat format = AnswerFormat.Marked) =>
-        new(JsonlDataset.Load(path, options), trainFraction, seed, format);
+        new(Dataset.Load(path, options), trainFraction, seed, format);
 
+    /// <inheritdoc />
     public long? Count(Split split) => (split == Split.Train ? _train : _test).Length;
 
+    /// <inheritdoc />
     public Problem Get(Split split, long index)
     {
         var problems = split == Split.Train ? _train : _test;

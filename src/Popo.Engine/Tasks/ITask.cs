@@ -5,6 +5,7 @@ namespace Popo.Engine.Tasks;
 /// <summary>A source of problems with a deterministic 0/1 reward (docs/design.md §7).</summary>
 public interface ITask
 {
+    /// <summary>The task's name in logs and run summaries.</summary>
     string Name { get; }
 
     /// <summary>
@@ -24,6 +25,7 @@ public interface ITask
     Judgement Judge(Problem problem, string completion, bool finished = true);
 }
 
+/// <summary>Rewards from a task's judgement.</summary>
 public static class TaskRewards
 {
     /// <summary>The reward of <see cref="ITask.Judge"/> alone.</summary>

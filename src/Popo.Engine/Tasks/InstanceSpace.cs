@@ -8,7 +8,7 @@ namespace Popo.Engine.Tasks;
 /// construction, and stay disjoint across seeds. A draw that lands in the other split is rejected and
 /// redrawn (attempt + 1).
 /// </summary>
-public static class InstanceSpace
+internal static class InstanceSpace
 {
     /// <summary>Share of the instance space held out for <see cref="Split.Test"/>, in percent.</summary>
     public const int TestPercent = 20;
@@ -55,7 +55,7 @@ public static class InstanceSpace
 }
 
 /// <summary>A SplitMix64 random stream: deterministic across .NET versions (System.Random is not promised to be).</summary>
-public sealed class Rng(ulong state)
+internal sealed class Rng(ulong state)
 {
     private ulong _state = state;
 

@@ -27,8 +27,10 @@ public sealed record TaskOptions
 /// <summary>Tasks by name; an unknown name, or an option the task does not use, is an error that says so.</summary>
 public static class TaskRegistry
 {
+    /// <summary>The task names <see cref="Create"/> knows.</summary>
     public static IReadOnlyList<string> Names { get; } = ["arithmetic", "countdown", "jsonl"];
 
+    /// <summary>The named task with these options; an unknown name or an option the task does not use throws <see cref="ArgumentException"/>.</summary>
     public static ITask Create(string name, TaskOptions? options = null)
     {
         options ??= new TaskOptions();

@@ -6,7 +6,7 @@ namespace Popo.Engine.Tokenizers;
 /// Fixed character vocabulary for the built-in tasks: 0 &lt;pad&gt;, 1 &lt;bos&gt;, 2 &lt;eos&gt;, 3 '\n', then printable
 /// ASCII 32..126 at ids 4..98 (99 ids). Any ASCII text encodes; any other character is an error naming it.
 /// </summary>
-public sealed class CharTokenizer : ITokenizer
+internal sealed class CharTokenizer : ITokenizer
 {
     public const int Pad = 0, Bos = 1, Eos = 2, Newline = 3, FirstPrintable = 4;
     private static readonly string[] SpecialNames = ["<pad>", "<bos>", "<eos>"];

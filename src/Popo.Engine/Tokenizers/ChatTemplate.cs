@@ -9,7 +9,7 @@ public sealed record ChatMessage(string Role, string Content);
 /// The Qwen (ChatML) prompt format: each message as "&lt;|im_start|&gt;{role}\n{content}&lt;|im_end|&gt;\n", then
 /// "&lt;|im_start|&gt;assistant\n" when a generation prompt is asked for. No default system message is added.
 /// </summary>
-public static class ChatTemplate
+internal static class ChatTemplate
 {
     public const string ImStart = "<|im_start|>";
     public const string ImEnd = "<|im_end|>";

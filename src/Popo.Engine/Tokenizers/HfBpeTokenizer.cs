@@ -11,7 +11,7 @@ namespace Popo.Engine.Tokenizers;
 /// token matched whole before pre-tokenisation. tokenizer_config.json supplies eos/pad/bos names and the
 /// chat template.
 /// </summary>
-public sealed class HfBpeTokenizer : ITokenizer
+internal sealed class HfBpeTokenizer : ITokenizer
 {
     /// <summary>GPT-2's pre-tokenizer, implied by a ByteLevel pre-tokenizer with use_regex = true.</summary>
     public const string Gpt2Pattern = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";

@@ -1,7 +1,7 @@
 namespace Popo.Engine.Tokenizers;
 
 /// <summary>Text to token ids and back, with the ids the sampler and trainer need.</summary>
-public interface ITokenizer
+internal interface ITokenizer
 {
     /// <summary>One more than the largest id the tokenizer can produce.</summary>
     int VocabSize { get; }

@@ -7,7 +7,7 @@ namespace Popo.Engine.Tokenizers;
 /// merges.txt); models trained by Popo on the built-in tasks carry popo_tokenizer.json naming the
 /// character tokenizer, so `--model` works for both.
 /// </summary>
-public static class TokenizerFolder
+internal static class TokenizerFolder
 {
     public const string CharMarkerFile = "popo_tokenizer.json";
 

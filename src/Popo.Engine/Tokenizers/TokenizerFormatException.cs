@@ -1,4 +1,4 @@
 namespace Popo.Engine.Tokenizers;
 
 /// <summary>A tokenizer file that cannot be read, or text a tokenizer cannot encode; the message names the file or character.</summary>
-public sealed class TokenizerFormatException(string message) : Exception(message);
+internal sealed class TokenizerFormatException(string message) : Exception(message);

@@ -5,7 +5,7 @@ namespace Popo.Engine.Training;
 /// place only once complete, so a reader (or a resumed run) sees either the old state or the whole new
 /// one, never a partial folder.
 /// </summary>
-public static class AtomicFolder
+internal static class AtomicFolder
 {
     public const string TempPrefix = ".tmp-";
 

@@ -6,7 +6,7 @@ using Popo.Engine.Runtime;
 namespace Popo.Engine.Training;
 
 /// <summary>The precision, checkpointing, padding and head-chunking keys of a run, applied to its policy.</summary>
-public static class ComputeSettings
+internal static class ComputeSettings
 {
     public static void Apply(Qwen2ForCausalLM model, TrainConfig c)
     {

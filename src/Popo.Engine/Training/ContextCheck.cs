@@ -11,7 +11,7 @@ public sealed class ContextLengthException(string message) : Exception(message);
 /// max_position_embeddings run without error but on positions the model never learned. The preflight
 /// checks a dataset whole (<see cref="PromptLimit"/>); each rollout prompt is checked again as it is drawn.
 /// </summary>
-public static class ContextCheck
+internal static class ContextCheck
 {
     public static void Prompt(ITask task, Problem problem, int promptTokens, int maxNewTokens, int context, string contextSource)
     {

@@ -21,7 +21,7 @@ public sealed record EvalResult(int Problems, int Samples, double Pass1, double 
 /// Evaluates on the held-out split with its own seeded generator, so evaluation never disturbs the
 /// training run's random stream (and a resumed run evaluates identically).
 /// </summary>
-public static class Evaluator
+internal static class Evaluator
 {
     /// <summary>One scored completion: sample k of a problem (k = -1 for the greedy one).</summary>
     public sealed record Sample(Problem Problem, int K, string Completion, Judgement Judgement)
@@ -79,7 +79,7 @@ public static class Evaluator
 }
 
 /// <summary>`popo eval`: a saved model folder (with `adapter`: a base and its PEFT adapter) on a task's held-out split.</summary>
-public static class FolderEvaluation
+internal static class FolderEvaluation
 {
     public static EvalResult Run(Configuration.TrainConfig c, int samples, Action<Evaluator.Sample>? onSample = null)
     {

@@ -9,5 +9,6 @@ public interface ITrainingObserver
     /// <summary>A finished step of the current phase with its metrics.</summary>
     void Step(int step, IReadOnlyDictionary<string, double> metrics);
 
+    /// <summary>A line for the run's log (what was loaded, skipped or decided).</summary>
     void Log(string message);
 }

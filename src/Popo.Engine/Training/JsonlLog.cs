@@ -7,7 +7,7 @@ namespace Popo.Engine.Training;
 /// checkpoint (and a last line cut short by a kill) are dropped first, so the file continues as if the
 /// run had never stopped.
 /// </summary>
-public sealed class JsonlLog : IDisposable
+internal sealed class JsonlLog : IDisposable
 {
     private readonly StreamWriter writer;
 

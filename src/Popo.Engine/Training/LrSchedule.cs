@@ -5,7 +5,7 @@ namespace Popo.Engine.Training;
 /// `lr_schedule = linear` decays linearly to zero, `constant` holds the rate, as transformers' linear and
 /// constant_with_warmup schedules), as a multiplier of the base learning rate for optimizer step s (0-based).
 /// </summary>
-public static class LrSchedule
+internal static class LrSchedule
 {
     public static double Factor(int step, int totalSteps, double warmupRatio, string shape = "cosine")
     {

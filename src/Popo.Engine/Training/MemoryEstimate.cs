@@ -15,7 +15,7 @@ public sealed class MemoryPreflightException(string message) : Exception(message
 /// (<c>bf16</c>: bf16 compute copy beside float32 master weights; <c>gradient_checkpointing</c>;
 /// <c>logit_chunk_size</c>) each add their terms.
 /// </summary>
-public sealed record MemoryInputs
+internal sealed record MemoryInputs
 {
     public required ModelConfig Model { get; init; }
     /// <summary>Bytes per element of the master weights (the `dtype` key).</summary>
@@ -56,7 +56,7 @@ public sealed record MemoryInputs
 /// the evaluation its own KV cache of up to 256 rows. Coefficients are counts of live tensors in this
 /// engine's forward and backward (checked against measured peak RSS by tests/Popo.Tests/Cli/MemoryCli.fs).
 /// </summary>
-public sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyList<(string Item, long Bytes)> Breakdown)
+internal sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyList<(string Item, long Bytes)> Breakdown)
 {
     public const long GiB = 1L << 30;
 

@@ -11,7 +11,7 @@ namespace Popo.Engine.Training;
 /// (PEFT's merge_and_unload), loadable by `popo train --model`, `popo eval` and transformers without PEFT. The merge
 /// runs in float32 (float64 for a float64 base) and the result is stored in the base's dtype, tokenizer files copied.
 /// </summary>
-public static class MergedExport
+internal static class MergedExport
 {
     /// <param name="baseModel">The base folder; null = the adapter's base_model_name_or_path.</param>
     /// <returns>The base folder used.</returns>

@@ -7,7 +7,7 @@ namespace Popo.Engine.Training;
 /// files are appended and flushed per row so a killed run keeps every finished step. On resume the
 /// files are first cut back to the rows of the steps the checkpoint covers.
 /// </summary>
-public sealed class MetricsLog : IDisposable
+internal sealed class MetricsLog : IDisposable
 {
     private readonly JsonlLog jsonl;
     private readonly StreamWriter csv;

@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace Popo.Engine.Training;
 
 /// <summary>Builds the policy and its tokenizer: the built-in small model, or a Hugging Face folder.</summary>
-public static class ModelFactory
+internal static class ModelFactory
 {
     /// <summary>max_position_embeddings of the built-in model.</summary>
     public const int BuiltInContext = 1024;

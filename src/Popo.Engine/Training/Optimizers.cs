@@ -19,7 +19,7 @@ namespace Popo.Engine.Training;
 /// The class is nested so that its Name is "AdamW": TorchSharp writes and checks the optimizer's type name
 /// in optimizer.bin, so checkpoints stay interchangeable with TorchSharp's AdamW in both directions.
 /// </summary>
-public static class Optimizers
+internal static class Optimizers
 {
     public sealed class AdamW : TorchSharp.Modules.AdamW
     {

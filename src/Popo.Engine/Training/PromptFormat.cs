@@ -13,7 +13,7 @@ namespace Popo.Engine.Training;
 /// apply_chat_template does; a folder without a template falls back to ChatML (<see cref="ChatTemplate"/>) and
 /// says so once on stderr. It stops at EOS or &lt;|im_end|&gt;.
 /// </summary>
-public sealed class PromptFormat
+internal sealed class PromptFormat
 {
     private static readonly HashSet<string> Announced = [];
 

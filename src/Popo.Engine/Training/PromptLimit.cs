@@ -12,7 +12,7 @@ namespace Popo.Engine.Training;
 /// problem (drop) or keeps only its last tokens (truncate, as TRL's left truncation). A character the
 /// tokenizer cannot encode is an error naming the file and the problem.
 /// </summary>
-public sealed record PromptLimit(int Limit, int LongestPrompt, int Overlong, ITask Task, int? TruncateTo)
+internal sealed record PromptLimit(int Limit, int LongestPrompt, int Overlong, ITask Task, int? TruncateTo)
 {
     public static PromptLimit Apply(ITask task, PromptFormat format, TrainConfig c, int context, string contextSource)
     {
@@ -67,7 +67,7 @@ public sealed record PromptLimit(int Limit, int LongestPrompt, int Overlong, ITa
 }
 
 /// <summary>A task without some of its problems (those dropped by <see cref="PromptLimit"/>); indices are renumbered densely.</summary>
-public sealed class FilteredTask : ITask
+internal sealed class FilteredTask : ITask
 {
     private readonly ITask inner;
     private readonly Dictionary<Split, long[]> kept;

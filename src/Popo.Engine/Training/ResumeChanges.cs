@@ -10,7 +10,7 @@ namespace Popo.Engine.Training;
 /// `save_every`, `eval_every`, `save_total_limit`, `memory_check` only what is written or checked. Any other
 /// key would make the resumed run a different run than the one its checkpoints came from, and is refused.
 /// </summary>
-public static class ResumeChanges
+internal static class ResumeChanges
 {
     /// <summary>The keys marked resumable where they are declared (<see cref="ConfigKeyAttribute.Resumable"/>).</summary>
     public static readonly IReadOnlyList<string> Allowed = ConfigSchema.Entries.Where(e => e.Rules.Resumable).Select(e => e.Key).ToList();

@@ -9,7 +9,7 @@ using static TorchSharp.torch;
 namespace Popo.Engine.Training;
 
 /// <summary>What one generation batch produced, besides the tensors the objectives read: each row's problem, decoded completion, the task's judgement and the reward functions' scores.</summary>
-public sealed record RolloutTexts(Problem[] Problems, string[] Completions, Judgement[] Judgements, RewardScores Scores);
+internal sealed record RolloutTexts(Problem[] Problems, string[] Completions, Judgement[] Judgements, RewardScores Scores);
 
 /// <summary>
 /// Rollout and verification (docs/design.md §1): G samples per prompt from the current policy, decoded and
@@ -18,7 +18,7 @@ public sealed record RolloutTexts(Problem[] Problems, string[] Completions, Judg
 /// engine is remote, the batch's OldLogProbs are recomputed by the <paramref name="trainer"/> policy (<see cref="TrainerLogProbs"/>)
 /// and the server's go to SamplerLogProbs.
 /// </summary>
-public sealed class RolloutCollector(Qwen2ForCausalLM model, PromptFormat format, ITask task, RewardSet rewards, SamplerOptions sampling,
+internal sealed class RolloutCollector(Qwen2ForCausalLM model, PromptFormat format, ITask task, RewardSet rewards, SamplerOptions sampling,
                                      IRolloutEngine? engine = null, IPolicy? trainer = null, int microBatch = 128)
 {
     private readonly IRolloutEngine rollouts = engine ?? new BuiltinRollout(model);

@@ -7,7 +7,7 @@ namespace Popo.Engine.Training;
 /// The output folder of a run: created only for a new run (never over another run's files), holding
 /// config.json (the resolved configuration) from the start.
 /// </summary>
-public static class RunFolder
+internal static class RunFolder
 {
     public const string ConfigFile = "config.json";
 

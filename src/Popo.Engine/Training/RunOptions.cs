@@ -5,7 +5,7 @@ using Popo.Engine.Tokenizers;
 namespace Popo.Engine.Training;
 
 /// <summary>The sampling and prompt options a run's keys give, built here once for the trainer, the preflight and `popo eval`.</summary>
-public static class RunOptions
+internal static class RunOptions
 {
     /// <summary>`temperature`, `top_p`, `top_k`, `max_new_tokens`, `share_prompt_prefill`, `compact_finished_rows`, with the tokenizer's pad id.</summary>
     public static SamplerOptions Sampling(TrainConfig c, ITokenizer tokenizer) => new()

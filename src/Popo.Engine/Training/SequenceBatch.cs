@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Popo.Engine.Training;
 
 /// <summary>Packs ragged token sequences into padded tensors.</summary>
-public static class SequenceBatch
+internal static class SequenceBatch
 {
     /// <summary>
     /// Right-padded [B,T] ids of prompt + target, with a [B,T] attention mask and a [B,T] loss mask that

@@ -11,7 +11,7 @@ namespace Popo.Engine.Training;
 /// fine-tuning writes a Hugging Face folder and asks the servers to load it from disk (sync_route). Each folder is written
 /// atomically under sync_folder (default OUT/sync), which the servers must be able to read.
 /// </summary>
-public sealed class ServerSync(ServerWeightSync client, ServerSampler sampler, string root, SyncRoute route,
+internal sealed class ServerSync(ServerWeightSync client, ServerSampler sampler, string root, SyncRoute route,
                                Qwen2ForCausalLM model, LoraAdapters? adapters, ITokenizer tokenizer, string? tokenizerSource, string? baseModel)
 {
     private string? previousName, previousFolder;

@@ -13,7 +13,7 @@ namespace Popo.Engine.Training;
 /// (and the stop token) given the prompt, AdamW with warm-up and cosine decay. Problems are drawn from
 /// the training split in order, so the run is a pure function of the seed.
 /// </summary>
-public static class SupervisedWarmup
+internal static class SupervisedWarmup
 {
     public sealed record Options(int Steps, int BatchSize, double Lr, double WeightDecay, double GradClip, double WarmupRatio, double Noise = 0, long Seed = 0,
                                  int MaxBadSteps = 3);

@@ -74,7 +74,7 @@ public sealed class Trainer
     private readonly ITrainingObserver observer;
     private readonly IReadOnlyList<Popo.Rewards.IRewardFunction> rewardFunctions;
 
-    public Trainer(TrainConfig config, ITrainingObserver observer, IReadOnlyList<Popo.Rewards.IRewardFunction>? rewardFunctions = null)
+    internal Trainer(TrainConfig config, ITrainingObserver observer, IReadOnlyList<Popo.Rewards.IRewardFunction>? rewardFunctions = null)
     {
         this.config = config;
         this.observer = observer;
@@ -115,14 +115,14 @@ public sealed class Trainer
     }
 
     /// <summary>What the preflight found: the task (overlong problems dropped), prompt truncation, the memory estimate, the reward functions (loaded; the caller disposes them).</summary>
-    public sealed record Plan(ITask Task, int? TruncateTo, MemoryEstimate Memory, RewardSet Rewards);
+    internal sealed record Plan(ITask Task, int? TruncateTo, MemoryEstimate Memory, RewardSet Rewards);
 
     /// <summary>
     /// Everything that can be checked before the output folder is touched: device, model folder (config.json,
     /// every weight file's header, tokenizer), task/dataset, every prompt against the model's context, and the reward
     /// functions (a spec that cannot be loaded stops here: <see cref="RewardLoadException"/>). <paramref name="rewardFunctions"/>: a library caller's (see <see cref="Start"/>).
     /// </summary>
-    public static Plan Preflight(TrainConfig config, Action<string> log, IReadOnlyList<Popo.Rewards.IRewardFunction>? rewardFunctions = null)
+    internal static Plan Preflight(TrainConfig config, Action<string> log, IReadOnlyList<Popo.Rewards.IRewardFunction>? rewardFunctions = null)
     {
         TorchRuntime.ResolveDevice(config.Device);
         ITokenizer tokenizer;

@@ -10,14 +10,14 @@ using static TorchSharp.torch;
 namespace Popo.Engine.Training;
 
 /// <summary>Progress counters saved with a checkpoint, so a resumed run continues exactly.</summary>
-public sealed record TrainerProgress(int Step, long Rollouts, double WallTime, int BadSteps, double WarmupPass1);
+internal sealed record TrainerProgress(int Step, long Rollouts, double WallTime, int BadSteps, double WarmupPass1);
 
 /// <summary>
 /// The live state of a run that a checkpoint holds, as one record: the model (a LoRA run: its adapters), the optimizer, the
 /// objective's state, the sampler's generator; and, for writing the model folder, its tokenizer (with the folder its files
 /// come from) and, for a LoRA run, the frozen base's folder (base_model_name_or_path).
 /// </summary>
-public sealed record RunState(Qwen2ForCausalLM Model, AdamW Optimizer, IObjective Objective, Generator Sampler, LoraAdapters? Adapters = null,
+internal sealed record RunState(Qwen2ForCausalLM Model, AdamW Optimizer, IObjective Objective, Generator Sampler, LoraAdapters? Adapters = null,
                               ITokenizer? Tokenizer = null, string? TokenizerSource = null, string? BaseModel = null);
 
 /// <summary>
@@ -28,7 +28,7 @@ public sealed record RunState(Qwen2ForCausalLM Model, AdamW Optimizer, IObjectiv
 /// frozen base is never rewritten, and the adapters' dropout generator joins rng.safetensors. The folder is written
 /// beside its final place and renamed in, so it is either complete or absent.
 /// </summary>
-public static class TrainingCheckpoint
+internal static class TrainingCheckpoint
 {
     public const string Prefix = "step-";
 

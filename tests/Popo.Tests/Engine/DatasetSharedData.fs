@@ -6,7 +6,8 @@ open System
 open System.IO
 open Expecto
 
-let private repoRoot () =
+/// The repository root (the folder holding Popo.sln above the test assembly), when the tests run inside one.
+let repoRoot () =
     let rec up (dir: DirectoryInfo) =
         if isNull dir then None
         elif File.Exists(Path.Combine(dir.FullName, "Popo.sln")) then Some dir.FullName
