@@ -47,6 +47,7 @@ let private rowOf (model: Qwen2ForCausalLM) (row: int) (together: bool) =
 let private bothPaths (model: Qwen2ForCausalLM) =
     let saved = Qwen2Attention.ExplicitMaxPairs
     try
+        Qwen2Attention.ExplicitMaxPairs <- 256L * 256L
         let explicitRow = [ for row in 0 .. 1 -> rowOf model row true ]
         Qwen2Attention.ExplicitMaxPairs <- 0L
         let fused = [ for row in 0 .. 1 -> rowOf model row true ]
