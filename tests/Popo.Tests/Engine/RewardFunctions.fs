@@ -228,7 +228,9 @@ let tests =
                     use release = new ManualResetEventSlim(false)
                     try
                         let out = Path.Combine(root, "run")
-                        let flags = tinyFlags out @ [ "--reward-timeout"; "0.5" ]
+                        // Long enough that a healthy call never times out on a loaded 2-core machine (the pool may be slow to
+                        // start a thread), short enough that the hang's abandonment costs little.
+                        let flags = tinyFlags out @ [ "--reward-timeout"; "5" ]
                         let e = Expect.throwsC (fun () -> Trainer.Start(configOf flags, Quiet(), funcs [ Faulty(kind, 3, release) ]) |> ignore) id
                         Expect.isTrue (e :? RewardFunctionException) $"{e.GetType().Name}: {e.Message}"
                         Expect.stringContains e.Message "'faulty'" "names the function"
