@@ -56,12 +56,7 @@ internal sealed class GenerationBatch : IDisposable
     public GenerationBatch WithRewards(double[] rewards, int groupSize)
     {
         if (rewards.Length != Rows) throw new ArgumentException($"{rewards.Length} rewards for {Rows} rows");
-        return new()
-        {
-            InputIds = InputIds, AttentionMask = AttentionMask, PositionIds = PositionIds, PromptLength = PromptLength,
-            CompletionIds = CompletionIds, CompletionMask = CompletionMask, OldLogProbs = OldLogProbs, SamplerLogProbs = SamplerLogProbs, Completions = Completions,
-            Truncated = Truncated, Rewards = rewards, GroupSize = groupSize,
-        };
+        return Copy(OldLogProbs, SamplerLogProbs, rewards, groupSize);
     }
 
     /// <summary>
@@ -72,13 +67,16 @@ internal sealed class GenerationBatch : IDisposable
     public GenerationBatch WithTrainerLogProbs(Tensor trainer)
     {
         if (SamplerLogProbs is not null) throw new InvalidOperationException("the batch already carries the trainer's log-probs");
-        return new()
-        {
-            InputIds = InputIds, AttentionMask = AttentionMask, PositionIds = PositionIds, PromptLength = PromptLength,
-            CompletionIds = CompletionIds, CompletionMask = CompletionMask, OldLogProbs = trainer, SamplerLogProbs = OldLogProbs,
-            Completions = Completions, Truncated = Truncated, Rewards = Rewards, GroupSize = GroupSize,
-        };
+        return Copy(trainer, OldLogProbs, Rewards, GroupSize);
     }
+
+    /// <summary>This batch's tensors and rows with the log-probs and rewards given: the one place that lists every member, so a new one is carried by every copy.</summary>
+    private GenerationBatch Copy(Tensor oldLogProbs, Tensor? samplerLogProbs, double[] rewards, int groupSize) => new()
+    {
+        InputIds = InputIds, AttentionMask = AttentionMask, PositionIds = PositionIds, PromptLength = PromptLength,
+        CompletionIds = CompletionIds, CompletionMask = CompletionMask, OldLogProbs = oldLogProbs, SamplerLogProbs = samplerLogProbs,
+        Completions = Completions, Truncated = Truncated, Rewards = rewards, GroupSize = groupSize,
+    };
 
     /// <summary>
     /// The batch the built-in sampler would lay out for these prompts, completions and per-token log-probs
