@@ -33,7 +33,13 @@ public static class ServeCommand
             Description = "raw_logprobs (vLLM's default: log softmax of the logits, before temperature) | processed_logprobs (after temperature: the sampler's own)",
             DefaultValueFactory = _ => "raw_logprobs",
         };
-        foreach (var o in new Option[] { model, adapter, adapterName, name, host, port, device, dtype, threads, maxModelLen, mode }) command.Options.Add(o);
+        var temperatureFactor = new Option<double>("--temperature-factor")
+        {
+            Description = "sample every request at this multiple of the temperature it asks for, reporting the log-probs of what was sampled " +
+                          "(a deliberately mismatched server, to see a trainer's importance correction at work; default 1 = as asked)",
+            DefaultValueFactory = _ => 1.0,
+        };
+        foreach (var o in new Option[] { model, adapter, adapterName, name, host, port, device, dtype, threads, maxModelLen, mode, temperatureFactor }) command.Options.Add(o);
         command.SetAction(parse => CommandRunner.Run(() =>
         {
             var logprobs = parse.GetValue(mode) switch
@@ -42,6 +48,8 @@ public static class ServeCommand
                 "processed_logprobs" => LogprobsMode.ProcessedLogprobs,
                 var other => throw new ConfigException($"--logprobs-mode: expected raw_logprobs or processed_logprobs, got '{other}'"),
             };
+            var factor = parse.GetValue(temperatureFactor);
+            if (!(factor > 0 && factor <= 100)) throw new ConfigException($"--temperature-factor: expected a number in (0, 100], got {factor}");
             var portNumber = parse.GetValue(port);
             if (portNumber is < 0 or > 65535) throw new ConfigException($"--port: expected an integer in [0, 65535], got {portNumber}");
             if (parse.GetValue(threads) < 0) throw new ConfigException($"--threads: expected a non-negative integer, got {parse.GetValue(threads)}");
@@ -49,7 +57,7 @@ public static class ServeCommand
             if (parse.GetValue(threads) > 0) TorchSharp.torch.set_num_threads(parse.GetValue(threads));
             var type = parse.GetValue(dtype) is { } d ? ModelConfig.DtypeOf(d, "--dtype") : (TorchSharp.torch.ScalarType?)null;
             using var served = new ServedModel(parse.GetValue(name) ?? folder, folder, TorchRuntime.ResolveDevice(parse.GetValue(device)!), type,
-                                               parse.GetValue(maxModelLen), logprobs);
+                                               parse.GetValue(maxModelLen), logprobs) { TemperatureFactor = factor };
             if (!string.IsNullOrEmpty(adapterFolder))
             {
                 var adapterId = parse.GetValue(adapterName) ?? new DirectoryInfo(Path.GetFullPath(adapterFolder)).Name;
@@ -65,7 +73,8 @@ public static class ServeCommand
             Console.Out.WriteLine(ServeApp.Address(app));
             Console.Out.Flush();
             Console.Error.WriteLine($"popo serve: {served.Name} ({served.Root}) on {ServeApp.Address(app)}; adapters: " +
-                                    $"{(served.Adapters.Count == 0 ? "none" : string.Join(", ", served.Adapters.Select(a => a.Name)))}; logprobs {parse.GetValue(mode)}; Ctrl-C stops");
+                                    $"{(served.Adapters.Count == 0 ? "none" : string.Join(", ", served.Adapters.Select(a => a.Name)))}; logprobs {parse.GetValue(mode)}" +
+                                    (factor == 1 ? "" : $"; sampling at {factor:G} x the temperature asked (--temperature-factor)") + "; Ctrl-C stops");
             app.WaitForShutdownAsync().GetAwaiter().GetResult();
             Console.Error.WriteLine("popo serve: stopped");
             return 0;

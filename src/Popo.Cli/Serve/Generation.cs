@@ -24,6 +24,7 @@ internal static class Generation
     public static IReadOnlyList<GeneratedChoice> Run(ServedModel served, LoraAdapters? adapter, IReadOnlyList<int[]> prompts, SamplingRequest request)
     {
         var model = served.Model;
+        request = request with { Temperature = request.Temperature * served.TemperatureFactor };   // 1 unless --temperature-factor
         var rows = new List<int[]>();
         var limits = new List<int>();
         for (var i = 0; i < prompts.Count; i++)

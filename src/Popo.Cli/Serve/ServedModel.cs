@@ -40,6 +40,12 @@ internal sealed class ServedModel : IDisposable
     /// <summary>Log-probs as vLLM's --logprobs-mode: raw (before temperature, vLLM's default) or processed.</summary>
     public LogprobsMode LogprobsMode { get; }
 
+    /// <summary>
+    /// Each request is sampled, and its processed log-probs reported, at this multiple of the temperature it asks for (1 =
+    /// as asked). Anything else makes a deliberately mismatched server, the test peer of a trainer's importance correction.
+    /// </summary>
+    public double TemperatureFactor { get; init; } = 1.0;
+
     /// <summary>Seconds since the epoch at start (the `created` of /v1/models).</summary>
     public long Created { get; } = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
 

@@ -163,6 +163,9 @@ public static class ConfigLoader
         LoraSettings.ParseTargets(c.LoraTargetModules, "key 'lora_target_modules'");
         if (c.LoraDropout >= 1)
             throw new ConfigException($"key 'lora_dropout': expected a number in [0, 1), got {c.LoraDropout.ToString(CultureInfo.InvariantCulture)} (dropout 1 would zero every adapter input)");
+        if (c.AsyncRollouts && c.RolloutEngine != "server")
+            throw new ConfigException("key 'async_rollouts': generation one step ahead needs rollout_engine = server " +
+                                      "(the built-in sampler runs on the trainer's own cores and weights, so there is nothing to overlap); drop it or use --rollout-engine server");
         if (string.IsNullOrWhiteSpace(c.Out))
             throw new ConfigException("key 'out': expected a folder path, got ''");
     }

@@ -239,6 +239,10 @@ public sealed record TrainConfig : IRunKeys
     [ConfigKey("sync_every", "with rollout_engine = server: put the trainer's weights into the servers every N steps (LoRA: a new adapter through /v1/load_lora_adapter; full: a Hugging Face folder loaded from disk)", Min = 1, Max = 1_000_000)]
     public int SyncEvery { get; init; } = 1;
 
+    /// <summary>Key <c>async_rollouts</c>: with rollout_engine = server: request the next step's rollouts before this step's update, so generation overlaps training; they come from weights one step older, which the importance correction covers.</summary>
+    [ConfigKey("async_rollouts", "with rollout_engine = server: request the next step's rollouts before this step's update, so generation overlaps training; they come from weights one step older, which the importance correction covers", Resumable = true)]
+    public bool AsyncRollouts { get; init; }
+
     /// <summary>Key <c>sync_route</c>: full fine-tuning's load-from-disk route: sglang (/update_weights_from_disk) | vllm (/collective_rpc reload_weights, VLLM_SERVER_DEV_MODE=1).</summary>
     [ConfigKey("sync_route", "full fine-tuning's load-from-disk route: sglang (/update_weights_from_disk) | vllm (/collective_rpc reload_weights, VLLM_SERVER_DEV_MODE=1)", OneOf = ["sglang", "vllm"], Resumable = true)]
     public string SyncRoute { get; init; } = "vllm";

@@ -12,6 +12,12 @@ internal interface IRolloutEngine : IDisposable
     /// </summary>
     GenerationBatch Generate(IReadOnlyList<int[]> prompts, int groupSize, SamplerOptions options);
 
+    /// <summary>
+    /// The same batch, started: a server's requests go out now and run while the caller goes on (async_rollouts);
+    /// the built-in sampler generates at once.
+    /// </summary>
+    PendingGeneration Begin(IReadOnlyList<int[]> prompts, int groupSize, SamplerOptions options) => PendingGeneration.Done(Generate(prompts, groupSize, options));
+
     /// <summary>True when another engine samples: its log-probs are not the trainer's, so the trainer recomputes them.</summary>
     bool Remote { get; }
 }

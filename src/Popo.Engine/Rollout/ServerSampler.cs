@@ -43,31 +43,43 @@ internal sealed class ServerSampler : IRolloutEngine
     /// <summary>Completion tokens per second the servers produced over the last batch (wall time of the whole batch).</summary>
     public double LastTokensPerSecond { get; private set; }
 
-    public GenerationBatch Generate(IReadOnlyList<int[]> prompts, int groupSize, SamplerOptions sampling)
+    public GenerationBatch Generate(IReadOnlyList<int[]> prompts, int groupSize, SamplerOptions sampling) =>
+        Begin(prompts, groupSize, sampling).Complete();
+
+    /// <summary>Sends the requests now; the batch is built when <see cref="PendingGeneration.Complete"/> is called.</summary>
+    public PendingGeneration Begin(IReadOnlyList<int[]> prompts, int groupSize, SamplerOptions sampling)
     {
         sampling.Validate();
         if (prompts.Count == 0) throw new ArgumentException("no prompts to sample from");
-        var clock = Stopwatch.StartNew();
-        var answers = GenerateAll(prompts, groupSize, sampling).GetAwaiter().GetResult();
-        var seconds = Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
-        long tokens = answers.Sum(a => a.Sum(c => (long)c.Tokens.Length));
-        LastTokensPerSecond = tokens / seconds;
-        log?.Invoke($"rollout server: {prompts.Count * groupSize} completions, {tokens} tokens in {seconds:F2} s ({LastTokensPerSecond:F0} tokens/s)");
-        var rows = prompts.SelectMany(p => Enumerable.Repeat(p, groupSize)).ToList();
-        var completions = answers.SelectMany(a => a).ToList();
-        return GenerationBatch.FromCompletions(rows, completions.Select(c => c.Tokens).ToList(),
-                                               completions.Select(c => c.LogProbs).ToList(), sampling.PadId, device, wide,
-                                               completions.Select(c => c.FinishReason == "length").ToList());
+        var model = Model;   // the name at the time of asking: a later sync does not change what these requests carry
+        var work = Task.Run(async () =>
+        {
+            var clock = Stopwatch.StartNew();
+            var answers = await GenerateAll(prompts, groupSize, sampling, model).ConfigureAwait(false);
+            return (Answers: answers, Seconds: Math.Max(clock.Elapsed.TotalSeconds, 1e-9));
+        });
+        return PendingGeneration.Running(work, () =>
+        {
+            var (answers, seconds) = work.Result;
+            long tokens = answers.Sum(a => a.Sum(c => (long)c.Tokens.Length));
+            LastTokensPerSecond = tokens / seconds;
+            log?.Invoke($"rollout server: {prompts.Count * groupSize} completions, {tokens} tokens in {seconds:F2} s ({LastTokensPerSecond:F0} tokens/s)");
+            var rows = prompts.SelectMany(p => Enumerable.Repeat(p, groupSize)).ToList();
+            var completions = answers.SelectMany(a => a).ToList();
+            return GenerationBatch.FromCompletions(rows, completions.Select(c => c.Tokens).ToList(),
+                                                   completions.Select(c => c.LogProbs).ToList(), sampling.PadId, device, wide,
+                                                   completions.Select(c => c.FinishReason == "length").ToList());
+        });
     }
 
-    private async Task<ServerCompletion[][]> GenerateAll(IReadOnlyList<int[]> prompts, int groupSize, SamplerOptions sampling)
+    private async Task<ServerCompletion[][]> GenerateAll(IReadOnlyList<int[]> prompts, int groupSize, SamplerOptions sampling, string model)
     {
         using var gate = new SemaphoreSlim(options.MaxInflight);
         using var failed = new CancellationTokenSource();   // the first hopeless request stops the rest
         var tasks = prompts.Select(async (prompt, index) =>
         {
             await gate.WaitAsync(failed.Token).ConfigureAwait(false);
-            try { return await Request(prompt, index, groupSize, sampling, failed.Token).ConfigureAwait(false); }
+            try { return await Request(prompt, index, groupSize, sampling, model, failed.Token).ConfigureAwait(false); }
             catch (RolloutServerException) { failed.Cancel(); throw; }
             finally { gate.Release(); }
         }).ToList();
@@ -81,12 +93,12 @@ internal sealed class ServerSampler : IRolloutEngine
     }
 
     /// <summary>One prompt's request with its retries: server prompt mod |servers|.</summary>
-    private async Task<ServerCompletion[]> Request(int[] prompt, int index, int n, SamplerOptions sampling, CancellationToken stop)
+    private async Task<ServerCompletion[]> Request(int[] prompt, int index, int n, SamplerOptions sampling, string model, CancellationToken stop)
     {
         var server = options.Urls[index % options.Urls.Count].TrimEnd('/');
         bool native = options.Api == RolloutApi.SglangGenerate;
         var url = native ? ServerWeightSync.Root(server) + "/generate" : server + "/completions";
-        var body = (native ? CompletionsProtocol.GenerateRequest(prompt, n, sampling) : CompletionsProtocol.Request(Model, prompt, n, sampling)).ToJsonString();
+        var body = (native ? CompletionsProtocol.GenerateRequest(prompt, n, sampling) : CompletionsProtocol.Request(model, prompt, n, sampling)).ToJsonString();
         var stops = sampling.StopTokenIds.ToHashSet();
         string? last = null;
         int attempts = 0;

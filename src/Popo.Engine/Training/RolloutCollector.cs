@@ -23,7 +23,11 @@ internal sealed class RolloutCollector(Qwen2ForCausalLM model, PromptFormat form
 {
     private readonly IRolloutEngine rollouts = engine ?? new BuiltinRollout(model);
 
-    public (GenerationBatch Batch, RolloutTexts Texts) Collect(IReadOnlyList<Problem> problems, int groupSize, Generator generator)
+    public (GenerationBatch Batch, RolloutTexts Texts) Collect(IReadOnlyList<Problem> problems, int groupSize, Generator generator) =>
+        Finish(Start(problems, groupSize, generator));
+
+    /// <summary>Checks the prompts and starts their generation (a server's requests then run while the caller updates: async_rollouts).</summary>
+    public PendingRollout Start(IReadOnlyList<Problem> problems, int groupSize, Generator generator)
     {
         var prompts = new List<int[]>(problems.Count);
         var perRow = new Problem[problems.Count * groupSize];
@@ -35,10 +39,21 @@ internal sealed class RolloutCollector(Qwen2ForCausalLM model, PromptFormat form
             for (int g = 0; g < groupSize; g++) perRow[p * groupSize + g] = problems[p];
         }
         model.eval();   // as before the engines existed: the step runs in the mode sampling leaves, whoever samples
-        var sample = rollouts.Generate(prompts, groupSize, sampling with { Generator = generator, StopTokenIds = format.StopTokens });
+        return new PendingRollout(perRow, groupSize, rollouts.Begin(prompts, groupSize, sampling with { Generator = generator, StopTokenIds = format.StopTokens }));
+    }
+
+    /// <summary>
+    /// The started generation as a scored batch. With a remote engine the old log-probs are the trainer's policy's now,
+    /// so when the servers sampled with older weights (async_rollouts, sync_every &gt; 1) the importance ratio spans that too.
+    /// </summary>
+    public (GenerationBatch Batch, RolloutTexts Texts) Finish(PendingRollout pending)
+    {
+        var (perRow, groupSize) = (pending.PerRow, pending.GroupSize);
+        var sample = pending.Generation.Complete();
         if (rollouts.Remote)
         {
             var policy = trainer ?? throw new InvalidOperationException("a remote rollout engine needs the trainer's policy for the old log-probs");
+            model.eval();
             Tensor old;
             try { old = TrainerLogProbs.Of(policy, sample, sampling.Temperature, microBatch); }
             catch { sample.Dispose(); throw; }
@@ -52,4 +67,13 @@ internal sealed class RolloutCollector(Qwen2ForCausalLM model, PromptFormat form
         var batch = sample.WithRewards(scores.Totals, groupSize);
         return (batch, new RolloutTexts(perRow, completions, scores.Judgements, scores));
     }
+}
+
+/// <summary>A step's rollouts on their way: each row's problem and the generation (<see cref="RolloutCollector.Start"/>).</summary>
+internal sealed class PendingRollout(Problem[] perRow, int groupSize, PendingGeneration generation) : IDisposable
+{
+    public Problem[] PerRow => perRow;
+    public int GroupSize => groupSize;
+    public PendingGeneration Generation => generation;
+    public void Dispose() => generation.Dispose();
 }

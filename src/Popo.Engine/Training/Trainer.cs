@@ -37,7 +37,7 @@ public sealed class Trainer
     [
         "completion_len_mean", "completion_len_max", "grad_norm", "tokens_per_s", "step_time", "rollout_time", "update_time",
         "skipped_update", "non_finite", "eval_pass1", "eval_passk", "eval_greedy", .. Popo.MathVerify.RouteShares.Columns, "verifier_errors",
-        "reward_errors", "eval_reward_mean", "server_tokens_per_s", .. ImportanceCorrection.Columns,
+        "reward_errors", "eval_reward_mean", "server_tokens_per_s", "rollout_staleness", .. ImportanceCorrection.Columns,
     ];
 
     private static readonly string[] LoopColumns = [.. LoopColumnsBefore, .. LoopColumnsAfter];
@@ -216,86 +216,108 @@ public sealed class Trainer
                              config.SyncRoute == "sglang" ? SyncRoute.Sglang : SyncRoute.Vllm, model, adapters, tokenizer, tokenizerSource, state.BaseModel)
             : null;
         // The servers start from rollout_model: give them the weights this run starts from (warm-up, adapter, resume).
+        int serverWeights = progress.Step;   // the step whose weights the servers sample with
         if (sync is not null && progress.Step < config.Steps) sync.Sync(progress.Step);
         long firstProblem = (long)config.SftSteps * config.SftBatchSize;   // RL prompts follow the warm-up's
+        List<Problem> ProblemsOf(int step) => Enumerable.Range(0, config.PromptsPerStep)
+            .Select(j => task.Get(Split.Train, firstProblem + (long)(step - 1) * config.PromptsPerStep + j)).ToList();
         EvalResult final = warmup;
         observer.Phase("rl", config.Steps, progress.Step);
 
-        for (int step = progress.Step + 1; step <= config.Steps; step++)
+        // async_rollouts: the next step's rollouts, requested before this step's update (and the weights they were sampled with).
+        (PendingRollout Rollout, int Weights)? ahead = null;
+        try
         {
-            var stepClock = Stopwatch.StartNew();
-            var metrics = new StepMetrics();
-            var problems = Enumerable.Range(0, config.PromptsPerStep)
-                .Select(j => task.Get(Split.Train, firstProblem + (long)(step - 1) * config.PromptsPerStep + j)).ToList();
-
-            var (batch, texts) = collector.Collect(problems, config.GroupSize, generator);
-            using var batchScope = batch;
-            double rolloutTime = stepClock.Elapsed.TotalSeconds;
-
-            double lr = config.Lr * LrSchedule.Factor(step - 1, config.Steps, config.WarmupRatio, config.LrSchedule);
-            bool updated = false, bad;
-            PreparedBatch? prepared = null;
-            // Non-finite logits show as non-finite sampled log-probs: nothing to learn from this batch.
-            if (!FiniteRollout(batch)) bad = true;
-            else
+            for (int step = progress.Step + 1; step <= config.Steps; step++)
             {
-                prepared = objective.Prepare(batch, metrics);
-                if (correction is not null) prepared.WeighTokens(ImportanceCorrection.Weights(batch, correction, metrics));
-                (updated, bad) = Update(objective, prepared, optimizer, parameters, lr, metrics);
-            }
-            using var preparedScope = prepared;
-            double stepTime = stepClock.Elapsed.TotalSeconds;
-            if (bad)
-            {
-                progress = progress with { BadSteps = progress.BadSteps + 1 };
-                var loss = metrics.ToDictionary().GetValueOrDefault("loss", double.NaN);
-                observer.Log(prepared is null
-                    ? $"step {step}: non-finite logits during rollout; update skipped ({progress.BadSteps} bad steps, max_bad_steps = {config.MaxBadSteps})"
-                    : $"step {step}: non-finite loss or gradient (loss {loss}); update skipped ({progress.BadSteps} bad steps, max_bad_steps = {config.MaxBadSteps})");
-            }
+                var stepClock = Stopwatch.StartNew();
+                var metrics = new StepMetrics();
+                var (pending, sampledWith) = ahead ?? (collector.Start(ProblemsOf(step), config.GroupSize, generator), serverWeights);
+                ahead = null;
+                GenerationBatch batch;
+                RolloutTexts texts;
+                using (pending) (batch, texts) = collector.Finish(pending);
+                using var batchScope = batch;
+                double rolloutTime = stepClock.Elapsed.TotalSeconds;
+                // The servers generate step + 1 with the weights they hold now while this step updates: at most one step stale.
+                if (config.AsyncRollouts && step < config.Steps)
+                    ahead = (collector.Start(ProblemsOf(step + 1), config.GroupSize, generator), serverWeights);
 
-            progress = progress with { Step = step, Rollouts = progress.Rollouts + batch.Rows, WallTime = clock.Elapsed.TotalSeconds + wallOffset };
-            RolloutMetrics(batch, metrics, config.RewardThreshold);
-            RewardMetrics(texts.Scores, rewards, metrics);
-            foreach (var (column, share) in Popo.MathVerify.RouteShares.Of(texts.Judgements.Select(j => j.Route).ToList(), batch.Rewards)) metrics.Set(column, share);
-            VerifierErrors(step, texts, metrics);
-            metrics.Set("step", step);
-            metrics.Set("rollouts", progress.Rollouts);
-            metrics.Set("wall_time", progress.WallTime);
-            metrics.Set("lr", lr);
-            metrics.Set("skipped_update", updated ? 0 : 1);
-            metrics.Set("non_finite", bad ? 1 : 0);
-            metrics.Set("rollout_time", rolloutTime);
-            metrics.Set("update_time", stepTime - rolloutTime);
-            metrics.Set("step_time", stepTime);
-            metrics.Set("tokens_per_s", batch.CompletionLengths.Sum() / Math.Max(stepTime, 1e-9));
-            if (engine is ServerSampler remote) metrics.Set("server_tokens_per_s", remote.LastTokensPerSecond);
+                double lr = config.Lr * LrSchedule.Factor(step - 1, config.Steps, config.WarmupRatio, config.LrSchedule);
+                bool updated = false, bad;
+                PreparedBatch? prepared = null;
+                // Non-finite logits show as non-finite sampled log-probs: nothing to learn from this batch.
+                if (!FiniteRollout(batch)) bad = true;
+                else
+                {
+                    prepared = objective.Prepare(batch, metrics);
+                    if (correction is not null) prepared.WeighTokens(ImportanceCorrection.Weights(batch, correction, metrics));
+                    (updated, bad) = Update(objective, prepared, optimizer, parameters, lr, metrics);
+                }
+                using var preparedScope = prepared;
+                double stepTime = stepClock.Elapsed.TotalSeconds;
+                if (bad)
+                {
+                    progress = progress with { BadSteps = progress.BadSteps + 1 };
+                    var loss = metrics.ToDictionary().GetValueOrDefault("loss", double.NaN);
+                    observer.Log(prepared is null
+                        ? $"step {step}: non-finite logits during rollout; update skipped ({progress.BadSteps} bad steps, max_bad_steps = {config.MaxBadSteps})"
+                        : $"step {step}: non-finite loss or gradient (loss {loss}); update skipped ({progress.BadSteps} bad steps, max_bad_steps = {config.MaxBadSteps})");
+                }
 
-            bool last = step == config.Steps;
-            if (last || (config.EvalEvery > 0 && step % config.EvalEvery == 0))
-            {
-                final = Evaluate(model, format, task, sampling, rewards);
-                metrics.Set("eval_pass1", final.Pass1);
-                metrics.Set("eval_reward_mean", final.RewardMean);
-                metrics.Set("eval_passk", final.PassK);
-                metrics.Set("eval_greedy", final.Greedy);
-            }
-            var row = Row(metrics.ToDictionary(), algorithm, rewards.Columns);
-            metricsLog.Write(row);
-            if (prepared is not null) WriteSamples(samplesLog, step, texts, batch, prepared);
-            observer.Step(step, row);
-            if (progress.BadSteps > config.MaxBadSteps)
-                throw new TrainingDivergedException(
-                    $"step {step}: {progress.BadSteps} steps had non-finite logits, loss or gradient (max_bad_steps = {config.MaxBadSteps}); stopping" +
-                    (TrainingCheckpoint.Latest(config.Out) is var (latest, _) ? $"; the last checkpoint is {latest}" : ""));
+                progress = progress with { Step = step, Rollouts = progress.Rollouts + batch.Rows, WallTime = clock.Elapsed.TotalSeconds + wallOffset };
+                RolloutMetrics(batch, metrics, config.RewardThreshold);
+                RewardMetrics(texts.Scores, rewards, metrics);
+                foreach (var (column, share) in Popo.MathVerify.RouteShares.Of(texts.Judgements.Select(j => j.Route).ToList(), batch.Rewards)) metrics.Set(column, share);
+                VerifierErrors(step, texts, metrics);
+                metrics.Set("step", step);
+                metrics.Set("rollouts", progress.Rollouts);
+                metrics.Set("wall_time", progress.WallTime);
+                metrics.Set("lr", lr);
+                metrics.Set("skipped_update", updated ? 0 : 1);
+                metrics.Set("non_finite", bad ? 1 : 0);
+                metrics.Set("rollout_time", rolloutTime);
+                metrics.Set("update_time", stepTime - rolloutTime);
+                metrics.Set("step_time", stepTime);
+                metrics.Set("tokens_per_s", batch.CompletionLengths.Sum() / Math.Max(stepTime, 1e-9));
+                if (engine is ServerSampler remote)
+                {
+                    metrics.Set("server_tokens_per_s", remote.LastTokensPerSecond);
+                    metrics.Set("rollout_staleness", step - 1 - sampledWith);   // updates between the sampling weights and the trained ones
+                }
 
-            if (last || (config.SaveEvery > 0 && step % config.SaveEvery == 0))
-            {
-                TrainingCheckpoint.Save(config.Out, progress, state);
-                TrainingCheckpoint.Prune(config.Out, config.SaveTotalLimit);
+                bool last = step == config.Steps;
+                if (last || (config.EvalEvery > 0 && step % config.EvalEvery == 0))
+                {
+                    final = Evaluate(model, format, task, sampling, rewards);
+                    metrics.Set("eval_pass1", final.Pass1);
+                    metrics.Set("eval_reward_mean", final.RewardMean);
+                    metrics.Set("eval_passk", final.PassK);
+                    metrics.Set("eval_greedy", final.Greedy);
+                }
+                var row = Row(metrics.ToDictionary(), algorithm, rewards.Columns);
+                metricsLog.Write(row);
+                if (prepared is not null) WriteSamples(samplesLog, step, texts, batch, prepared);
+                observer.Step(step, row);
+                if (progress.BadSteps > config.MaxBadSteps)
+                    throw new TrainingDivergedException(
+                        $"step {step}: {progress.BadSteps} steps had non-finite logits, loss or gradient (max_bad_steps = {config.MaxBadSteps}); stopping" +
+                        (TrainingCheckpoint.Latest(config.Out) is var (latest, _) ? $"; the last checkpoint is {latest}" : ""));
+
+                if (last || (config.SaveEvery > 0 && step % config.SaveEvery == 0))
+                {
+                    TrainingCheckpoint.Save(config.Out, progress, state);
+                    TrainingCheckpoint.Prune(config.Out, config.SaveTotalLimit);
+                }
+                if (sync is not null && !last && step % config.SyncEvery == 0)
+                {
+                    ahead?.Rollout.Generation.Settle();   // requests in flight keep the weights they were sent to
+                    sync.Sync(step);
+                    serverWeights = step;
+                }
             }
-            if (sync is not null && !last && step % config.SyncEvery == 0) sync.Sync(step);
         }
+        finally { ahead?.Rollout.Dispose(); }
 
         // Not a result: no step updated the policy (each had non-finite logits, loss or gradient), fewer than max_bad_steps.
         if (config.Steps > 0 && progress.BadSteps >= config.Steps)

@@ -76,7 +76,8 @@ let tests =
                   [ "--hidden-size"; "30"; "--heads"; "4" ], "heads"
                   [ "--heads"; "4"; "--kv-heads"; "3" ], "kv_heads"
                   [ "--hidden-size"; "36"; "--heads"; "4" ], "even"
-                  [ "--bf16"; "true"; "--dtype"; "float64" ], "bf16" ] do
+                  [ "--bf16"; "true"; "--dtype"; "float64" ], "bf16"
+                  [ "--async-rollouts"; "true" ], "async_rollouts" ] do
                 refusedBeforeWriting args fragment
         }
 
@@ -92,7 +93,8 @@ let tests =
                            [ "overlong_buffer", "7"; "max_new_tokens", "8" ]
                            [ "algo", "grpo"; "group_size", "2" ]
                            [ "algo", "grpo"; "beta", "0.1" ]
-                           [ "hidden_size", "32"; "heads", "4"; "kv_heads", "2" ] ] do
+                           [ "hidden_size", "32"; "heads", "4"; "kv_heads", "2" ]
+                           [ "async_rollouts", "true"; "rollout_engine", "server" ] ] do
                 ConfigLoader.Resolve(null, ResizeArray [ for k, v in flags -> struct (k, v) ]) |> ignore
         }
     ]
