@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Reproduces the tables of RESULTS.md, one `popo compare` per table:
 #   scripts/results.sh [NAME ...]     NAME: arithmetic-mid arithmetic-sparse countdown-mid countdown-sparse ablations
-# (no NAME = all five). Each writes OUT/NAME/report.md, compare.json and the plots.
+#                                     decomposed-SETTING (SETTING one of the four; POPO against PSR, NSR, W-REINFORCE, pass@k to 256)
+#                                     lr-sweep (the learning-rate sweep behind the decomposed tables' rates)
+# (no NAME = the first five). Each writes OUT/NAME/report.md, compare.json and the plots.
 # SEEDS (default 5) and OUT (default runs/results) can be set in the environment; the committed
 # results/ were made with OUT=results.
 set -euo pipefail
@@ -13,11 +15,26 @@ popo() { dotnet src/Popo.Cli/bin/Release/net10.0/popo.dll "$@"; }
 seeds=${SEEDS:-5}
 out=${OUT:-runs/results}
 algorithms=popo,grpo,dr_grpo,dapo,rft
+# Each algorithm at the rate the lr-sweep table picked (the best mean final pass@1 on arithmetic-mid, 2 seeds).
+decomposed=(--variant popo:algo=popo,lr=3e-4 --variant grpo:algo=grpo,lr=3e-4 --variant psr:algo=psr,lr=3e-4
+            --variant nsr:algo=nsr,lr=1e-4 --variant w_reinforce:algo=w_reinforce,lr=1e-4)
 
 table() {
   case "$1" in
     arithmetic-mid|arithmetic-sparse|countdown-mid|countdown-sparse)
       popo compare --config "configs/results/$1.toml" --algos "$algorithms" --seeds "$seeds" --out "$out/$1" ;;
+    decomposed-arithmetic-mid|decomposed-arithmetic-sparse|decomposed-countdown-mid|decomposed-countdown-sparse)
+      popo compare --config "configs/results/${1#decomposed-}.toml" "${decomposed[@]}" --seeds "$seeds" --passk 256 --out "$out/$1" ;;
+    lr-sweep)
+      sweep=()
+      for algo in popo grpo psr nsr w_reinforce; do
+        for lr in 3e-5 1e-4 3e-4 1e-3; do
+          # 3e-5 only where 1e-4 was the best of the first three (the edge of the grid)
+          case "$algo:$lr" in popo:3e-5|grpo:3e-5|psr:3e-5) continue ;; esac
+          sweep+=(--variant "${algo}_lr$lr:algo=$algo,lr=$lr")
+        done
+      done
+      popo compare --config configs/results/arithmetic-mid.toml "${sweep[@]}" --seeds 2 --passk 0 --out "$out/$1" ;;
     ablations)
       # POPO's components on the arithmetic-mid setting; group sizes keep prompts x group = 64 rollouts a step.
       popo compare --config configs/results/arithmetic-mid.toml --algos popo \
@@ -30,7 +47,7 @@ table() {
         --variant group_4:group_size=4,prompts_per_step=16 \
         --variant group_16:group_size=16,prompts_per_step=4 \
         --seeds "$seeds" --out "$out/ablations" ;;
-    *) echo "scripts/results.sh: unknown table '$1' (expected arithmetic-mid, arithmetic-sparse, countdown-mid, countdown-sparse or ablations)" >&2; exit 2 ;;
+    *) echo "scripts/results.sh: unknown table '$1' (expected arithmetic-mid, arithmetic-sparse, countdown-mid, countdown-sparse, ablations, decomposed-SETTING or lr-sweep)" >&2; exit 2 ;;
   esac
 }
 

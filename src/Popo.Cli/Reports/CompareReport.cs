@@ -131,7 +131,11 @@ public static class CompareReport
     {
         var plot = new Plot();
         var palette = new ScottPlot.Palettes.Category10();
-        var ks = Enumerable.Range(1, c.WarmupCurve!.Length).Select(k => (double)k).ToArray();
+        // k on a log2 axis: pass@k curves to k = 256 bend where k is small.
+        var ks = Enumerable.Range(1, c.WarmupCurve!.Length).Select(k => Math.Log2(k)).ToArray();
+        var ticks = new ScottPlot.TickGenerators.NumericManual();
+        foreach (var k in PowersOfTwo(c.WarmupCurve.Length)) ticks.AddMajor(Math.Log2(k), k.ToString(CultureInfo.InvariantCulture));
+        plot.Axes.Bottom.TickGenerator = ticks;
         var warm = plot.Add.Scatter(ks, c.WarmupCurve);
         warm.Color = Colors.Gray;
         warm.LinePattern = LinePattern.Dashed;
@@ -143,7 +147,7 @@ public static class CompareReport
             line.LegendText = c.Arms[i].Name;
         }
         plot.Title("Held-out pass@k at the end (mean over seeds)");
-        plot.XLabel("k");
+        plot.XLabel("k (log scale)");
         plot.YLabel("pass@k");
         plot.ShowLegend();
         plot.SavePng(Path.Combine(folder, file), 900, 540);
