@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Issue 31's acceptance, two processes: `popo serve` in one, `popo train --rollout-engine server` in another, on the
 # built-in default task, against the built-in sampler, SEEDS seeds each (paired: seed s warms up the same way in both).
-# Then the same with async_rollouts, and against a deliberately mismatched server (--temperature-factor 1.5).
-#   scripts/server-acceptance.sh            OUT (runs/server-acceptance), SEEDS (5), STEPS (200, the default run's)
+# Then EXTRA_SEEDS seeds with async_rollouts, and against a deliberately mismatched server (--temperature-factor 1.5).
+#   scripts/server-acceptance.sh   OUT (runs/server-acceptance), SEEDS (5), EXTRA_SEEDS (2), STEPS (200, the default run's)
 # Prints one table (final held-out pass@1 per run, mean and sample sd per arm) and writes it to OUT/table.md.
+# Run again with the same OUT, it keeps the finished runs and resumes an interrupted one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-runs/server-acceptance}
 seeds=${SEEDS:-5}
+extra_seeds=${EXTRA_SEEDS:-2}
 steps=${STEPS:-200}
-if [ -e "$out" ]; then echo "scripts/server-acceptance.sh: $out exists; set OUT to another folder" >&2; exit 2; fi
 dotnet tool restore >/dev/null
 dotnet build -c Release src/Popo.Cli -v quiet -nologo >/dev/null
 popo() { dotnet src/Popo.Cli/bin/Release/net10.0/popo.dll "$@"; }
@@ -17,8 +18,8 @@ mkdir -p "$out"
 
 # The server's first weights: any folder of the built-in layout (the first sync, before step 1, replaces them with
 # each run's own warm-up).
-popo train --steps 0 --sft-steps 1 --eval-problems 0 --out "$out/start" 2>"$out/start.log"
 start_model="$out/start/checkpoints/warmup/model"
+[ -d "$start_model" ] || popo train --steps 0 --sft-steps 1 --eval-problems 0 --out "$out/start" 2>"$out/start.log"
 
 servers=()
 serve() {   # serve NAME [flags...]: starts `popo serve`, sets url to its base URL
@@ -36,12 +37,21 @@ server_flags() { echo --rollout-engine server --rollout-urls "$1/v1" --rollout-m
 serve matched;    matched=$url
 serve mismatched --temperature-factor 1.5; mismatched=$url
 
+# run NAME [flags...]: one training run into OUT/NAME; a finished one is kept, an interrupted one resumed.
+run() {
+  local name=$1; shift
+  if [ -f "$out/$name/summary.json" ]; then return; fi
+  if [ -d "$out/$name" ]; then popo train --resume "$out/$name" 2>>"$out/$name.log"
+  else popo train "$@" --out "$out/$name" 2>"$out/$name.log"; fi
+}
 for seed in $(seq 1 "$seeds"); do
   common=(--seed "$seed" --steps "$steps" --threads 1)
-  popo train "${common[@]}" --out "$out/builtin-seed$seed" 2>"$out/builtin-seed$seed.log"
-  popo train "${common[@]}" $(server_flags "$matched") --out "$out/server-seed$seed" 2>"$out/server-seed$seed.log"
-  popo train "${common[@]}" $(server_flags "$matched") --async-rollouts true --out "$out/async-seed$seed" 2>"$out/async-seed$seed.log"
-  popo train "${common[@]}" $(server_flags "$mismatched") --out "$out/mismatched-seed$seed" 2>"$out/mismatched-seed$seed.log"
+  run "builtin-seed$seed" "${common[@]}"
+  run "server-seed$seed" "${common[@]}" $(server_flags "$matched")
+  if [ "$seed" -le "$extra_seeds" ]; then
+    run "async-seed$seed" "${common[@]}" $(server_flags "$matched") --async-rollouts true
+    run "mismatched-seed$seed" "${common[@]}" $(server_flags "$mismatched")
+  fi
 done
 
 # summary.json: the second "Pass1" is the final evaluation's (the first is the warm-up's).
@@ -53,7 +63,8 @@ mean_of() { grep -o "\"$2\":[0-9.eE+-]*" "$1/metrics.jsonl" | awk -F: '{s += $2;
   echo "| arm | warm-up pass@1 | final pass@1 per seed | mean ± sd | is_logp_diff | is_corrected | rollout_staleness |"
   echo "| --- | --- | --- | --- | --- | --- | --- |"
   for arm in builtin server async mismatched; do
-    finals=(); for seed in $(seq 1 "$seeds"); do finals+=("$(final "$out/$arm-seed$seed")"); done
+    n=$seeds; case $arm in async|mismatched) n=$extra_seeds ;; esac
+    finals=(); for seed in $(seq 1 "$n"); do finals+=("$(final "$out/$arm-seed$seed")"); done
     stats=$(printf '%s\n' "${finals[@]}" | awk '{x[NR] = $1; s += $1} END {m = s / NR; for (i = 1; i <= NR; i++) v += (x[i] - m)^2; printf "%.3f ± %.3f", m, (NR > 1 ? sqrt(v / (NR - 1)) : 0)}')
     if [ "$arm" = builtin ]; then extra="- | - | -"; else
       extra="$(mean_of "$out/$arm-seed1" is_logp_diff) | $(mean_of "$out/$arm-seed1" is_corrected) | $(mean_of "$out/$arm-seed1" rollout_staleness)"; fi
