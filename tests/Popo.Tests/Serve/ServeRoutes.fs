@@ -261,6 +261,25 @@ let tests =
             Expect.stringContains stderr.Result "stopped" "it says so"
     ]
 
+/// A processed_logprobs server over a fresh tiny model that samples at factor x the temperature asked: a seeded request
+/// at `asked` gets the engine sampler's tokens and log-probs at asked x factor. Then `rest` with the folder and server.
+let private samplesAt (factor: float) (asked: float) (rest: string -> ServedModel -> unit) =
+    let root = Path.Combine(Path.GetTempPath(), "popo-serve-mode-" + Guid.NewGuid().ToString("N"))
+    try
+        let folder = Path.Combine(root, "model")
+        writeModel folder 1
+        use served = new ServedModel("tiny", folder, torch.CPU, Nullable(), Nullable(), LogprobsMode.ProcessedLogprobs, TemperatureFactor = factor)
+        let request = sprintf """{"prompt": "12+3=", "n": 4, "temperature": %s, "max_tokens": 10, "seed": 3, "return_token_ids": true, "logprobs": 0}""" (asked.ToString("R", Globalization.CultureInfo.InvariantCulture))
+        let answer = CompletionsRoute.Handle(served, RequestFields.Parse request)
+        let t = asked * factor
+        expectLogProbs served.Model answer t
+        let options = Popo.Engine.Rollout.SamplerOptions(Temperature = t, MaxNewTokens = 10, StopTokenIds = served.Format.StopTokens, Seed = Nullable 3L)
+        use batch = Popo.Engine.Rollout.Sampler.Generate(served.Model, Array.create 4 (promptOf "12+3="), options)
+        Expect.equal (choicesOf answer |> Array.map (fun (ids, _, _, _) -> ids)) batch.Completions $"the engine's sampler at T = {t}, same seed"
+        rest folder served
+    finally
+        try Directory.Delete(root, true) with _ -> ()
+
 [<Tests>]
 let startup =
     testSequenced <| testList "serve/startup" [
@@ -292,37 +311,15 @@ let startup =
                 try Directory.Delete(root, true) with _ -> ()
 
         testCase "processed_logprobs: the sampler's own log softmax(logits / T), the same tokens as the engine's sampler with the seed" <| fun () ->
-            let root = Path.Combine(Path.GetTempPath(), "popo-serve-mode-" + Guid.NewGuid().ToString("N"))
-            try
-                let folder = Path.Combine(root, "model")
-                writeModel folder 1
-                use served = new ServedModel("tiny", folder, torch.CPU, Nullable(), Nullable(), LogprobsMode.ProcessedLogprobs)
-                let answer = CompletionsRoute.Handle(served, RequestFields.Parse """{"prompt": "12+3=", "n": 4, "temperature": 0.7, "max_tokens": 10, "seed": 3, "return_token_ids": true, "logprobs": 0}""")
-                expectLogProbs served.Model answer 0.7
-                let options = Popo.Engine.Rollout.SamplerOptions(Temperature = 0.7, MaxNewTokens = 10, StopTokenIds = served.Format.StopTokens, Seed = Nullable 3L)
-                use batch = Popo.Engine.Rollout.Sampler.Generate(served.Model, Array.create 4 (promptOf "12+3="), options)
-                Expect.equal (choicesOf answer |> Array.map (fun (ids, _, _, _) -> ids)) batch.Completions "the engine's sampler, same seed"
+            samplesAt 1.0 0.7 (fun _ served ->
                 let top = CompletionsRoute.Handle(served, RequestFields.Parse """{"prompt": "12+3=", "temperature": 0.7, "max_tokens": 10, "seed": 3, "logprobs": 3, "return_token_ids": true}""")
-                expectLogProbs served.Model top 0.7
-            finally
-                try Directory.Delete(root, true) with _ -> ()
-    
+                expectLogProbs served.Model top 0.7)
+
         testCase "--temperature-factor: a deliberately mismatched server samples at factor x the temperature asked and reports those log-probs" <| fun () ->
-            let root = Path.Combine(Path.GetTempPath(), "popo-serve-factor-" + Guid.NewGuid().ToString("N"))
-            try
-                let folder = Path.Combine(root, "model")
-                writeModel folder 1
-                use served = new ServedModel("tiny", folder, torch.CPU, Nullable(), Nullable(), LogprobsMode.ProcessedLogprobs, TemperatureFactor = 1.5)
-                let answer = CompletionsRoute.Handle(served, RequestFields.Parse """{"prompt": "12+3=", "n": 4, "temperature": 0.6, "max_tokens": 10, "seed": 3, "return_token_ids": true, "logprobs": 0}""")
-                expectLogProbs served.Model answer 0.9
-                let options = Popo.Engine.Rollout.SamplerOptions(Temperature = 0.9, MaxNewTokens = 10, StopTokenIds = served.Format.StopTokens, Seed = Nullable 3L)
-                use batch = Popo.Engine.Rollout.Sampler.Generate(served.Model, Array.create 4 (promptOf "12+3="), options)
-                Expect.equal (choicesOf answer |> Array.map (fun (ids, _, _, _) -> ids)) batch.Completions "the engine's sampler at 0.9, same seed"
+            samplesAt 1.5 0.6 (fun folder _ ->
                 let code, err = popoStderr [ "serve"; "--model"; folder; "--port"; "0"; "--temperature-factor"; "0" ]
                 Expect.equal code 2 err
-                Expect.stringContains err "--temperature-factor" "names the flag"
-            finally
-                try Directory.Delete(root, true) with _ -> ()
+                Expect.stringContains err "--temperature-factor" "names the flag")
 
         testCase "--model takes a model folder, a checkpoint step-N (full or LoRA) or a run folder (its newest checkpoint)" <| fun () ->
             let root = Path.Combine(Path.GetTempPath(), "popo-serve-folders-" + Guid.NewGuid().ToString("N"))
