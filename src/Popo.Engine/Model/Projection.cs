@@ -1,3 +1,4 @@
+using Popo.Engine.Runtime;
 using Popo.Kernels;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -49,7 +50,7 @@ internal static class Projection
         if (!FewRowProduct.Reads(weight)) return null;
         using var scope = NewDisposeScope();
         var y = FewRowProduct.Multiply(x, weight);
-        if (layer.bias is not null) y.add_(layer.bias.to(ScalarType.Float32));
+        if (layer.bias is not null) y.PlusInPlace(layer.bias.to(ScalarType.Float32));
         return y.to(output).MoveToOuterDisposeScope();
     }
 }

@@ -1,3 +1,4 @@
+using Popo.Engine.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -25,7 +26,7 @@ internal sealed class Qwen2DecoderLayer : nn.Module
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor allowed, KvCache? cache, int layer, Packing? packing = null)
     {
         using var scope = torch.NewDisposeScope();
-        var h = x + self_attn.Forward(input_layernorm.forward(x), cos, sin, allowed, cache, layer, packing);
-        return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
+        var h = x.Plus(self_attn.Forward(input_layernorm.forward(x), cos, sin, allowed, cache, layer, packing));
+        return h.Plus(mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
     }
 }

@@ -1,3 +1,4 @@
+using Popo.Engine.Runtime;
 using Popo.Kernels;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -183,7 +184,7 @@ internal sealed class Qwen2ForCausalLM : nn.Module
     {
         using var scope = torch.NewDisposeScope();
         var l = mask.shape[1];
-        var counts = mask.to(ScalarType.Int64).cumsum(1) - 1;
+        var counts = mask.to(ScalarType.Int64).cumsum(1).sub(HeldScalars.One);
         return counts.narrow(1, l - t, t).clamp_min(0).MoveToOuterDisposeScope();
     }
 

@@ -1,3 +1,4 @@
+using Popo.Engine.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -31,7 +32,7 @@ internal sealed class RmsNorm : nn.Module<Tensor, Tensor>
         var wide = narrow ? x.to(ScalarType.Float32) : x;
         // pow with the held 2, not square(): square() passes a temporary Scalar, which a collection on another thread freed
         // mid-call under load ("INTERNAL ASSERT FAILED at Scalar.h"). The same kernel, so the same bits.
-        var normed = wide * (wide.pow(two).mean([-1], keepdim: true) + eps).rsqrt();
+        var normed = wide * wide.pow(two).mean([-1], keepdim: true).Plus(eps).rsqrt();
         // Under mixed precision the weight is cast too, so the activation stays in the compute dtype.
         var w = precision is not null && precision.Casts(weight.dtype) ? precision.Weight(weight) : weight;
         return (w * (narrow ? normed.to(x.dtype) : normed)).MoveToOuterDisposeScope();

@@ -1,3 +1,4 @@
+using Popo.Engine.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -44,6 +45,6 @@ internal sealed class RotaryEmbedding : IDisposable
     {
         using var scope = torch.NewDisposeScope();
         var swapped = x.roll(x.shape[^1] / 2, -1);                            // [x2, x1]
-        return (x * cos + swapped * signedSin).MoveToOuterDisposeScope();
+        return (x * cos).Plus(swapped * signedSin).MoveToOuterDisposeScope();
     }
 }

@@ -1,3 +1,4 @@
+using Popo.Engine.Runtime;
 using Popo.Engine.Model;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -36,15 +37,17 @@ internal static class Sampler
         using var ownGenerator = options.Generator is null && options.Seed is long seed ? new Generator((ulong)seed, device) : null;
         var generator = options.Generator ?? ownGenerator;
 
+        // Every Scalar held across its native call (HeldScalars says why).
+        using Scalar pad = options.PadId, zero = 0.0, yes = true;
         var (promptIds, promptMask) = LeftPad(prompts, p, options.PadId, device); // [B,P] each
         var keyMask = torch.ones(b, p + n, dtype: ScalarType.Int64, device: device); // generated slots always attendable
         keyMask.narrow(1, 0, p).copy_(promptMask);
-        var tokens = torch.full(b, n, options.PadId, dtype: ScalarType.Int64, device: device);
+        var tokens = torch.full(b, n, pad, dtype: ScalarType.Int64, device: device);
         var logProbs = torch.zeros(b, n, dtype: wide, device: device);
         var aliveHistory = torch.zeros(b, n, dtype: ScalarType.Bool, device: device);
         var isStop = torch.zeros(vocab, dtype: ScalarType.Bool, device: device);
         if (options.StopTokenIds.Count > 0)
-            isStop.index_fill_(0, torch.tensor(options.StopTokenIds.Select(i => (long)i).ToArray(), device: device), true);
+            isStop.index_fill_(0, torch.tensor(options.StopTokenIds.Select(i => (long)i).ToArray(), device: device), yes);
 
         // The batch in flight. Until the first compaction it is all B rows in order (rows == null); after it,
         // batch row i is original row rows[i], and every per-row tensor below holds the live rows only.
@@ -61,13 +64,14 @@ internal static class Sampler
         for (var step = 0; step < n; step++)
         {
             using var stepScope = torch.NewDisposeScope();
+            using Scalar at = step, following = step + 1;
             var (next, logProb) = Choose(logits.to(wide), options, generator, b, rows); // [R], [R]
-            next = next.masked_fill(alive.logical_not(), options.PadId);
+            next = next.masked_fill(alive.logical_not(), pad);
             Write(tokens, step, rows, next);
-            Write(logProbs, step, rows, logProb.masked_fill(alive.logical_not(), 0.0));
+            Write(logProbs, step, rows, logProb.masked_fill(alive.logical_not(), zero));
             Write(aliveHistory, step, rows, alive);
             alive.logical_and_(isStop.index_select(0, next).logical_not());
-            if (limit is not null) alive.logical_and_(limit.gt(step + 1));
+            if (limit is not null) alive.logical_and_(limit.gt(following));
             if (step == n - 1) break;
             var live = alive.sum().item<long>();                                  // the step's one host sync
             if (live == 0)
@@ -87,7 +91,7 @@ internal static class Sampler
                 next = next.index_select(0, keep);
                 cache.SelectRows(keep);
             }
-            var newLogits = LastLogits(model, next.unsqueeze(1), mask.narrow(1, 0, p + step + 1), nextPosition + step, cache);
+            var newLogits = LastLogits(model, next.unsqueeze(1), mask.narrow(1, 0, p + step + 1), nextPosition.Plus(at), cache);
             logits.Dispose();
             logits = newLogits.MoveToOuterDisposeScope();
         }
@@ -154,7 +158,8 @@ internal static class Sampler
     {
         using var scope = torch.NewDisposeScope();
         var greedy = options.Temperature == 0;
-        var scaled = greedy || options.Temperature == 1.0 ? logits : logits / options.Temperature;   // x / 1 == x exactly
+        using Scalar temperature = options.Temperature, topP = options.TopP, minusInfinity = double.NegativeInfinity;
+        var scaled = greedy || options.Temperature == 1.0 ? logits : logits.div(temperature);   // x / 1 == x exactly
         var logp = scaled.log_softmax(-1);                                        // [B,V]
         Tensor next;
         if (greedy) next = scaled.argmax(-1);
@@ -165,15 +170,15 @@ internal static class Sampler
             if (options.TopK > 0 && options.TopK < v)
             {
                 var kth = scaled.topk(options.TopK, -1).values.narrow(1, options.TopK - 1, 1); // [B,1]
-                filtered = filtered.masked_fill(filtered < kth, double.NegativeInfinity);
+                filtered = filtered.masked_fill(filtered < kth, minusInfinity);
             }
             if (options.TopP < 1)
             {
                 var (sorted, order) = filtered.sort(-1, descending: true);       // [B,V]
                 var probs = sorted.softmax(-1);
                 // Drop a token once the mass before it already reaches p; the most likely token always stays.
-                var drop = (probs.cumsum(-1) - probs) >= options.TopP;
-                filtered = filtered.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), double.NegativeInfinity);
+                var drop = (probs.cumsum(-1) - probs).ge(topP);
+                filtered = filtered.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), minusInfinity);
             }
             // A row with NaN/Inf probabilities draws uniformly and keeps its non-finite log-prob, which the
             // trainer detects as a bad step.
