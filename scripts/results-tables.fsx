@@ -1,5 +1,6 @@
 // Builds the tables of RESULTS.md from the compare.json files that scripts/results.sh writes, and puts
-// them between the <!-- tables:begin --> and <!-- tables:end --> markers of RESULTS.md.
+// them between the <!-- tables:begin --> and <!-- tables:end --> markers of RESULTS.md, and the tables of the
+// decomposed-* comparisons (POPO against PSR, NSR and W-REINFORCE) between <!-- decomposed:begin/end -->.
 // Run from the repository root after scripts/results.sh: dotnet fsi scripts/results-tables.fsx [RESULTS_FOLDER]
 open System
 open System.IO
@@ -93,10 +94,49 @@ let tables () =
           String.Join(", ", (main @ [ ablations ]) |> List.map (fun s -> $"{s.Name} {s.Minutes:F0} min")) + ".")
     md.ToString()
 
+/// The decomposed-* comparisons: final pass@1, and pass@k to k = 256 (does positive-only training narrow pass@k?).
+let decomposed () =
+    let main = settings |> List.map (fun s -> load ("decomposed-" + s))
+    let names = (List.head main).Arms |> List.map (fun a -> a.Name)
+    let md = StringBuilder()
+    let line (s: string) = md.AppendLine s |> ignore
+    let keys = (List.head main).Arms |> List.map (fun a -> $"{a.Name} {a.Keys}") |> String.concat ", "
+    line $"**Table 4: final held-out pass@1** (mean ± sample std over seeds; best mean in bold; learning rates: {keys})."
+    line ""
+    line ("| algorithm | " + String.Join(" | ", settings) + " |")
+    line ("| --- |" + String.replicate settings.Length " --- |")
+    line ("| warm-up | " + String.Join(" | ", main |> List.map (fun s -> f3 s.WarmPass1)) + " |")
+    for a in names do
+        let cell (s: Setting) =
+            let finals = [ for r in (arm s a).Runs -> r.Final ]
+            if mean finals = best s then $"**{meanStd finals}**" else meanStd finals
+        line ($"| {a} | " + String.Join(" | ", main |> List.map cell) + " |")
+    line ""
+    for s in main do
+        let n = s.WarmCurve.Length
+        let ks = [ 1; 4; 16; 64; n ] |> List.filter (fun k -> k <= n) |> List.distinct
+        line $"**Table 5 ({s.Name}): held-out pass@k at the end** ({n} samples per problem, unbiased estimator; mean ± sample std over seeds; the last column is pass@{n} minus the warm-up's)."
+        line ""
+        line ("| algorithm | " + String.Join(" | ", ks |> List.map (fun k -> $"pass@{k}")) + $" | pass@{n} - warm-up |")
+        line ("| --- |" + String.replicate (ks.Length + 1) " --- |")
+        line ("| warm-up | " + String.Join(" | ", ks |> List.map (fun k -> f3 s.WarmCurve.[k - 1])) + " | 0 |")
+        for a in names do
+            let x = arm s a
+            let at k = [ for r in x.Runs -> r.Curve.[k - 1] ]
+            let gain = mean (at n) - s.WarmCurve.[n - 1]
+            let signed = (if gain >= 0.0 then "+" else "") + f3 gain
+            line ($"| {a} | " + String.Join(" | ", ks |> List.map (at >> meanStd)) + $" | {signed} |")
+        line ""
+    line ("Wall time on the 2-CPU machine (one torch thread per run; two comparisons and other jobs ran at once): " +
+          String.Join(", ", main |> List.map (fun s -> $"{s.Name} {s.Minutes:F0} min")) + ".")
+    md.ToString()
+
 let resultsMd = "RESULTS.md"
+let fill (text: string) (first: string) (last: string) (content: unit -> string) =
+    let i, j = text.IndexOf first, text.IndexOf last
+    if i < 0 || j < i then failwithf "%s: expected the markers %s and %s" resultsMd first last
+    text.[.. i + first.Length - 1] + "\n" + content () + text.[j ..]
 let text = File.ReadAllText resultsMd
-let first, last = "<!-- tables:begin -->", "<!-- tables:end -->"
-let i, j = text.IndexOf first, text.IndexOf last
-if i < 0 || j < i then failwithf "%s: expected the markers %s and %s" resultsMd first last
-File.WriteAllText(resultsMd, text.[.. i + first.Length - 1] + "\n" + tables () + text.[j ..])
+let withTables = fill text "<!-- tables:begin -->" "<!-- tables:end -->" tables
+File.WriteAllText(resultsMd, fill withTables "<!-- decomposed:begin -->" "<!-- decomposed:end -->" decomposed)
 printfn "wrote the tables of %s from %s/*/compare.json" resultsMd folder

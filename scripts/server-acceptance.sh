@@ -37,20 +37,21 @@ server_flags() { echo --rollout-engine server --rollout-urls "$1/v1" --rollout-m
 serve matched;    matched=$url
 serve mismatched --temperature-factor 1.5; mismatched=$url
 
-# run NAME [flags...]: one training run into OUT/NAME; a finished one is kept, an interrupted one resumed.
+# run NAME URL [flags...]: one training run into OUT/NAME against the server at URL (none: the built-in sampler); a
+# finished run is kept, an interrupted one resumed (against this invocation's server: its port is new).
 run() {
-  local name=$1; shift
+  local name=$1 url=$2; shift 2
   if [ -f "$out/$name/summary.json" ]; then return; fi
-  if [ -d "$out/$name" ]; then popo train --resume "$out/$name" 2>>"$out/$name.log"
-  else popo train "$@" --out "$out/$name" 2>"$out/$name.log"; fi
+  if [ -d "$out/$name" ]; then popo train --resume "$out/$name" ${url:+--rollout-urls "$url/v1"} 2>>"$out/$name.log"
+  else popo train "$@" ${url:+$(server_flags "$url")} --out "$out/$name" 2>"$out/$name.log"; fi
 }
 for seed in $(seq 1 "$seeds"); do
   common=(--seed "$seed" --steps "$steps" --threads 1)
-  run "builtin-seed$seed" "${common[@]}"
-  run "server-seed$seed" "${common[@]}" $(server_flags "$matched")
+  run "builtin-seed$seed" "" "${common[@]}"
+  run "server-seed$seed" "$matched" "${common[@]}"
   if [ "$seed" -le "$extra_seeds" ]; then
-    run "async-seed$seed" "${common[@]}" $(server_flags "$matched") --async-rollouts true
-    run "mismatched-seed$seed" "${common[@]}" $(server_flags "$mismatched")
+    run "async-seed$seed" "$matched" "${common[@]}" --async-rollouts true
+    run "mismatched-seed$seed" "$mismatched" "${common[@]}"
   fi
 done
 
