@@ -240,7 +240,7 @@ public sealed record TrainConfig : IRunKeys
     public int SyncEvery { get; init; } = 1;
 
     /// <summary>Key <c>async_rollouts</c>: with rollout_engine = server: request the next step's rollouts before this step's update, so generation overlaps training; they come from weights one step older, which the importance correction covers.</summary>
-    [ConfigKey("async_rollouts", "with rollout_engine = server: request the next step's rollouts before this step's update, so generation overlaps training; they come from weights one step older, which the importance correction covers", Resumable = true)]
+    [ConfigKey("async_rollouts", "with rollout_engine = server: request the next step's rollouts before this step's update, so generation overlaps training; they come from weights one step older, which the importance correction covers")]
     public bool AsyncRollouts { get; init; }
 
     /// <summary>Key <c>sync_route</c>: full fine-tuning's load-from-disk route: sglang (/update_weights_from_disk) | vllm (/collective_rpc reload_weights, VLLM_SERVER_DEV_MODE=1).</summary>
