@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Issue 31's acceptance, two processes: `popo serve` in one, `popo train --rollout-engine server` in another, on the
 # built-in default task, against the built-in sampler, SEEDS seeds each (paired: seed s warms up the same way in both).
-# Then EXTRA_SEEDS seeds with async_rollouts, and against a deliberately mismatched server (--temperature-factor 1.5).
+# Then EXTRA_SEEDS seeds with async_rollouts and against a deliberately mismatched server (--temperature-factor 1.2,
+# TRL's correction defaults), and one seed against a server mismatched by 1.5, with the default sequence_mask and with
+# token_truncate.
 #   scripts/server-acceptance.sh   OUT (runs/server-acceptance), SEEDS (5), EXTRA_SEEDS (2), STEPS (200, the default run's)
 # Prints one table (final held-out pass@1 per run, mean and sample sd per arm) and writes it to OUT/table.md.
 # Run again with the same OUT, it keeps the finished runs and resumes an interrupted one.
@@ -35,7 +37,8 @@ trap 'kill ${servers[@]+"${servers[@]}"} 2>/dev/null || true' EXIT
 
 server_flags() { echo --rollout-engine server --rollout-urls "$1/v1" --rollout-model policy --sync-route sglang; }
 serve matched;    matched=$url
-serve mismatched --temperature-factor 1.5; mismatched=$url
+serve mismatched --temperature-factor 1.2; mismatched=$url
+serve mismatched15 --temperature-factor 1.5; mismatched15=$url
 
 # run NAME URL [flags...]: one training run into OUT/NAME against the server at URL (none: the built-in sampler); a
 # finished run is kept, an interrupted one resumed (against this invocation's server: its port is new).
@@ -53,6 +56,10 @@ for seed in $(seq 1 "$seeds"); do
     run "async-seed$seed" "$matched" "${common[@]}" --async-rollouts true
     run "mismatched-seed$seed" "$mismatched" "${common[@]}"
   fi
+  if [ "$seed" -eq 1 ]; then
+    run "mismatched15-seed$seed" "$mismatched15" "${common[@]}"
+    run "mismatched15-truncate-seed$seed" "$mismatched15" "${common[@]}" --importance-mode token_truncate
+  fi
 done
 
 # summary.json: the second "Pass1" is the final evaluation's (the first is the warm-up's).
@@ -63,8 +70,8 @@ mean_of() { grep -o "\"$2\":[0-9.eE+-]*" "$1/metrics.jsonl" | awk -F: '{s += $2;
 {
   echo "| arm | warm-up pass@1 | final pass@1 per seed | mean ± sd | is_logp_diff | is_corrected | rollout_staleness |"
   echo "| --- | --- | --- | --- | --- | --- | --- |"
-  for arm in builtin server async mismatched; do
-    n=$seeds; case $arm in async|mismatched) n=$extra_seeds ;; esac
+  for arm in builtin server async mismatched mismatched15 mismatched15-truncate; do
+    n=$seeds; case $arm in async|mismatched) n=$extra_seeds ;; mismatched15*) n=1 ;; esac
     finals=(); for seed in $(seq 1 "$n"); do finals+=("$(final "$out/$arm-seed$seed")"); done
     stats=$(printf '%s\n' "${finals[@]}" | awk '{x[NR] = $1; s += $1} END {m = s / NR; for (i = 1; i <= NR; i++) v += (x[i] - m)^2; printf "%.3f ± %.3f", m, (NR > 1 ? sqrt(v / (NR - 1)) : 0)}')
     if [ "$arm" = builtin ]; then extra="- | - | -"; else
