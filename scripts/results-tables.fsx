@@ -49,6 +49,20 @@ let reach (a: Arm) =
     if hit.IsEmpty then $"not reached (0/{a.Runs.Length})" else $"{mean hit:F0} ({hit.Length}/{a.Runs.Length})"
 let pass16 (a: Arm) = mean [ for r in a.Runs -> r.Curve.[r.Curve.Length - 1] ]
 
+/// Final pass@1 per algorithm (rows) and setting (columns), the best mean of each setting in bold, under its caption.
+let finalTable (line: string -> unit) (caption: string) (main: Setting list) (names: string list) =
+    line caption
+    line ""
+    line ("| algorithm | " + String.Join(" | ", main |> List.map (fun s -> s.Name.Replace("decomposed-", ""))) + " |")
+    line ("| --- |" + String.replicate main.Length " --- |")
+    line ("| warm-up | " + String.Join(" | ", main |> List.map (fun s -> f3 s.WarmPass1)) + " |")
+    for a in names do
+        let cell (s: Setting) =
+            let finals = [ for r in (arm s a).Runs -> r.Final ]
+            if mean finals = best s then $"**{meanStd finals}**" else meanStd finals
+        line ($"| {a} | " + String.Join(" | ", main |> List.map cell) + " |")
+    line ""
+
 let tables () =
     let main = settings |> List.map load
     let ablations = load "ablations"
@@ -57,16 +71,7 @@ let tables () =
     let header () =
         line ("| algorithm | " + String.Join(" | ", main |> List.map (fun s -> s.Name)) + " |")
         line ("| --- |" + String.replicate main.Length " --- |")
-    line "**Table 1: final held-out pass@1** (mean ± sample std over seeds; best mean in bold; warm-up = the shared starting checkpoint)."
-    line ""
-    header ()
-    line ("| warm-up | " + String.Join(" | ", main |> List.map (fun s -> f3 s.WarmPass1)) + " |")
-    for a in algorithms do
-        let cell (s: Setting) =
-            let finals = [ for r in (arm s a).Runs -> r.Final ]
-            if mean finals = best s then $"**{meanStd finals}**" else meanStd finals
-        line ($"| {a} | " + String.Join(" | ", main |> List.map cell) + " |")
-    line ""
+    finalTable line "**Table 1: final held-out pass@1** (mean ± sample std over seeds; best mean in bold; warm-up = the shared starting checkpoint)." main algorithms
     line "**Table 2: rollouts to reach 90% of the best final mean pass@1** of the setting (target in the second row; mean over the seeds that reached it, seeds reaching it in brackets; evaluated every 40 steps = 2,560 rollouts)."
     line ""
     header ()
@@ -101,17 +106,7 @@ let decomposed () =
     let md = StringBuilder()
     let line (s: string) = md.AppendLine s |> ignore
     let keys = (List.head main).Arms |> List.map (fun a -> $"{a.Name} {a.Keys}") |> String.concat ", "
-    line $"**Table 4: final held-out pass@1** (mean ± sample std over seeds; best mean in bold; learning rates: {keys})."
-    line ""
-    line ("| algorithm | " + String.Join(" | ", settings) + " |")
-    line ("| --- |" + String.replicate settings.Length " --- |")
-    line ("| warm-up | " + String.Join(" | ", main |> List.map (fun s -> f3 s.WarmPass1)) + " |")
-    for a in names do
-        let cell (s: Setting) =
-            let finals = [ for r in (arm s a).Runs -> r.Final ]
-            if mean finals = best s then $"**{meanStd finals}**" else meanStd finals
-        line ($"| {a} | " + String.Join(" | ", main |> List.map cell) + " |")
-    line ""
+    finalTable line $"**Table 4: final held-out pass@1** (mean ± sample std over seeds; best mean in bold; learning rates: {keys})." main names
     for s in main do
         let n = s.WarmCurve.Length
         let ks = [ 1; 4; 16; 64; n ] |> List.filter (fun k -> k <= n) |> List.distinct
