@@ -68,15 +68,16 @@ warm() { grep -o '"Pass1": [0-9.eE+-]*' "$1/summary.json" | sed -n 1p | awk '{pr
 # the mean of a metrics.jsonl column over the run
 mean_of() { grep -o "\"$2\":[0-9.eE+-]*" "$1/metrics.jsonl" | awk -F: '{s += $2; n++} END {printf "%.4g", n ? s / n : 0}'; }
 {
-  echo "| arm | warm-up pass@1 | final pass@1 per seed | mean ± sd | is_logp_diff | is_corrected | rollout_staleness |"
+  echo "| arm | warm-up pass@1 per seed | final pass@1 per seed | mean ± sd | is_logp_diff | is_corrected | rollout_staleness |"
   echo "| --- | --- | --- | --- | --- | --- | --- |"
   for arm in builtin server async mismatched mismatched15 mismatched15-truncate; do
     n=$seeds; case $arm in async|mismatched) n=$extra_seeds ;; mismatched15*) n=1 ;; esac
-    finals=(); for seed in $(seq 1 "$n"); do finals+=("$(final "$out/$arm-seed$seed")"); done
+    finals=(); warms=(); for seed in $(seq 1 "$n"); do
+      finals+=("$(final "$out/$arm-seed$seed")"); warms+=("$(warm "$out/$arm-seed$seed")"); done
     stats=$(printf '%s\n' "${finals[@]}" | awk '{x[NR] = $1; s += $1} END {m = s / NR; for (i = 1; i <= NR; i++) v += (x[i] - m)^2; printf "%.3f ± %.3f", m, (NR > 1 ? sqrt(v / (NR - 1)) : 0)}')
     if [ "$arm" = builtin ]; then extra="- | - | -"; else
       extra="$(mean_of "$out/$arm-seed1" is_logp_diff) | $(mean_of "$out/$arm-seed1" is_corrected) | $(mean_of "$out/$arm-seed1" rollout_staleness)"; fi
-    echo "| $arm | $(warm "$out/$arm-seed1") | ${finals[*]} | $stats | $extra |"
+    echo "| $arm | ${warms[*]} | ${finals[*]} | $stats | $extra |"
   done
   echo
   echo "(is_logp_diff, is_corrected, rollout_staleness: means over seed 1's steps)"
