@@ -15,7 +15,8 @@ extra_seeds=${EXTRA_SEEDS:-2}
 steps=${STEPS:-200}
 dotnet tool restore >/dev/null
 dotnet build -c Release src/Popo.Cli -v quiet -nologo >/dev/null
-popo() { dotnet src/Popo.Cli/bin/Release/net10.0/popo.dll "$@"; }
+popo_dll=src/Popo.Cli/bin/Release/net10.0/popo.dll
+popo() { dotnet "$popo_dll" "$@"; }
 mkdir -p "$out"
 
 # The server's first weights: any folder of the built-in layout (the first sync, before step 1, replaces them with
@@ -26,7 +27,8 @@ start_model="$out/start/checkpoints/warmup/model"
 servers=()
 serve() {   # serve NAME [flags...]: starts `popo serve`, sets url to its base URL
   local name=$1; shift
-  popo serve --model "$start_model" --port 0 --threads 1 --served-model-name policy --logprobs-mode processed_logprobs "$@" \
+  # dotnet itself in the background (not the function, whose subshell a kill would leave the server behind)
+  dotnet "$popo_dll" serve --model "$start_model" --port 0 --threads 1 --served-model-name policy --logprobs-mode processed_logprobs "$@" \
     >"$out/$name.url" 2>"$out/$name.log" &
   servers+=($!)
   for _ in $(seq 1 240); do [ -s "$out/$name.url" ] && break; sleep 0.5; done
