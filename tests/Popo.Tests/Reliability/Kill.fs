@@ -44,7 +44,9 @@ let runReference (out: string) =
 
 /// What a kill left behind must be usable: the newest step-N checkpoint loads completely, its counters
 /// say step N, and its weights are the uninterrupted run's at step N, bit for bit.
-let checkLeftovers (killed: string) (reference: string) =
+/// warmupModel: whether the warm-up folder holds a model (a warm-up ran, or the built-in model); a --model run without
+/// a warm-up keeps only its evaluation there.
+let checkLeftovers (warmupModel: bool) (killed: string) (reference: string) =
     let latest = TrainingCheckpoint.Latest killed
     if latest.HasValue then
         let struct (folder, step) = latest.Value
@@ -57,8 +59,10 @@ let checkLeftovers (killed: string) (reference: string) =
     else
         let warmup = Path.Combine(killed, "checkpoints", "warmup")
         if Directory.Exists warmup then
-            let struct (model, _) = ModelFactory.Load(Path.Combine(warmup, "model"), TorchSharp.torch.CPU, Nullable())
-            model.Dispose()
+            if warmupModel then
+                let struct (model, _) = ModelFactory.Load(Path.Combine(warmup, "model"), TorchSharp.torch.CPU, Nullable())
+                model.Dispose()
+            else Expect.isFalse (Directory.Exists(Path.Combine(warmup, "model"))) "no warm-up, so no model copied into the run"
             Expect.isTrue (File.Exists(Path.Combine(warmup, "eval.json"))) "warm-up folder complete"
         None
 
@@ -92,7 +96,7 @@ let trial (root: string) (reference: string) (from: TimeSpan) (until: TimeSpan) 
     let killed = not (p.WaitForExit(int delay.TotalMilliseconds))
     if killed then p.Kill()
     p.WaitForExit()
-    let atKill = checkLeftovers out reference
+    let atKill = checkLeftovers true out reference
     let code, stderr = runPopo timeoutMs [ "train"; "--resume"; out ]
     Expect.equal code 0 $"resume after a kill at {delay.TotalMilliseconds:F0} ms: {stderr}"
     checkSameResults killSteps out reference

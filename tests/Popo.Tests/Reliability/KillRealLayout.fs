@@ -53,7 +53,7 @@ let tests =
                         let killed = not (p.WaitForExit(int delay.TotalMilliseconds))
                         if killed then p.Kill()
                         p.WaitForExit()
-                        checkLeftovers out reference |> ignore
+                        checkLeftovers false out reference |> ignore
                         let code, stderr = runPopo 300_000 [ "train"; "--resume"; out ]
                         Expect.equal code 0 $"resume after a kill at {delay.TotalMilliseconds:F0} ms: {stderr}"
                         checkSameResults steps out reference
