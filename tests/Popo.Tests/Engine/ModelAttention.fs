@@ -1,5 +1,5 @@
-/// The attention core's two paths (issue 34): a forward without a cache over at most Qwen2Attention.ExplicitMaxPairs
-/// (query, key) pairs runs explicit matmuls and a masked softmax, longer and cached ones libtorch's fused attention. Each
+/// The attention core's two paths (issue 34): a forward without a cache within Qwen2Attention's limits (ExplicitMaxPairs
+/// for float32 and float64, ExplicitMaxScoresBf16 for bf16 compute) runs explicit matmuls and a masked softmax, longer and cached ones libtorch's fused attention. Each
 /// gives the other's values and gradients (float64), with left padding, packing and checkpointing; padding rows stay
 /// finite and leave each real row's results its own.
 module Popo.Tests.Engine.ModelAttention
@@ -43,16 +43,21 @@ let private rowOf (model: Qwen2ForCausalLM) (row: int) (together: bool) =
     (w * real).sum().backward()
     values real, model.parameters () |> Seq.collect gradValues |> Seq.toArray
 
+/// f () with the explicit path on (the tiny shapes here are under both limits) or off for every compute dtype, then restored.
+let private withExplicit (on: bool) f =
+    let saved, savedBf16 = Qwen2Attention.ExplicitMaxPairs, Qwen2Attention.ExplicitMaxScoresBf16
+    try
+        Qwen2Attention.ExplicitMaxPairs <- if on then 256L * 256L else 0L
+        Qwen2Attention.ExplicitMaxScoresBf16 <- if on then 1L <<< 20 else 0L
+        f ()
+    finally
+        Qwen2Attention.ExplicitMaxPairs <- saved
+        Qwen2Attention.ExplicitMaxScoresBf16 <- savedBf16
+
 /// The left-padded batch of rowOf's rows through both attention paths: hidden states and gradients.
 let private bothPaths (model: Qwen2ForCausalLM) =
-    let saved = Qwen2Attention.ExplicitMaxPairs
-    try
-        Qwen2Attention.ExplicitMaxPairs <- 256L * 256L
-        let explicitRow = [ for row in 0 .. 1 -> rowOf model row true ]
-        Qwen2Attention.ExplicitMaxPairs <- 0L
-        let fused = [ for row in 0 .. 1 -> rowOf model row true ]
-        explicitRow, fused
-    finally Qwen2Attention.ExplicitMaxPairs <- saved
+    let rows () = [ for row in 0 .. 1 -> rowOf model row true ]
+    withExplicit true rows, withExplicit false rows
 
 [<Tests>]
 let tests =
@@ -95,7 +100,8 @@ let tests =
                     Expect.isTrue (g |> Array.exists (fun x -> x <> 0.0)) "some gradient"
 
         testCase "a forward without a cache (explicit) equals the cached forward (fused), float64 and float32" <| fun () ->
-            for dtype, tol in [ torch.ScalarType.Float64, Accuracy.veryHigh; torch.ScalarType.Float32, Accuracy.engine32 ] do
+            withExplicit true <| fun () ->
+              for dtype, tol in [ torch.ScalarType.Float64, Accuracy.veryHigh; torch.ScalarType.Float32, Accuracy.engine32 ] do
                 use model = randomModel config 4 dtype
                 use scope = torch.NewDisposeScope()
                 use noGrad = torch.no_grad ()

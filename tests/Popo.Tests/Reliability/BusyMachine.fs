@@ -10,12 +10,13 @@ open Expecto
 open Popo.Engine.Training
 open Popo.Tests.Reliability.Harness
 
-/// Full fine-tuning (lora_r = 0) of a small built-in model on two threads, a checkpoint after every step.
-let private flags (out: string) =
+/// Full fine-tuning (lora_r = 0) of a small built-in model on two threads, a checkpoint after every step; extra flags
+/// after.
+let private flags (extra: string list) (out: string) =
     [ "train"; "--out"; out; "--hidden-size"; "48"; "--layers"; "2"; "--heads"; "2"; "--kv-heads"; "1"
       "--intermediate-size"; "96"; "--sft-steps"; "10"; "--sft-batch-size"; "16"; "--sft-lr"; "0.01"; "--steps"; "3"
       "--prompts-per-step"; "2"; "--group-size"; "4"; "--max-new-tokens"; "10"; "--eval-problems"; "2"; "--eval-every"; "3"
-      "--save-every"; "1"; "--predictor-hidden"; "16"; "--threads"; "2"; "--difficulty"; "tiny"; "--seed"; "5" ]
+      "--save-every"; "1"; "--predictor-hidden"; "16"; "--threads"; "2"; "--difficulty"; "tiny"; "--seed"; "5" ] @ extra
 
 /// Processes that load the CPU until stopped (and at most 5 minutes whatever happens to this test): a busy loop per
 /// core and a 1 ms polling loop, the kind of neighbour that made a run differ.
@@ -59,26 +60,27 @@ let tests =
             Expect.equal (benchMeta [ "MKL_CBWR", "COMPATIBLE" ] "threading") "MKL_DYNAMIC=FALSE, OMP_DYNAMIC=FALSE, MKL_CBWR=COMPATIBLE" "a setting the environment gives is kept"
         }
 
-        test "two same-seed full fine-tuning runs on two threads, with every core loaded, agree bit for bit" {
-            withTemp (fun root ->
-                let load = startLoad ()
-                try
-                    let a, b = Path.Combine(root, "a"), Path.Combine(root, "b")
-                    // Side by side: each run is also the other's load.
-                    let pa, ea = startPopo (flags a)
-                    let pb, eb = startPopo (flags b)
-                    for p, e in [ pa, ea; pb, eb ] do
-                        use _ = p
-                        if not (p.WaitForExit 300_000) then p.Kill true; failtest "a run did not finish in 5 minutes"
-                        p.WaitForExit()
-                        Expect.equal p.ExitCode 0 $"run: {e.Result}"
-                    Expect.isTrue (load |> List.forall (fun p -> not p.HasExited)) "the premise: the load ran throughout"
-                    for step in 1 .. 3 do
-                        Expect.sequenceEqual (checkpointFiles (TrainingCheckpoint.FolderFor(a, step))) (checkpointFiles (TrainingCheckpoint.FolderFor(b, step)))
-                            $"step-{step}: model, optimizer, objective and RNG files, byte for byte"
-                    Expect.sequenceEqual (metricsRows a) (metricsRows b) "metrics.jsonl, every column but the wall-clock ones"
-                    Expect.sequenceEqual (csvRows a) (csvRows b) "metrics.csv, likewise"
-                    Expect.sequenceEqual (File.ReadAllLines(Path.Combine(a, "samples.jsonl"))) (File.ReadAllLines(Path.Combine(b, "samples.jsonl"))) "samples.jsonl"
-                finally stop load)
-        }
+        for precision, extra in [ "float32", []; "bf16 mixed precision (the explicit attention path)", [ "--bf16"; "true" ] ] do
+          test $"two same-seed full fine-tuning runs on two threads, {precision}, with every core loaded, agree bit for bit" {
+              withTemp (fun root ->
+                  let load = startLoad ()
+                  try
+                      let a, b = Path.Combine(root, "a"), Path.Combine(root, "b")
+                      // Side by side: each run is also the other's load.
+                      let pa, ea = startPopo (flags extra a)
+                      let pb, eb = startPopo (flags extra b)
+                      for p, e in [ pa, ea; pb, eb ] do
+                          use _ = p
+                          if not (p.WaitForExit 300_000) then p.Kill true; failtest "a run did not finish in 5 minutes"
+                          p.WaitForExit()
+                          Expect.equal p.ExitCode 0 $"run: {e.Result}"
+                      Expect.isTrue (load |> List.forall (fun p -> not p.HasExited)) "the premise: the load ran throughout"
+                      for step in 1 .. 3 do
+                          Expect.sequenceEqual (checkpointFiles (TrainingCheckpoint.FolderFor(a, step))) (checkpointFiles (TrainingCheckpoint.FolderFor(b, step)))
+                              $"step-{step}: model, optimizer, objective and RNG files, byte for byte"
+                      Expect.sequenceEqual (metricsRows a) (metricsRows b) "metrics.jsonl, every column but the wall-clock ones"
+                      Expect.sequenceEqual (csvRows a) (csvRows b) "metrics.csv, likewise"
+                      Expect.sequenceEqual (File.ReadAllLines(Path.Combine(a, "samples.jsonl"))) (File.ReadAllLines(Path.Combine(b, "samples.jsonl"))) "samples.jsonl"
+                  finally stop load)
+          }
     ]
