@@ -11,8 +11,14 @@ internal static class BenchRunner
     /// <param name="only">Sections to run (null = all); the peak is always measured, every ratio needs it.</param>
     /// <param name="layers">Decoder layers of the Qwen2.5-0.5B layout in the rollout and scale sections (null = 24, the real depth).</param>
     /// <param name="rows">Substrings selecting the scale section's rows and the update section's rows ("size precision", e.g. "medium-24M float32"; null = all).</param>
+    /// <param name="nativeHeap">The trainer's <c>native_heap</c> for the rollout and scale sections' 0.5B models: auto | reuse.</param>
+    /// <summary>The run's <c>native_heap</c> (<see cref="Run"/>), which the sections that build real-size models apply as the trainer does.</summary>
+    internal static string NativeHeapMode { get; private set; } = "auto";
+
     public static int Run(int? threads, bool quick, IReadOnlyCollection<string>? only, string outPath, TextWriter output,
-                          int? layers = null, IReadOnlyCollection<string>? rows = null)    {
+                          int? layers = null, IReadOnlyCollection<string>? rows = null, string nativeHeap = "auto")    {
+        if (nativeHeap is not ("auto" or "reuse")) throw new ArgumentException($"--native-heap: '{nativeHeap}'; valid: auto, reuse");
+        NativeHeapMode = nativeHeap;
         var unknown = only?.Where(n => !SectionNames.Contains(n)).ToList() ?? [];
         if (unknown.Count > 0)
             throw new ArgumentException($"--only: unknown section(s) {string.Join(", ", unknown)}; valid: {string.Join(", ", SectionNames)}");
@@ -26,6 +32,7 @@ internal static class BenchRunner
         report.Meta("quick", quick);
         report.Meta("mkl_vendor_check", Popo.Kernels.MklVendorCheck.Configure());
         report.Meta("huge_pages", Popo.Engine.Runtime.NativeHeap.HugePagesSetting());
+        report.Meta("native_heap", NativeHeapMode);
         report.Meta("threading", Popo.Engine.Runtime.FixedThreading.Describe());
         report.Meta("load_start", BenchClock.LoadAverage());
         report.Meta("started_utc", DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ"));

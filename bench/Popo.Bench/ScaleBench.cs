@@ -72,7 +72,7 @@ internal static class ScaleBench
         s.Facts["copy_gb_s"] = limits.CopyBytesPerSecond / 1e9;
         var positive = Enumerable.Range(0, rows).Select(i => i % 4 == 0).ToArray();   // SyntheticBatch's rewards
 
-        NativeHeap.ConfigureFor(MemoryEstimate.ParameterCount(setup.Config));   // as the trainer does for this model
+        NativeHeap.ConfigureFor(MemoryEstimate.ParameterCount(setup.Config), BenchRunner.NativeHeapMode);   // as the trainer does for this model
         ResidentMemory.ResetPeak();
         var baseline = ResidentMemory.CurrentMiB();
         LoraRows(s, setup, lengths, Wants, limits, positive);

@@ -13,14 +13,16 @@ public static class BenchCommand
         var only = new Option<string?>("--only") { Description = $"comma-separated sections to run: {string.Join(",", BenchRunner.SectionNames)} (default: all; the peak is always measured)" };
         var layers = new Option<int?>("--layers") { Description = "rollout and scale sections: decoder layers of the Qwen2.5-0.5B layout (default 24, the real depth; run that under flock /tmp/popo-bigmem.lock)" };
         var rows = new Option<string?>("--rows") { Description = "comma-separated substrings selecting rows of the scale section (e.g. 'bf16 chunked head + checkpointing,head') and rows of the update section by 'size precision' (e.g. 'small,medium' or 'float32')" };
+        var heap = new Option<string>("--native-heap") { Description = "the trainer's native_heap for the rollout and scale sections: auto | reuse", DefaultValueFactory = _ => "auto" };
+        heap.AcceptOnlyFromAmong("auto", "reuse");
         var output = new Option<string>("--out") { Description = "where to write the JSON results", DefaultValueFactory = _ => "bench.json" };
         var bench = new Command("bench", "Engine performance against this machine's measured limits: peak matmul and copy rate, update MFU, decode tok/s, POPO's saving over GRPO, memory")
-            { threads, quick, only, output, layers, rows };
+            { threads, quick, only, output, layers, rows, heap };
         bench.SetAction(parse =>
         {
             var sections = parse.GetValue(only)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             var rowFilter = parse.GetValue(rows)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-            return BenchRunner.Run(parse.GetValue(threads), parse.GetValue(quick), sections, parse.GetValue(output)!, Console.Out, parse.GetValue(layers), rowFilter);
+            return BenchRunner.Run(parse.GetValue(threads), parse.GetValue(quick), sections, parse.GetValue(output)!, Console.Out, parse.GetValue(layers), rowFilter, parse.GetValue(heap)!);
         });
         return bench;
     }

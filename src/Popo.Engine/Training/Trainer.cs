@@ -172,7 +172,7 @@ public sealed class Trainer
 
         var (model, tokenizer) = ModelFactory.Create(config, device);
         using var modelScope = model;
-        NativeHeap.ConfigureFor(model.parameters().Sum(p => p.numel()));
+        NativeHeap.ConfigureFor(model.parameters().Sum(p => p.numel()), config.NativeHeap);
         ComputeSettings.Apply(model, config);
         var format = RunOptions.Prompts(config, tokenizer, plan.TruncateTo);
         var sampling = RunOptions.Sampling(config, tokenizer);

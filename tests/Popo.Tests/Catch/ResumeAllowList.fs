@@ -19,7 +19,9 @@ let private mayChange =
     set [ "steps"; "threads"; "device"; "save_every"; "eval_every"; "save_total_limit"; "memory_check"
           // where the rollout servers are and how patiently they are asked (issue 31): a run resumed after a server
           // failed may point at another one serving the same weights
-          "rollout_urls"; "rollout_model"; "rollout_timeout"; "rollout_max_inflight"; "rollout_retries"; "sync_route"; "sync_folder" ]
+          "rollout_urls"; "rollout_model"; "rollout_timeout"; "rollout_max_inflight"; "rollout_retries"; "sync_route"; "sync_folder"
+          // where libtorch's memory comes from (issue 34): the same bits either way
+          "native_heap" ]
 
 let private saved () = TrainConfig(Out = Path.Combine(Path.GetTempPath(), "popo-resume-" + Guid.NewGuid().ToString("N")))
 
