@@ -36,6 +36,12 @@ internal static class ScaleBench
 
     public static Setup Full(int layers) => new(Qwen05(layers), $"qwen2.5-0.5b-layout, {layers} layers", 4, 8, 128, 512, 8);
 
+    /// <summary>
+    /// One RL step at TRL's GRPOConfig defaults (issue 34): per_device_train_batch_size 8 with num_generations 8 and
+    /// one accumulation step is one prompt's group of 8 per step, max_completion_length 256; prompts of 128 tokens as above.
+    /// </summary>
+    public static Setup TrlDefaults(int layers) => new(Qwen05(layers), $"qwen2.5-0.5b-layout, {layers} layers, TRL's defaults", 1, 8, 128, 256, 8);
+
     public static Setup Quick(int? layers) => new(
         new ModelConfig { VocabSize = 4096, HiddenSize = 64, IntermediateSize = 176, NumHiddenLayers = layers ?? 2, NumAttentionHeads = 4, NumKeyValueHeads = 2, TieWordEmbeddings = true, MaxPositionEmbeddings = 1024 },
         "quick (vocab 4096, hidden 64)", 2, 4, 16, 48, 4);

@@ -15,14 +15,16 @@ public static class BenchCommand
         var rows = new Option<string?>("--rows") { Description = "comma-separated substrings selecting rows of the scale section (e.g. 'bf16 chunked head + checkpointing,head') and rows of the update section by 'size precision' (e.g. 'small,medium' or 'float32')" };
         var heap = new Option<string>("--native-heap") { Description = "the trainer's native_heap for the rollout and scale sections: auto | reuse", DefaultValueFactory = _ => "auto" };
         heap.AcceptOnlyFromAmong("auto", "reuse");
+        var scaleSetup = new Option<string>("--scale-setup") { Description = "the scale section's step: default (4 prompts x G = 8, up to 512 new tokens) | trl (TRL's GRPOConfig defaults: 1 prompt x G = 8, up to 256 new tokens)", DefaultValueFactory = _ => "default" };
+        scaleSetup.AcceptOnlyFromAmong("default", "trl");
         var output = new Option<string>("--out") { Description = "where to write the JSON results", DefaultValueFactory = _ => "bench.json" };
         var bench = new Command("bench", "Engine performance against this machine's measured limits: peak matmul and copy rate, update MFU, decode tok/s, POPO's saving over GRPO, memory")
-            { threads, quick, only, output, layers, rows, heap };
+            { threads, quick, only, output, layers, rows, heap, scaleSetup };
         bench.SetAction(parse =>
         {
             var sections = parse.GetValue(only)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             var rowFilter = parse.GetValue(rows)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-            return BenchRunner.Run(parse.GetValue(threads), parse.GetValue(quick), sections, parse.GetValue(output)!, Console.Out, parse.GetValue(layers), rowFilter, parse.GetValue(heap)!);
+            return BenchRunner.Run(parse.GetValue(threads), parse.GetValue(quick), sections, parse.GetValue(output)!, Console.Out, parse.GetValue(layers), rowFilter, parse.GetValue(heap)!, parse.GetValue(scaleSetup)!);
         });
         return bench;
     }
