@@ -1,3 +1,4 @@
+using Popo.Engine.Runtime;
 using Popo.Kernels;
 using TorchSharp;
 
@@ -8,19 +9,15 @@ internal static class BenchRunner
 {
     public static readonly string[] SectionNames = ["peak", "update", "decode", "popo", "memory", "profile", "verify", "rollout", "scale"];
 
-    /// <summary>The run's <c>native_heap</c> (<see cref="Run"/>), which the sections that build real-size models apply as the trainer does.</summary>
-    internal static string NativeHeapMode { get; private set; } = "auto";
-
     /// <param name="only">Sections to run (null = all); the peak is always measured, every ratio needs it.</param>
     /// <param name="layers">Decoder layers of the Qwen2.5-0.5B layout in the rollout and scale sections (null = 24, the real depth).</param>
     /// <param name="rows">Substrings selecting the scale section's rows and the update section's rows ("size precision", e.g. "medium-24M float32"; null = all).</param>
     /// <param name="nativeHeap">The trainer's <c>native_heap</c> for the rollout and scale sections' 0.5B models: auto | reuse.</param>
     /// <param name="scaleSetup">The scale section's step: "default" (4 prompts x 8, up to 512 new tokens) or "trl" (<see cref="ScaleBench.TrlDefaults"/>).</param>
     public static int Run(int? threads, bool quick, IReadOnlyCollection<string>? only, string outPath, TextWriter output,
-                          int? layers = null, IReadOnlyCollection<string>? rows = null, string nativeHeap = "auto", string scaleSetup = "default")    {
+                          int? layers = null, IReadOnlyCollection<string>? rows = null, string nativeHeap = NativeHeap.ModeAuto, string scaleSetup = "default")    {
         if (scaleSetup is not ("default" or "trl")) throw new ArgumentException($"--scale-setup: '{scaleSetup}'; valid: default, trl");
-        if (nativeHeap is not ("auto" or "reuse")) throw new ArgumentException($"--native-heap: '{nativeHeap}'; valid: auto, reuse");
-        NativeHeapMode = nativeHeap;
+        if (!NativeHeap.Modes.Contains(nativeHeap)) throw new ArgumentException($"--native-heap: '{nativeHeap}'; valid: {string.Join(", ", NativeHeap.Modes)}");
         var unknown = only?.Where(n => !SectionNames.Contains(n)).ToList() ?? [];
         if (unknown.Count > 0)
             throw new ArgumentException($"--only: unknown section(s) {string.Join(", ", unknown)}; valid: {string.Join(", ", SectionNames)}");
@@ -33,8 +30,8 @@ internal static class BenchRunner
         report.Meta("logical_cpus", Environment.ProcessorCount);
         report.Meta("quick", quick);
         report.Meta("mkl_vendor_check", Popo.Kernels.MklVendorCheck.Configure());
-        report.Meta("huge_pages", Popo.Engine.Runtime.NativeHeap.HugePagesSetting());
-        report.Meta("native_heap", NativeHeapMode);
+        report.Meta("huge_pages", NativeHeap.HugePagesSetting());
+        report.Meta("native_heap", nativeHeap);
         report.Meta("threading", Popo.Engine.Runtime.FixedThreading.Describe());
         report.Meta("load_start", BenchClock.LoadAverage());
         report.Meta("started_utc", DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ"));
@@ -51,12 +48,12 @@ internal static class BenchRunner
         if (only is not null && only.Contains("profile"))   // diagnostics: only on request
             report.Add(ProfileBench.Run(quick ? DecodeBench.Quick : DecodeBench.Full, quick ? PopoSavingBench.Quick : PopoSavingBench.Full));
         if (only is not null && only.Contains("rollout"))   // minutes at the 0.5B layout: only on request
-            foreach (var section in RolloutBench.Run(quick ? RolloutBench.Quick : RolloutBench.Full(layers ?? 24), peak)) report.Add(section);
+            foreach (var section in RolloutBench.Run(quick ? RolloutBench.Quick : RolloutBench.Full(layers ?? 24), peak, nativeHeap)) report.Add(section);
         if (Wants("memory")) report.Add(MemoryBench.Run(quick ? MemoryBench.Quick : MemoryBench.Full));
         if (only is not null && only.Contains("verify"))     // the verifier has its own figures: only on request
             report.Add(VerifierBench.Run(quick));
         if (only is not null && only.Contains("scale"))   // real vocabulary, GBs of memory: only on request
-            report.Add(ScaleBench.Run(quick ? ScaleBench.Quick(layers) : scaleSetup == "trl" ? ScaleBench.TrlDefaults(layers ?? 24) : ScaleBench.Full(layers ?? 24), rows, peak));
+            report.Add(ScaleBench.Run(quick ? ScaleBench.Quick(layers) : scaleSetup == "trl" ? ScaleBench.TrlDefaults(layers ?? 24) : ScaleBench.Full(layers ?? 24), rows, peak, nativeHeap));
         var end = Peak.Measure(matmulN, copyMiB);
         report.Meta("matmul_gflops_end", end.GflopsWall);
         report.Meta("copy_gb_s_end", end.CopyBytesPerSecond / 1e9);

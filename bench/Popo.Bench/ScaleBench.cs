@@ -58,7 +58,8 @@ internal static class ScaleBench
 
     /// <param name="filter">substrings a row label (e.g. "popo bf16 chunked head + checkpointing") must contain one of; null = every row.</param>
     /// <param name="peak">this run's float32 matmul rate and copy rate (the bf16 rate is measured here).</param>
-    public static BenchSection Run(Setup setup, IReadOnlyCollection<string>? filter, PeakResult peak)
+    /// <param name="nativeHeap">the trainer's <c>native_heap</c> mode, applied for this model as the trainer does.</param>
+    public static BenchSection Run(Setup setup, IReadOnlyCollection<string>? filter, PeakResult peak, string nativeHeap)
     {
         int rows = setup.Prompts * setup.GroupSize;
         var s = new BenchSection("scale", $"Scale: {setup.Name}, G = {setup.GroupSize}, {setup.Prompts} prompts x {setup.PromptLength} tokens, completions log-normal (median {setup.Cap / 4}) capped at {setup.Cap}, micro-batch {setup.MicroBatch}");
@@ -78,7 +79,7 @@ internal static class ScaleBench
         s.Facts["copy_gb_s"] = limits.CopyBytesPerSecond / 1e9;
         var positive = Enumerable.Range(0, rows).Select(i => i % 4 == 0).ToArray();   // SyntheticBatch's rewards
 
-        NativeHeap.ConfigureFor(MemoryEstimate.ParameterCount(setup.Config), BenchRunner.NativeHeapMode);   // as the trainer does for this model
+        NativeHeap.ConfigureFor(MemoryEstimate.ParameterCount(setup.Config), nativeHeap);   // as the trainer does for this model
         ResidentMemory.ResetPeak();
         var baseline = ResidentMemory.CurrentMiB();
         LoraRows(s, setup, lengths, Wants, limits, positive);

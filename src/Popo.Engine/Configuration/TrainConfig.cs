@@ -423,8 +423,8 @@ public sealed record TrainConfig : IRunKeys
     public int Threads { get; init; }
 
     /// <summary>Key <c>native_heap</c>: how glibc's heap serves libtorch's tensors (Runtime/NativeHeap.cs).</summary>
-    [ConfigKey("native_heap", "how the C heap serves tensors: auto (models of 100M+ parameters return each tensor of 2 MiB+ to the system when freed: least memory) | reuse (freed memory is kept and reused: no page faults for fresh tensors, about 2x the real-scale update on this machine, peak RSS about 1 GiB higher at the 0.5B layout); the results are the same bits", OneOf = ["auto", "reuse"], Resumable = true)]
-    public string NativeHeap { get; init; } = "auto";
+    [ConfigKey("native_heap", "how the C heap serves tensors: auto (models of 100M+ parameters return each tensor of 2 MiB+ to the system when freed: least memory) | reuse (freed memory is kept and reused: no page faults for fresh tensors, about 2x the real-scale update on this machine, peak RSS about 1 GiB higher at the 0.5B layout); the results are the same bits", OneOf = [Runtime.NativeHeap.ModeAuto, Runtime.NativeHeap.ModeReuse], Resumable = true)]
+    public string NativeHeap { get; init; } = Runtime.NativeHeap.ModeAuto;
 
     /// <summary>Key <c>out</c>: output folder (must not hold another run unless --resume).</summary>
     [ConfigKey("out", "output folder (must not hold another run unless --resume)")]

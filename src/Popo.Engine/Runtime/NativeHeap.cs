@@ -23,13 +23,17 @@ internal static class NativeHeap
 
     private const int M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3, M_MMAP_MAX = -4;
 
+    /// <summary>The values of the <c>native_heap</c> key (and of <c>popo bench --native-heap</c>).</summary>
+    public const string ModeAuto = "auto", ModeReuse = "reuse";
+    public static readonly string[] Modes = [ModeAuto, ModeReuse];
+
     /// <summary>
     /// Applies a <c>native_heap</c> mode for a model of <paramref name="parameters"/> parameters: "auto", the settings
     /// above when the model is of real size (glibc's own below it); "reuse", every block from the heap and none given
     /// back (<see cref="Reuse"/>). True when glibc took them.
     /// </summary>
-    public static bool ConfigureFor(long parameters, string mode = "auto") =>
-        mode == "reuse" ? Reuse() : parameters >= RealScaleParameters && Configure();
+    public static bool ConfigureFor(long parameters, string mode = ModeAuto) =>
+        mode == ModeReuse ? Reuse() : parameters >= RealScaleParameters && Configure();
 
     /// <summary>Applies the real-scale settings; true when glibc took them.</summary>
     public static bool Configure() => Mallopt((M_MMAP_THRESHOLD, MmapThresholdBytes), (M_TRIM_THRESHOLD, TrimThresholdBytes));
@@ -39,8 +43,9 @@ internal static class NativeHeap
     /// one, so a fresh tensor costs no page faults. Fresh mappings are what the real-scale step spends its time on in a
     /// virtual machine like these: one decoder layer of the 0.5B layout at 5,120 rows, bf16, forward + backward, took
     /// 1,167 ms with the real-scale settings and 718 ms this way (scripts/layer-op-cost.fsx: RMSNorm 101 -> 13 ms, RoPE
-    /// 73 -> 6, attention 243 -> 159); the scale bench's LoRA update 156 -> 77 s and full fine-tuning 173 -> 108 s. The
-    /// price is the fragmentation the threshold avoids: peak RSS 1,984 -> 3,004 MiB and 10,513 -> 11,240 MiB.
+    /// 73 -> 6, attention 243 -> 159); the scale bench's LoRA update 156 -> 80 s and full fine-tuning 173 -> 103 s
+    /// (BENCHMARKS.md). The price is the fragmentation the threshold avoids: peak RSS 1,984 -> 3,108 MiB and
+    /// 10,513 -> 11,102 MiB.
     /// </summary>
     public static bool Reuse() => Mallopt((M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, int.MaxValue));
 

@@ -34,19 +34,6 @@ let private stop (load: Process list) =
         p.WaitForExit()
         p.Dispose()
 
-/// Every file of a checkpoint folder by relative path with its bytes; trainer_state.json holds the wall time, so
-/// its counters are compared instead.
-let private checkpointFiles (folder: string) =
-    Directory.GetFiles(folder, "*", SearchOption.AllDirectories)
-    |> Array.sort
-    |> Array.map (fun f ->
-        let name = Path.GetRelativePath(folder, f)
-        if name = "trainer_state.json" then
-            let o = Text.Json.Nodes.JsonNode.Parse(File.ReadAllText f).AsObject()
-            o.Remove "WallTime" |> ignore
-            name, Text.Encoding.UTF8.GetBytes(o.ToJsonString())
-        else name, File.ReadAllBytes f)
-
 [<Tests>]
 let tests =
     testSequenced <| testList "reliability/busy-machine" [

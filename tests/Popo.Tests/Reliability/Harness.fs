@@ -131,3 +131,16 @@ type Recorder(?crashAt: int) =
         member _.Phase(name, _, _) = phase <- name
         member this.Log line = this.Lines.Add line
         member _.Step(s, _) = if phase = "rl" && Some s = crashAt then failwith "simulated crash"
+
+/// Every file of a checkpoint folder by relative path with its bytes; trainer_state.json holds the wall time, so
+/// its counters are compared instead.
+let checkpointFiles (folder: string) =
+    Directory.GetFiles(folder, "*", SearchOption.AllDirectories)
+    |> Array.sort
+    |> Array.map (fun f ->
+        let name = Path.GetRelativePath(folder, f)
+        if name = "trainer_state.json" then
+            let o = Text.Json.Nodes.JsonNode.Parse(File.ReadAllText f).AsObject()
+            o.Remove "WallTime" |> ignore
+            name, Text.Encoding.UTF8.GetBytes(o.ToJsonString())
+        else name, File.ReadAllBytes f)
