@@ -12,12 +12,12 @@ internal static class BenchRunner
     /// <param name="only">Sections to run (null = all); the peak is always measured, every ratio needs it.</param>
     /// <param name="layers">Decoder layers of the Qwen2.5-0.5B layout in the rollout and scale sections (null = 24, the real depth).</param>
     /// <param name="rows">Substrings selecting the scale section's rows and the update section's rows ("size precision", e.g. "medium-24M float32"; null = all).</param>
-    /// <param name="nativeHeap">The trainer's <c>native_heap</c> for the rollout and scale sections' 0.5B models: auto | reuse.</param>
+    /// <param name="nativeHeap">The C heap's setting for the rollout and scale sections' 0.5B models: lean | reuse (<see cref="NativeHeap.FixedModes"/>).</param>
     /// <param name="scaleSetup">The scale section's step: "default" (4 prompts x 8, up to 512 new tokens) or "trl" (<see cref="ScaleBench.TrlDefaults"/>).</param>
     public static int Run(int? threads, bool quick, IReadOnlyCollection<string>? only, string outPath, TextWriter output,
-                          int? layers = null, IReadOnlyCollection<string>? rows = null, string nativeHeap = NativeHeap.ModeAuto, string scaleSetup = "default")    {
+                          int? layers = null, IReadOnlyCollection<string>? rows = null, string nativeHeap = NativeHeap.ModeLean, string scaleSetup = "default")    {
         if (scaleSetup is not ("default" or "trl")) throw new ArgumentException($"--scale-setup: '{scaleSetup}'; valid: default, trl");
-        if (!NativeHeap.Modes.Contains(nativeHeap)) throw new ArgumentException($"--native-heap: '{nativeHeap}'; valid: {string.Join(", ", NativeHeap.Modes)}");
+        if (!NativeHeap.FixedModes.Contains(nativeHeap)) throw new ArgumentException($"--native-heap: '{nativeHeap}'; valid: {string.Join(", ", NativeHeap.FixedModes)}");
         var unknown = only?.Where(n => !SectionNames.Contains(n)).ToList() ?? [];
         if (unknown.Count > 0)
             throw new ArgumentException($"--only: unknown section(s) {string.Join(", ", unknown)}; valid: {string.Join(", ", SectionNames)}");

@@ -46,7 +46,7 @@ internal static class RolloutBench
     public static IEnumerable<BenchSection> Run(Setup setup, PeakResult peak, string nativeHeap)
     {
         var s = new BenchSection("rollout", $"Rollouts: {setup.Prompts} prompts x G = {setup.Group}, prompts of {setup.PromptLength} tokens, long-tailed lengths capped at {setup.Cap}; before = shared prefill and compaction off, after = on");
-        NativeHeap.ConfigureFor(setup.Sizes.Max(z => MemoryEstimate.ParameterCount(z.Config)), nativeHeap);   // as the trainer does for these models
+        NativeHeap.Apply(NativeHeap.Choose(setup.Sizes.Max(z => MemoryEstimate.ParameterCount(z.Config)), nativeHeap));   // as the trainer does for these models
         var rows = setup.Prompts * setup.Group;
         var lengths = Lengths(rows, setup.Cap, seed: 18);
         s.Facts["rows"] = rows;

@@ -58,7 +58,7 @@ internal static class ScaleBench
 
     /// <param name="filter">substrings a row label (e.g. "popo bf16 chunked head + checkpointing") must contain one of; null = every row.</param>
     /// <param name="peak">this run's float32 matmul rate and copy rate (the bf16 rate is measured here).</param>
-    /// <param name="nativeHeap">the trainer's <c>native_heap</c> mode, applied for this model as the trainer does.</param>
+    /// <param name="nativeHeap">lean or reuse: the C heap's setting, applied for this model as the trainer does.</param>
     public static BenchSection Run(Setup setup, IReadOnlyCollection<string>? filter, PeakResult peak, string nativeHeap)
     {
         int rows = setup.Prompts * setup.GroupSize;
@@ -79,7 +79,7 @@ internal static class ScaleBench
         s.Facts["copy_gb_s"] = limits.CopyBytesPerSecond / 1e9;
         var positive = Enumerable.Range(0, rows).Select(i => i % 4 == 0).ToArray();   // SyntheticBatch's rewards
 
-        NativeHeap.ConfigureFor(MemoryEstimate.ParameterCount(setup.Config), nativeHeap);   // as the trainer does for this model
+        NativeHeap.Apply(NativeHeap.Choose(MemoryEstimate.ParameterCount(setup.Config), nativeHeap));   // as the trainer does for this model
         ResidentMemory.ResetPeak();
         var baseline = ResidentMemory.CurrentMiB();
         LoraRows(s, setup, lengths, Wants, limits, positive);

@@ -67,6 +67,7 @@ internal static class UpdateBench
         }
         if (peerMissing is not null) s.Notes.Add($"peer skipped: {peerMissing}");
         s.Notes.Add("FLOPs per token = 6 x matmul weights + 12 x layers x hidden x mean causal context ((T+1)/2); mfu_wall uses the matmul peak of the row's precision; mfu_cpu uses GFLOP per CPU-second against the float32 peak.");
+        s.Notes.Add("gemm_floor_s: the step's matrix products alone at their shapes, in the row's dtype and threads (GemmFloor.cs); gemm_share = gemm_floor_s / step_s, the rest is everything else the step does; max_vs_peer = the peer's step / gemm_floor_s, the largest engine / peer ratio any step with these product kernels could reach (the target is out of reach where it is below 1.3).");
         s.Notes.Add("bf16 rows: bf16 matmuls, float32 master weights, gradients, AdamW state and log-softmax (bf16 = true); vs_peer = tok_s / the peer's tok_s in the row's precision (bf16: PyTorch's autocast) at the same thread count (_cpu: per process CPU-second on both sides, which discounts other processes' time slices).");
         return s;
     }
@@ -92,6 +93,7 @@ internal static class UpdateBench
                 optimizer.step();
             });
             double tokens = (double)c.Batch * c.SequenceLength;
+            var floor = GemmFloor.Seconds(c.Size.Config, c.Batch, c.SequenceLength, bf16 ? ScalarType.BFloat16 : ScalarType.Float32, rounds);
             var flops = BenchModels.TrainFlopsPerToken(c.Size.Config, (c.SequenceLength + 1) / 2.0) * tokens;
             return new()
             {
@@ -112,6 +114,9 @@ internal static class UpdateBench
                 ["peer_tok_per_cpu_s"] = tokens / peerStep.Cpu,
                 ["vs_peer"] = peerStep.Wall / step.Wall,
                 ["vs_peer_cpu"] = peerStep.Cpu / step.Cpu,
+                ["gemm_floor_s"] = floor.Wall,
+                ["gemm_share"] = floor.Wall / step.Wall,
+                ["max_vs_peer"] = peerStep.Wall / floor.Wall,
                 ["target"] = ">= 1.3",
             };
     }

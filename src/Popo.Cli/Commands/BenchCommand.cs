@@ -14,8 +14,8 @@ public static class BenchCommand
         var only = new Option<string?>("--only") { Description = $"comma-separated sections to run: {string.Join(",", BenchRunner.SectionNames)} (default: all; the peak is always measured)" };
         var layers = new Option<int?>("--layers") { Description = "rollout and scale sections: decoder layers of the Qwen2.5-0.5B layout (default 24, the real depth; run that under flock /tmp/popo-bigmem.lock)" };
         var rows = new Option<string?>("--rows") { Description = "comma-separated substrings selecting rows of the scale section (e.g. 'bf16 chunked head + checkpointing,head') and rows of the update section by 'size precision' (e.g. 'small,medium' or 'float32')" };
-        var heap = new Option<string>("--native-heap") { Description = "the trainer's native_heap for the rollout and scale sections: auto | reuse", DefaultValueFactory = _ => NativeHeap.ModeAuto };
-        heap.AcceptOnlyFromAmong(NativeHeap.Modes);
+        var heap = new Option<string>("--native-heap") { Description = $"the C heap's setting for the rollout and scale sections: {string.Join(" | ", NativeHeap.FixedModes)}, the two that the trainer's native_heap = auto picks between", DefaultValueFactory = _ => NativeHeap.ModeLean };
+        heap.AcceptOnlyFromAmong(NativeHeap.FixedModes);
         var scaleSetup = new Option<string>("--scale-setup") { Description = "the scale section's step: default (4 prompts x G = 8, up to 512 new tokens) | trl (TRL's GRPOConfig defaults: 1 prompt x G = 8, up to 256 new tokens)", DefaultValueFactory = _ => "default" };
         scaleSetup.AcceptOnlyFromAmong("default", "trl");
         var output = new Option<string>("--out") { Description = "where to write the JSON results", DefaultValueFactory = _ => "bench.json" };

@@ -13,7 +13,9 @@ namespace Popo.Engine.Runtime;
 /// 1,221 MiB above its base at 8 MiB, 720-750 at 1, 2 and 4 MiB, the same system time). Only for models of real
 /// size: below it the fragments are small, and a fresh mapping's page faults cost more than they save (the
 /// built-in model's few-MiB tensors mapped and unmapped at every step tripled its system time; 5% of a
-/// 24M-parameter model's update). Linux with glibc only; elsewhere nothing.
+/// 24M-parameter model's update). These are the <c>lean</c> settings; <see cref="Reuse"/> trades memory for the
+/// page faults, and <c>auto</c> (the default) picks between them by the run's memory estimate (<see cref="Choose"/>).
+/// Linux with glibc only; elsewhere nothing.
 /// </summary>
 internal static class NativeHeap
 {
@@ -24,16 +26,44 @@ internal static class NativeHeap
     private const int M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3, M_MMAP_MAX = -4;
 
     /// <summary>The values of the <c>native_heap</c> key (and of <c>popo bench --native-heap</c>).</summary>
-    public const string ModeAuto = "auto", ModeReuse = "reuse";
-    public static readonly string[] Modes = [ModeAuto, ModeReuse];
+    public const string ModeAuto = "auto", ModeLean = "lean", ModeReuse = "reuse";
+    public static readonly string[] Modes = [ModeAuto, ModeLean, ModeReuse];
+
+    /// <summary>The modes that need no run's memory estimate: what <c>popo bench --native-heap</c> takes.</summary>
+    public static readonly string[] FixedModes = [ModeLean, ModeReuse];
+
+    /// <summary>What a mode comes to for one run: glibc's own settings, the real-scale settings above, or <see cref="Reuse"/>.</summary>
+    public enum Setting { GlibcDefault, Lean, Reuse }
 
     /// <summary>
-    /// Applies a <c>native_heap</c> mode for a model of <paramref name="parameters"/> parameters: "auto", the settings
-    /// above when the model is of real size (glibc's own below it); "reuse", every block from the heap and none given
-    /// back (<see cref="Reuse"/>). True when glibc took them.
+    /// How much more than the memory preflight's estimate <c>auto</c> wants available before it picks reuse: the
+    /// fragments reuse keeps came to 0.06-0.9 x the lean run's peak in the scale bench (full fine-tuning 10.5 -> 11.1
+    /// GiB; LoRA 1.9 -> 3.0-3.7 GiB, the spread from one run to the next), so twice the estimate leaves room for the worst.
     /// </summary>
-    public static bool ConfigureFor(long parameters, string mode = ModeAuto) =>
-        mode == ModeReuse ? Reuse() : parameters >= RealScaleParameters && Configure();
+    public const double ReuseHeadroom = 2.0;
+
+    /// <summary>
+    /// The setting of <paramref name="mode"/> for a model of <paramref name="parameters"/> parameters: "reuse", always
+    /// <see cref="Setting.Reuse"/>; "lean", <see cref="Setting.Lean"/> for a model of real size (glibc's own below it,
+    /// where the fragments are small); "auto", reuse for a model of real size when <see cref="ReuseHeadroom"/> x the
+    /// run's estimated peak (<paramref name="estimateBytes"/>) fits in the memory available (<paramref name="availableBytes"/>),
+    /// else as "lean". Without an estimate or a reading of the memory, auto is lean.
+    /// </summary>
+    public static Setting Choose(long parameters, string mode, long? estimateBytes = null, long? availableBytes = null) => mode switch
+    {
+        ModeReuse => Setting.Reuse,
+        _ when parameters < RealScaleParameters => Setting.GlibcDefault,
+        ModeAuto when estimateBytes is long e && availableBytes is long a && ReuseHeadroom * e <= a => Setting.Reuse,
+        _ => Setting.Lean,
+    };
+
+    /// <summary>Applies a setting; true when glibc took it (nothing to take for glibc's own).</summary>
+    public static bool Apply(Setting setting) => setting switch
+    {
+        Setting.Reuse => Reuse(),
+        Setting.Lean => Configure(),
+        _ => true,
+    };
 
     /// <summary>Applies the real-scale settings; true when glibc took them.</summary>
     public static bool Configure() => Mallopt((M_MMAP_THRESHOLD, MmapThresholdBytes), (M_TRIM_THRESHOLD, TrimThresholdBytes));

@@ -172,7 +172,12 @@ public sealed class Trainer
 
         var (model, tokenizer) = ModelFactory.Create(config, device);
         using var modelScope = model;
-        NativeHeap.ConfigureFor(model.parameters().Sum(p => p.numel()), config.NativeHeap);
+        // The host heap's setting: on another device the estimate is of that device's memory, so auto stays lean.
+        var available = MemoryEstimate.AvailableBytes();
+        var heap = NativeHeap.Choose(model.parameters().Sum(p => p.numel()), config.NativeHeap, device.type == DeviceType.CPU ? plan.Memory.TotalBytes : null, available);
+        NativeHeap.Apply(heap);
+        if (heap != NativeHeap.Setting.GlibcDefault)
+            observer.Log($"native heap: {heap.ToString().ToLowerInvariant()} (native_heap = {config.NativeHeap}{(config.NativeHeap == NativeHeap.ModeAuto ? $": {NativeHeap.ReuseHeadroom:0.#} x the {MemoryEstimate.Gb(plan.Memory.TotalBytes)} estimate {(heap == NativeHeap.Setting.Reuse ? "fits in" : "against")} {(available is long a ? MemoryEstimate.Gb(a) : "unknown memory")} available" : "")})");
         ComputeSettings.Apply(model, config);
         var format = RunOptions.Prompts(config, tokenizer, plan.TruncateTo);
         var sampling = RunOptions.Sampling(config, tokenizer);

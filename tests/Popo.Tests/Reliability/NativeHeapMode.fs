@@ -1,12 +1,16 @@
 /// `native_heap = reuse` (issue 34) changes only where libtorch's tensors come from, not what is computed: a run with it
 /// writes the same checkpoints, metrics and samples as the default, bit for bit. In `popo` processes, since the
-/// setting is process-wide.
+/// setting is process-wide. And what each mode comes to: `auto` picks reuse only for a model of real size whose memory
+/// estimate fits twice in the memory available.
 module Popo.Tests.Reliability.NativeHeapMode
 
 open System.IO
 open Expecto
+open Popo.Engine.Runtime
 open Popo.Engine.Training
 open Popo.Tests.Reliability.Harness
+
+let private gib = 1L <<< 30
 
 let private flags (out: string) =
     [ "train"; "--out"; out; "--hidden-size"; "48"; "--layers"; "2"; "--heads"; "2"; "--kv-heads"; "1"
@@ -29,8 +33,24 @@ let tests =
                 Expect.sequenceEqual (metricsRows reuse) (metricsRows auto) "metrics.jsonl, every column but the wall-clock ones"
                 Expect.sequenceEqual (File.ReadAllLines(Path.Combine(reuse, "samples.jsonl"))) (File.ReadAllLines(Path.Combine(auto, "samples.jsonl"))) "samples.jsonl")
 
-        testCase "the bench reports the mode it ran with, and refuses another" <| fun () ->
-            Expect.equal (benchMeta [] "native_heap") "auto" "the default"
+        testCase "what each mode comes to: reuse always; below 100M parameters glibc's own; auto reuse only where twice the estimate fits" <| fun () ->
+            let small, real = NativeHeap.RealScaleParameters - 1L, NativeHeap.RealScaleParameters
+            let choose p mode e a = NativeHeap.Choose(p, mode, Option.toNullable e, Option.toNullable a)
+            for p in [ small; real ] do
+                Expect.equal (choose p NativeHeap.ModeReuse None None) NativeHeap.Setting.Reuse "reuse is asked for"
+            for mode in [ NativeHeap.ModeAuto; NativeHeap.ModeLean ] do
+                Expect.equal (choose small mode (Some gib) (Some (100L * gib))) NativeHeap.Setting.GlibcDefault $"{mode} below real scale"
+            Expect.equal (choose real NativeHeap.ModeLean (Some gib) (Some (100L * gib))) NativeHeap.Setting.Lean "lean whatever the room"
+            Expect.equal (choose real NativeHeap.ModeAuto (Some (2L * gib)) (Some (4L * gib))) NativeHeap.Setting.Reuse "twice the estimate fits exactly"
+            Expect.equal (choose real NativeHeap.ModeAuto (Some (2L * gib)) (Some (4L * gib - 1L))) NativeHeap.Setting.Lean "a byte short"
+            Expect.equal (choose real NativeHeap.ModeAuto None (Some (100L * gib))) NativeHeap.Setting.Lean "no estimate (another device)"
+            Expect.equal (choose real NativeHeap.ModeAuto (Some gib) None) NativeHeap.Setting.Lean "no reading of the memory"
+
+        testCase "the bench reports the setting it ran with, and refuses auto and unknown ones" <| fun () ->
+            Expect.equal (benchMeta [] "native_heap") "lean" "the default"
+            let code, stderr = runPopo 60_000 [ "bench"; "--quick"; "--only"; "peak"; "--native-heap"; "auto" ]
+            Expect.notEqual code 0 "auto needs a run's estimate: not a bench setting"
+            Expect.stringContains stderr "auto" "the refusal names the value"
             let code, stderr = runPopo 60_000 [ "bench"; "--quick"; "--only"; "peak"; "--native-heap"; "never" ]
             Expect.notEqual code 0 "an unknown mode is refused"
             Expect.stringContains stderr "never" "the refusal names the value"
