@@ -13,10 +13,7 @@ open Popo.Tests.Reliability.Harness
 /// Full fine-tuning (lora_r = 0) of a small built-in model on two threads, a checkpoint after every step; extra flags
 /// after.
 let private flags (extra: string list) (out: string) =
-    [ "train"; "--out"; out; "--hidden-size"; "48"; "--layers"; "2"; "--heads"; "2"; "--kv-heads"; "1"
-      "--intermediate-size"; "96"; "--sft-steps"; "10"; "--sft-batch-size"; "16"; "--sft-lr"; "0.01"; "--steps"; "3"
-      "--prompts-per-step"; "2"; "--group-size"; "4"; "--max-new-tokens"; "10"; "--eval-problems"; "2"; "--eval-every"; "3"
-      "--save-every"; "1"; "--predictor-hidden"; "16"; "--threads"; "2"; "--difficulty"; "tiny"; "--seed"; "5" ] @ extra
+    "train" :: smallRun out [ "--steps", "3"; "--eval-every", "3"; "--threads", "2"; "--seed", "5" ] @ extra
 
 /// Processes that load the CPU until stopped (and at most 5 minutes whatever happens to this test): a busy loop per
 /// core and a 1 ms polling loop, the kind of neighbour that made a run differ.

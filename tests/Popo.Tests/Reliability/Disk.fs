@@ -15,12 +15,7 @@ open Popo.Tests.Reliability.Kill
 
 /// The kill tests' run, shortened: 6 RL steps after a 20-step warm-up, a checkpoint after each step.
 let private flags (out: string) =
-    killFlags out
-    |> List.chunkBySize 2
-    |> List.map (function
-        | [ "--sft-steps"; _ ] -> [ "--sft-steps"; "20" ]
-        | [ "--steps"; _ ] -> [ "--steps"; "6" ]
-        | pair -> pair)
+    killRun out [ "--sft-steps", "20"; "--steps", "6" ] |> List.chunkBySize 2
 
 let private config (out: string) = flagConfig (flags out)
 

@@ -118,6 +118,21 @@ let loadTrainingCheckpoint (run: string) (folder: string) =
     saved.Dispose()
     TrainingCheckpoint.Load(folder, RunState(model, optimizer, objective, generator))
 
+/// The flags of the reliability tests' small built-in run (hidden 48, 2 layers, a 10-step warm-up, tiny problems, a
+/// checkpoint after every step, one thread), with `overrides` in place of or beside the defaults (a later
+/// value of a flag wins): each test states only where its run differs.
+let smallRun (out: string) (overrides: (string * string) list) =
+    let defaults =
+        [ "--hidden-size", "48"; "--layers", "2"; "--heads", "2"; "--kv-heads", "1"; "--intermediate-size", "96"
+          "--sft-steps", "10"; "--sft-batch-size", "16"; "--sft-lr", "0.01"; "--steps", "2"; "--prompts-per-step", "2"
+          "--group-size", "4"; "--max-new-tokens", "10"; "--eval-problems", "2"; "--save-every", "1"
+          "--predictor-hidden", "16"; "--threads", "1"; "--difficulty", "tiny"; "--seed", "7" ]
+    let merged =
+        (defaults @ overrides)
+        |> List.fold (fun (acc: (string * string) list) (k, v) ->
+            if acc |> List.exists (fun (k', _) -> k' = k) then acc |> List.map (fun (k', v') -> k', (if k' = k then v else v')) else acc @ [ k, v ]) []
+    [ "--out"; out ] @ [ for k, v in merged do yield! [ k; v ] ]
+
 /// Flags as `--key value` pairs resolved to a configuration, as the CLI does.
 let flagConfig (flags: string list list) =
     ConfigLoader.Resolve(null, flags |> List.map (fun p -> struct (p.[0].TrimStart('-').Replace('-', '_'), p.[1])) |> ResizeArray)

@@ -18,11 +18,10 @@ let killSteps = 16
 
 /// Small enough for CI (about 3 s per run on one thread), long enough that kills land in the warm-up,
 /// the RL steps and the checkpoint writes; a checkpoint after every step.
-let killFlags (out: string) =
-    [ "--out"; out; "--hidden-size"; "48"; "--layers"; "1"; "--heads"; "2"; "--kv-heads"; "1"
-      "--intermediate-size"; "96"; "--sft-steps"; "60"; "--sft-batch-size"; "16"; "--sft-lr"; "0.01"; "--steps"; string killSteps
-      "--prompts-per-step"; "2"; "--group-size"; "4"; "--max-new-tokens"; "10"; "--eval-problems"; "4"; "--eval-every"; "4"
-      "--save-every"; "1"; "--predictor-hidden"; "16"; "--threads"; "1"; "--difficulty"; "tiny"; "--seed"; "3" ]
+let killRun (out: string) (overrides: (string * string) list) =
+    smallRun out ([ "--layers", "1"; "--sft-steps", "60"; "--steps", string killSteps; "--eval-problems", "4"; "--eval-every", "4"; "--seed", "3" ] @ overrides)
+
+let killFlags (out: string) = killRun out []
 
 let private timeoutMs = 120_000
 

@@ -12,11 +12,7 @@ open Popo.Tests.Reliability.Harness
 
 let private gib = 1L <<< 30
 
-let private flags (out: string) =
-    [ "train"; "--out"; out; "--hidden-size"; "48"; "--layers"; "2"; "--heads"; "2"; "--kv-heads"; "1"
-      "--intermediate-size"; "96"; "--sft-steps"; "10"; "--sft-batch-size"; "16"; "--steps"; "2"; "--prompts-per-step"; "2"
-      "--group-size"; "4"; "--max-new-tokens"; "10"; "--eval-problems"; "2"; "--save-every"; "1"; "--predictor-hidden"; "16"
-      "--threads"; "1"; "--difficulty"; "tiny"; "--seed"; "7"; "--bf16"; "true" ]
+let private flags (out: string) = "train" :: smallRun out [ "--bf16", "true" ]
 
 [<Tests>]
 let tests =

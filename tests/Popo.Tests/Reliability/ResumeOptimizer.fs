@@ -20,14 +20,8 @@ let private warmupRatio = 0.25
 /// The kill tests' tiny run with a 150-step warm-up and room for a worked solution (24 new tokens), so that
 /// some rollouts are correct; 6 RL steps, the first 2 of them warming the rate up.
 let private flags (out: string) =
-    (killFlags out
-     |> List.chunkBySize 2
-     |> List.map (function
-         | [ "--sft-steps"; _ ] -> [ "--sft-steps"; "150" ]
-         | [ "--max-new-tokens"; _ ] -> [ "--max-new-tokens"; "24" ]
-         | [ "--steps"; _ ] -> [ "--steps"; string steps ]
-         | pair -> pair))
-    @ [ [ "--lr"; string lr ]; [ "--warmup-ratio"; string warmupRatio ] ]
+    killRun out [ "--sft-steps", "150"; "--max-new-tokens", "24"; "--steps", string steps; "--lr", string lr; "--warmup-ratio", string warmupRatio ]
+    |> List.chunkBySize 2
 
 let private column (run: string) (name: string) =
     metricsRows run |> Array.map (fun row -> row |> List.find (fst >> (=) name) |> snd)
