@@ -25,7 +25,7 @@ internal static class NativeHeap
 
     private const int M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3, M_MMAP_MAX = -4;
 
-    /// <summary>The values of the <c>native_heap</c> key (and of <c>popo bench --native-heap</c>).</summary>
+    /// <summary>The values of the <c>native_heap</c> key.</summary>
     public const string ModeAuto = "auto", ModeLean = "lean", ModeReuse = "reuse";
     public static readonly string[] Modes = [ModeAuto, ModeLean, ModeReuse];
 
