@@ -21,6 +21,11 @@ let tests =
                 Expect.isNotNull warning "no AVX-512: bf16 multiplies slower than float32"
                 Expect.stringStarts warning "warning: bf16 = true" "the warning's wording"
         }
+        test "no bf16 warning on a CPU that multiplies bf16 natively (AVX512_BF16 or AMX), however busy the machine" {
+            if Popo.Tests.CpuInfo.hasFlag "avx512_bf16" || Popo.Tests.CpuInfo.hasFlag "amx_bf16" then
+                for _ in 1 .. 3 do
+                    Expect.isNull (MatmulRate.Bf16Warning(TorchRuntime.ResolveDevice "cpu")) "native bf16: no warning"
+        }
         test "asking for cuda without a CUDA libtorch fails with a clear message" {
             if not (TorchSharp.torch.cuda.is_available ()) then
                 let ex = Expect.throwsT<System.InvalidOperationException> (fun () -> TorchRuntime.ResolveDevice "cuda" |> ignore) "no cuda"
