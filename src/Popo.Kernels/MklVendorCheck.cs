@@ -43,7 +43,35 @@ internal static class MklVendorCheck
         if (Call(function) == 1) return "intel";
         if (asked == "keep" || (asked == "" && !CpuFlags.Has("avx512f"))) return "kept";
         Patch(function);
-        return Call(function) == 1 ? "bypassed" : "not applicable: the patch did not take";
+        if (Call(function) != 1) return "not applicable: the patch did not take";
+        WarmUpVectorMath();
+        return "bypassed";
+    }
+
+    /// <summary>
+    /// Runs MKL's vector math (libtorch's cos, sin, exp, log, tanh on the CPU go through it) twice over every thread,
+    /// results dropped. After the bypass, the first such call in a process sometimes ran one thread's share through a
+    /// code path accurate to only about 1e-4. It was seen when a pair of threads split a [1, 102, 32] cos, with the
+    /// second half off by up to 1.5e-4, while the same call made again gave the accurate values. That first call builds
+    /// the rotary tables, so a seeded run then drew a different rollout: 3 of 12 24-layer runs and 7 of 54 2-layer
+    /// ones (24 of 24 of the latter matched with the warm-up). A bare process with this setup showed it in 2 of 12
+    /// starts without the warm-up and 0 of 16 with it, and 0 of 14 without the bypass (docs/benchmark-log.md, "A
+    /// rollout that differs between identical runs"). MKL is closed, so this is what the measurements support, not a
+    /// mechanism read from its code.
+    /// </summary>
+    private static void WarmUpVectorMath()
+    {
+        using var scope = torch.NewDisposeScope();
+        foreach (var dtype in new[] { torch.ScalarType.Float32, torch.ScalarType.Float64 })
+        {
+            // 2,048 elements per thread and more: libtorch's vector-math grain, so every thread gets a share.
+            var x = torch.linspace(0.1, 3.0, 4096L * Math.Max(1, torch.get_num_threads()), dtype: dtype);
+            for (var round = 0; round < 2; round++)
+            {
+                using var inner = torch.NewDisposeScope();
+                _ = (x.cos(), x.sin(), x.exp(), x.log(), x.tanh(), x.sqrt(), x.sigmoid());
+            }
+        }
     }
 
     private static unsafe int Call(IntPtr function) => ((delegate* unmanaged<int>)function)();
