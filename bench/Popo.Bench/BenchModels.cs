@@ -12,13 +12,16 @@ internal static class BenchModels
     public static readonly Size Medium = new("medium-24M", new ModelConfig { VocabSize = 1000, HiddenSize = 512, IntermediateSize = 1408, NumHiddenLayers = 8, NumAttentionHeads = 8, NumKeyValueHeads = 2 });
     public static readonly Size Large = new("large-80M", new ModelConfig { VocabSize = 4000, HiddenSize = 768, IntermediateSize = 2048, NumHiddenLayers = 12, NumAttentionHeads = 12, NumKeyValueHeads = 4 });
 
-    /// <summary>Weights a token's forward pass multiplies by: projections, MLP and the head (the embedding lookup is not a matmul).</summary>
-    public static long MatmulWeights(ModelConfig c)
+    /// <summary>The seven linears of one decoder layer as [out, in] with how often each shape occurs: q and o, k and v, gate and up, down.</summary>
+    public static (long Out, long In, int Count)[] LayerLinears(ModelConfig c)
     {
-        long d = c.HiddenSize, kv = c.NumKeyValueHeads * c.HeadDim;
-        var perLayer = d * d + 2 * d * kv + d * d + 3 * d * c.IntermediateSize;
-        return c.NumHiddenLayers * perLayer + (long)c.VocabSize * d;
+        long d = c.HiddenSize, q = c.NumAttentionHeads * c.HeadDim, kv = c.NumKeyValueHeads * c.HeadDim, i = c.IntermediateSize;
+        return [(q, d, 1), (d, q, 1), (kv, d, 2), (i, d, 2), (d, i, 1)];
     }
+
+    /// <summary>Weights a token's forward pass multiplies by: projections, MLP and the head (the embedding lookup is not a matmul).</summary>
+    public static long MatmulWeights(ModelConfig c) =>
+        c.NumHiddenLayers * LayerLinears(c).Sum(l => l.Out * l.In * l.Count) + (long)c.VocabSize * c.HiddenSize;
 
     /// <summary>Forward FLOPs per token: 2 x matmul weights + 4 x layers x context x hidden (attention scores and values).</summary>
     public static double ForwardFlopsPerToken(ModelConfig c, double context) =>

@@ -13,10 +13,10 @@ internal static class BenchRunner
     /// <param name="layers">Decoder layers of the Qwen2.5-0.5B layout in the rollout and scale sections (null = 24, the real depth).</param>
     /// <param name="rows">Substrings selecting the scale section's rows and the update section's rows ("size precision", e.g. "medium-24M float32"; null = all).</param>
     /// <param name="nativeHeap">The C heap's setting for the rollout and scale sections' 0.5B models: lean | reuse (<see cref="NativeHeap.FixedModes"/>).</param>
-    /// <param name="scaleSetup">The scale section's step: "default" (4 prompts x 8, up to 512 new tokens) or "trl" (<see cref="ScaleBench.TrlDefaults"/>).</param>
+    /// <param name="scaleSetup">The scale section's step: a name of <see cref="ScaleBench.Setups"/>.</param>
     public static int Run(int? threads, bool quick, IReadOnlyCollection<string>? only, string outPath, TextWriter output,
-                          int? layers = null, IReadOnlyCollection<string>? rows = null, string nativeHeap = NativeHeap.ModeLean, string scaleSetup = "default")    {
-        if (scaleSetup is not ("default" or "trl")) throw new ArgumentException($"--scale-setup: '{scaleSetup}'; valid: default, trl");
+                          int? layers = null, IReadOnlyCollection<string>? rows = null, string nativeHeap = NativeHeap.ModeLean, string scaleSetup = ScaleBench.DefaultSetup)    {
+        if (!ScaleBench.Setups.ContainsKey(scaleSetup)) throw new ArgumentException($"--scale-setup: '{scaleSetup}'; valid: {string.Join(", ", ScaleBench.Setups.Keys)}");
         if (!NativeHeap.FixedModes.Contains(nativeHeap)) throw new ArgumentException($"--native-heap: '{nativeHeap}'; valid: {string.Join(", ", NativeHeap.FixedModes)}");
         var unknown = only?.Where(n => !SectionNames.Contains(n)).ToList() ?? [];
         if (unknown.Count > 0)
@@ -53,7 +53,7 @@ internal static class BenchRunner
         if (only is not null && only.Contains("verify"))     // the verifier has its own figures: only on request
             report.Add(VerifierBench.Run(quick));
         if (only is not null && only.Contains("scale"))   // real vocabulary, GBs of memory: only on request
-            report.Add(ScaleBench.Run(quick ? ScaleBench.Quick(layers) : scaleSetup == "trl" ? ScaleBench.TrlDefaults(layers ?? 24) : ScaleBench.Full(layers ?? 24), rows, peak, nativeHeap));
+            report.Add(ScaleBench.Run(quick ? ScaleBench.Quick(layers) : ScaleBench.Setups[scaleSetup](layers ?? 24), rows, peak, nativeHeap));
         var end = Peak.Measure(matmulN, copyMiB);
         report.Meta("matmul_gflops_end", end.GflopsWall);
         report.Meta("copy_gb_s_end", end.CopyBytesPerSecond / 1e9);

@@ -18,12 +18,8 @@ internal static class GemmFloor
     /// <summary>Seconds (wall and CPU, each the best of <paramref name="rounds"/>) of the step's products for <paramref name="batch"/> x <paramref name="sequence"/> tokens.</summary>
     public static Span Seconds(ModelConfig c, int batch, int sequence, ScalarType dtype, int rounds)
     {
-        long tokens = (long)batch * sequence, d = c.HiddenSize, kv = c.NumKeyValueHeads * c.HeadDim;
-        var linears = new (long Out, long In, int Count)[]
-        {
-            (c.NumAttentionHeads * c.HeadDim, d, c.NumHiddenLayers), (kv, d, 2 * c.NumHiddenLayers), (d, c.NumAttentionHeads * c.HeadDim, c.NumHiddenLayers),
-            (c.IntermediateSize, d, 2 * c.NumHiddenLayers), (d, c.IntermediateSize, c.NumHiddenLayers), (c.VocabSize, d, 1),
-        };
+        long tokens = (long)batch * sequence;
+        var linears = BenchModels.LayerLinears(c).Select(l => (l.Out, l.In, Count: l.Count * c.NumHiddenLayers)).Append((c.VocabSize, c.HiddenSize, 1));
         var total = new Span(0, 0);
         foreach (var (outputs, inputs, count) in linears)
         {

@@ -42,6 +42,16 @@ internal static class ScaleBench
     /// </summary>
     public static Setup TrlDefaults(int layers) => new(Qwen05(layers), $"qwen2.5-0.5b-layout, {layers} layers, TRL's defaults", 1, 8, 128, 256, 8);
 
+    /// <summary>The name of <see cref="Full"/> in <see cref="Setups"/>: the step <c>popo bench</c> runs unless told otherwise.</summary>
+    public const string DefaultSetup = "default";
+
+    /// <summary>The steps <c>popo bench --scale-setup</c> names: "default" (<see cref="Full"/>) and "trl" (<see cref="TrlDefaults"/>).</summary>
+    public static readonly IReadOnlyDictionary<string, Func<int, Setup>> Setups = new Dictionary<string, Func<int, Setup>>
+    {
+        [DefaultSetup] = Full,
+        ["trl"] = TrlDefaults,
+    };
+
     public static Setup Quick(int? layers) => new(
         new ModelConfig { VocabSize = 4096, HiddenSize = 64, IntermediateSize = 176, NumHiddenLayers = layers ?? 2, NumAttentionHeads = 4, NumKeyValueHeads = 2, TieWordEmbeddings = true, MaxPositionEmbeddings = 1024 },
         "quick (vocab 4096, hidden 64)", 2, 4, 16, 48, 4);

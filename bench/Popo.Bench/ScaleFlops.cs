@@ -19,11 +19,8 @@ internal static class ScaleFlops
     public static double LayerWeights(ModelConfig c) => BenchModels.MatmulWeights(c) - (double)c.VocabSize * c.HiddenSize;
 
     /// <summary>LoRA adapter weights of the decoder layers at rank r on all seven linears: r x (in + out) each.</summary>
-    public static double AdapterWeights(ModelConfig c, int rank)
-    {
-        double d = c.HiddenSize, kv = c.NumKeyValueHeads * c.HeadDim, i = c.IntermediateSize;
-        return c.NumHiddenLayers * rank * ((d + d) * 2 + (d + kv) * 2 + (d + i) * 2 + (i + d));
-    }
+    public static double AdapterWeights(ModelConfig c, int rank) =>
+        c.NumHiddenLayers * rank * BenchModels.LayerLinears(c).Sum(l => (double)(l.In + l.Out) * l.Count);
 
     /// <summary>(query, key) pairs a causal forward over sequences of these lengths attends to: n (n + 1) / 2 each.</summary>
     public static double CausalPairs(IEnumerable<int> sequenceLengths) => sequenceLengths.Sum(n => n * (n + 1.0) / 2);

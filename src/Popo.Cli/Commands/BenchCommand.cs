@@ -16,8 +16,8 @@ public static class BenchCommand
         var rows = new Option<string?>("--rows") { Description = "comma-separated substrings selecting rows of the scale section (e.g. 'bf16 chunked head + checkpointing,head') and rows of the update section by 'size precision' (e.g. 'small,medium' or 'float32')" };
         var heap = new Option<string>("--native-heap") { Description = $"the C heap's setting for the rollout and scale sections: {string.Join(" | ", NativeHeap.FixedModes)}, the two that the trainer's native_heap = auto picks between", DefaultValueFactory = _ => NativeHeap.ModeLean };
         heap.AcceptOnlyFromAmong(NativeHeap.FixedModes);
-        var scaleSetup = new Option<string>("--scale-setup") { Description = "the scale section's step: default (4 prompts x G = 8, up to 512 new tokens) | trl (TRL's GRPOConfig defaults: 1 prompt x G = 8, up to 256 new tokens)", DefaultValueFactory = _ => "default" };
-        scaleSetup.AcceptOnlyFromAmong("default", "trl");
+        var scaleSetup = new Option<string>("--scale-setup") { Description = "the scale section's step: default (4 prompts x G = 8, up to 512 new tokens) | trl (TRL's GRPOConfig defaults: 1 prompt x G = 8, up to 256 new tokens)", DefaultValueFactory = _ => ScaleBench.DefaultSetup };
+        scaleSetup.AcceptOnlyFromAmong([.. ScaleBench.Setups.Keys]);
         var output = new Option<string>("--out") { Description = "where to write the JSON results", DefaultValueFactory = _ => "bench.json" };
         var bench = new Command("bench", "Engine performance against this machine's measured limits: peak matmul and copy rate, update MFU, decode tok/s, POPO's saving over GRPO, memory")
             { threads, quick, only, output, layers, rows, heap, scaleSetup };

@@ -66,7 +66,7 @@ internal static class NativeHeap
     };
 
     /// <summary>Applies the real-scale settings; true when glibc took them.</summary>
-    public static bool Configure() => Mallopt((M_MMAP_THRESHOLD, MmapThresholdBytes), (M_TRIM_THRESHOLD, TrimThresholdBytes));
+    private static bool Configure() => Mallopt((M_MMAP_THRESHOLD, MmapThresholdBytes), (M_TRIM_THRESHOLD, TrimThresholdBytes));
 
     /// <summary>
     /// No mappings of its own for any block and no trimming: a freed tensor's memory stays in the heap for the next
@@ -77,7 +77,7 @@ internal static class NativeHeap
     /// (BENCHMARKS.md). The price is the fragmentation the threshold avoids: peak RSS 1,984 -> 3,108 MiB and
     /// 10,513 -> 11,102 MiB.
     /// </summary>
-    public static bool Reuse() => Mallopt((M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, int.MaxValue));
+    private static bool Reuse() => Mallopt((M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, int.MaxValue));
 
     private static bool Mallopt(params (int Param, int Value)[] settings)
     {

@@ -177,7 +177,12 @@ public sealed class Trainer
         var heap = NativeHeap.Choose(model.parameters().Sum(p => p.numel()), config.NativeHeap, device.type == DeviceType.CPU ? plan.Memory.TotalBytes : null, available);
         NativeHeap.Apply(heap);
         if (heap != NativeHeap.Setting.GlibcDefault)
-            observer.Log($"native heap: {heap.ToString().ToLowerInvariant()} (native_heap = {config.NativeHeap}{(config.NativeHeap == NativeHeap.ModeAuto ? $": {NativeHeap.ReuseHeadroom:0.#} x the {MemoryEstimate.Gb(plan.Memory.TotalBytes)} estimate {(heap == NativeHeap.Setting.Reuse ? "fits in" : "against")} {(available is long a ? MemoryEstimate.Gb(a) : "unknown memory")} available" : "")})");
+        {
+            var room = available is long a ? MemoryEstimate.Gb(a) : "unknown memory";
+            var why = config.NativeHeap != NativeHeap.ModeAuto ? ""
+                : $": {NativeHeap.ReuseHeadroom:0.#} x the {MemoryEstimate.Gb(plan.Memory.TotalBytes)} estimate {(heap == NativeHeap.Setting.Reuse ? "fits in" : "against")} {room} available";
+            observer.Log($"native heap: {heap.ToString().ToLowerInvariant()} (native_heap = {config.NativeHeap}{why})");
+        }
         ComputeSettings.Apply(model, config);
         var format = RunOptions.Prompts(config, tokenizer, plan.TruncateTo);
         var sampling = RunOptions.Sampling(config, tokenizer);

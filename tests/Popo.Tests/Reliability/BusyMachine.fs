@@ -59,12 +59,7 @@ let tests =
                           p.WaitForExit()
                           Expect.equal p.ExitCode 0 $"run: {e.Result}"
                       Expect.isTrue (load |> List.forall (fun p -> not p.HasExited)) "the premise: the load ran throughout"
-                      for step in 1 .. 3 do
-                          Expect.sequenceEqual (checkpointFiles (TrainingCheckpoint.FolderFor(a, step))) (checkpointFiles (TrainingCheckpoint.FolderFor(b, step)))
-                              $"step-{step}: model, optimizer, objective and RNG files, byte for byte"
-                      Expect.sequenceEqual (metricsRows a) (metricsRows b) "metrics.jsonl, every column but the wall-clock ones"
-                      Expect.sequenceEqual (csvRows a) (csvRows b) "metrics.csv, likewise"
-                      Expect.sequenceEqual (File.ReadAllLines(Path.Combine(a, "samples.jsonl"))) (File.ReadAllLines(Path.Combine(b, "samples.jsonl"))) "samples.jsonl"
+                      expectSameRuns 3 a b
                   finally stop load)
           }
     ]

@@ -159,3 +159,13 @@ let checkpointFiles (folder: string) =
             o.Remove "WallTime" |> ignore
             name, Text.Encoding.UTF8.GetBytes(o.ToJsonString())
         else name, File.ReadAllBytes f)
+
+/// Two runs wrote the same outputs: every checkpoint file of steps 1 .. steps byte for byte (checkpointFiles),
+/// metrics.jsonl and metrics.csv in every column but the wall-clock ones, and samples.jsonl.
+let expectSameRuns (steps: int) (a: string) (b: string) =
+    for step in 1 .. steps do
+        Expect.sequenceEqual (checkpointFiles (TrainingCheckpoint.FolderFor(a, step))) (checkpointFiles (TrainingCheckpoint.FolderFor(b, step)))
+            $"step-{step}: model, optimizer, objective and RNG files, byte for byte"
+    Expect.sequenceEqual (metricsRows a) (metricsRows b) "metrics.jsonl, every column but the wall-clock ones"
+    Expect.sequenceEqual (csvRows a) (csvRows b) "metrics.csv, likewise"
+    Expect.sequenceEqual (File.ReadAllLines(Path.Combine(a, "samples.jsonl"))) (File.ReadAllLines(Path.Combine(b, "samples.jsonl"))) "samples.jsonl"

@@ -23,11 +23,7 @@ let tests =
                 for args in [ flags auto; flags reuse @ [ "--native-heap"; "reuse" ] ] do
                     let code, stderr = runPopo 300_000 args
                     Expect.equal code 0 $"popo train: {stderr}"
-                for step in 1 .. 2 do
-                    Expect.sequenceEqual (checkpointFiles (TrainingCheckpoint.FolderFor(reuse, step))) (checkpointFiles (TrainingCheckpoint.FolderFor(auto, step)))
-                        $"step-{step}: model, optimizer, objective and RNG files, byte for byte"
-                Expect.sequenceEqual (metricsRows reuse) (metricsRows auto) "metrics.jsonl, every column but the wall-clock ones"
-                Expect.sequenceEqual (File.ReadAllLines(Path.Combine(reuse, "samples.jsonl"))) (File.ReadAllLines(Path.Combine(auto, "samples.jsonl"))) "samples.jsonl")
+                expectSameRuns 2 reuse auto)
 
         testCase "what each mode comes to: reuse always; below 100M parameters glibc's own; auto reuse only where twice the estimate fits" <| fun () ->
             let small, real = NativeHeap.RealScaleParameters - 1L, NativeHeap.RealScaleParameters
