@@ -423,7 +423,7 @@ public sealed record TrainConfig : IRunKeys
     public int Threads { get; init; }
 
     /// <summary>Key <c>native_heap</c>: how glibc's heap serves libtorch's tensors (Runtime/NativeHeap.cs).</summary>
-    [ConfigKey("native_heap", "how the C heap serves tensors at 100M+ parameters: lean (each tensor of 2 MiB+ goes back to the system when freed: least memory) | reuse (freed memory is kept and reused: no page faults for fresh tensors, about 2x the real-scale update on this machine, peak RSS up to about 1.7 GiB higher at the 0.5B layout) | auto (reuse when twice the memory estimate fits in the memory available, else lean); the results are the same bits", OneOf = [Runtime.NativeHeap.ModeAuto, Runtime.NativeHeap.ModeLean, Runtime.NativeHeap.ModeReuse], Resumable = true)]
+    [ConfigKey("native_heap", "how the C heap serves tensors at 100M+ parameters: lean (each tensor of 2 MiB+ goes back to the system when freed: least memory) | reuse (freed memory is kept and reused: no page faults for fresh tensors, about 2x the real-scale update on this machine, peak RSS up to about 1.7 GiB higher at the 0.5B layout) | auto (reuse when the memory estimate plus twice its tensors made and freed within a step fits in the memory available, else lean); the results are the same bits", OneOf = [Runtime.NativeHeap.ModeAuto, Runtime.NativeHeap.ModeLean, Runtime.NativeHeap.ModeReuse], Resumable = true)]
     public string NativeHeap { get; init; } = Runtime.NativeHeap.ModeAuto;
 
     /// <summary>Key <c>out</c>: output folder (must not hold another run unless --resume).</summary>

@@ -36,24 +36,38 @@ internal static class NativeHeap
     public enum Setting { GlibcDefault, Lean, Reuse }
 
     /// <summary>
-    /// How much more than the memory preflight's estimate <c>auto</c> wants available before it picks reuse: the
-    /// fragments reuse keeps came to 0.06-0.9 x the lean run's peak in the scale bench (full fine-tuning 10.5 -> 11.1
-    /// GiB; LoRA 1.9 -> 3.0-3.7 GiB, the spread from one run to the next), so twice the estimate leaves room for the worst.
+    /// What <c>auto</c> weighs: the memory preflight's estimated peak, the largest of its phases' own tensors (the
+    /// activations, KV cache and head tensors that are made and freed while a step runs: the only memory a reused heap
+    /// can fragment, since weights, gradients and optimizer state are made once), and the memory available.
+    /// </summary>
+    public readonly record struct Budget(long PeakBytes, long TransientBytes, long AvailableBytes)
+    {
+        /// <summary>The peak plus <see cref="ReuseHeadroom"/> x the transient tensors fits in the memory available.</summary>
+        public bool FitsReuse => PeakBytes + ReuseHeadroom * TransientBytes <= AvailableBytes;
+    }
+
+    /// <summary>
+    /// The fragments a reused heap may keep, as a multiple of the estimate's transient tensors. Measured in the scale bench
+    /// (24-layer 0.5B layout, 32 rows of 640 positions, micro-batches of 8: 1.1 GiB of transient tensors by the estimate),
+    /// reuse kept 1.1-1.8 GiB more than lean at the LoRA row (1.9 -> 3.0-3.7 GiB, the spread from one run to the next) and
+    /// 0.6 GiB more at full fine-tuning (10.5 -> 11.1). Until 2026-12-07 auto wanted twice the whole estimate, which
+    /// counted weights and optimizer state made once as if they could fragment, and left full fine-tuning of the 0.5B
+    /// layout lean on a 24 GiB machine.
     /// </summary>
     public const double ReuseHeadroom = 2.0;
 
     /// <summary>
     /// The setting of <paramref name="mode"/> for a model of <paramref name="parameters"/> parameters: "reuse", always
     /// <see cref="Setting.Reuse"/>; "lean", <see cref="Setting.Lean"/> for a model of real size (glibc's own below it,
-    /// where the fragments are small); "auto", reuse for a model of real size when <see cref="ReuseHeadroom"/> x the
-    /// run's estimated peak (<paramref name="estimateBytes"/>) fits in the memory available (<paramref name="availableBytes"/>),
-    /// else as "lean". Without an estimate or a reading of the memory, auto is lean.
+    /// where the fragments are small); "auto", reuse for a model of real size when the <paramref name="budget"/> fits
+    /// reuse (<see cref="Budget.FitsReuse"/>), else as "lean". Without a budget (another device, no reading of the
+    /// memory) auto is lean.
     /// </summary>
-    public static Setting Choose(long parameters, string mode, long? estimateBytes = null, long? availableBytes = null) => mode switch
+    public static Setting Choose(long parameters, string mode, Budget? budget = null) => mode switch
     {
         ModeReuse => Setting.Reuse,
         _ when parameters < RealScaleParameters => Setting.GlibcDefault,
-        ModeAuto when estimateBytes is long e && availableBytes is long a && ReuseHeadroom * e <= a => Setting.Reuse,
+        ModeAuto when budget is { FitsReuse: true } => Setting.Reuse,
         _ => Setting.Lean,
     };
 

@@ -55,8 +55,10 @@ internal sealed record MemoryInputs
 /// [b, n, V] tensors (logits, log-softmax, exp for the entropy, and their gradients in the backward pass);
 /// the evaluation its own KV cache of up to 256 rows. Coefficients are counts of live tensors in this
 /// engine's forward and backward (checked against measured peak RSS by tests/Popo.Tests/Cli/MemoryCli.fs).
+/// TransientBytes is the largest phase's own tensors, those a step makes and frees (what a reused heap can fragment:
+/// Runtime/NativeHeap.cs).
 /// </summary>
-internal sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyList<(string Item, long Bytes)> Breakdown)
+internal sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyList<(string Item, long Bytes)> Breakdown, long TransientBytes)
 {
     public const long GiB = 1L << 30;
 
@@ -148,7 +150,9 @@ internal sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyLi
                 ("head: [warm-up batch x tokens, V] x 4", 4 * sb * t * v * head)]));
         }
         var peak = phases.Select(ph => (ph.Name, ph.Items, Total: ph.Items.Sum(i => i.Item2))).MaxBy(ph => ph.Total);
-        return new MemoryEstimate(peak.Name, peak.Total, peak.Items.Where(i => i.Item2 > 0).OrderByDescending(i => i.Item2).ToList());
+        long held = persistent.Sum(i => i.Item2) + training.Sum(i => i.Item2);
+        return new MemoryEstimate(peak.Name, peak.Total, peak.Items.Where(i => i.Item2 > 0).OrderByDescending(i => i.Item2).ToList(),
+                                  phases.Max(ph => ph.Items.Sum(i => i.Item2) - held));
     }
 
     /// <summary>The inputs of a resolved configuration; the longest prompt (in tokens) comes from the preflight's context check.</summary>
@@ -188,7 +192,7 @@ internal sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyLi
         {
             foreach (var line in File.ReadLines("/proc/meminfo"))
                 if (line.StartsWith("MemAvailable:", StringComparison.Ordinal))
-                    available = long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+                    available = ProcBytes(line);
         }
         catch (IOException) { }
         catch (UnauthorizedAccessException) { }
@@ -212,6 +216,13 @@ internal sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyLi
         catch (UnauthorizedAccessException) { return null; }
     }
 
+    /// <summary>
+    /// The bytes of a /proc line "Name: value kB". The kernel writes a tab after the colon and pads the value with spaces
+    /// to eight digits, so a value of 10,000,000 kB or more follows the tab directly ("VmHWM:\t11433516 kB").
+    /// </summary>
+    internal static long ProcBytes(string line) =>
+        long.Parse(line[(line.IndexOf(':') + 1)..].Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries)[0], CultureInfo.InvariantCulture) * 1024;
+
     /// <summary>Peak resident set of this process so far (VmHWM), or null where /proc is absent.</summary>
     public static long? PeakRss()
     {
@@ -219,7 +230,7 @@ internal sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyLi
         {
             foreach (var line in File.ReadLines("/proc/self/status"))
                 if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
-                    return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+                    return ProcBytes(line);
         }
         catch (IOException) { }
         return null;
@@ -229,7 +240,7 @@ internal sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyLi
 
     public string Describe()
     {
-        var text = new StringBuilder($"memory estimate: peak {Gb(TotalBytes)} (during the {Phase})");
+        var text = new StringBuilder($"memory estimate: peak {Gb(TotalBytes)} (during the {Phase}; a phase's own tensors, made and freed within a step, at most {Gb(TransientBytes)})");
         foreach (var (item, bytes) in Breakdown) text.Append($"\n  {Gb(bytes),10}  {item}");
         return text.ToString();
     }

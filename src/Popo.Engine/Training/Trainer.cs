@@ -114,8 +114,8 @@ public sealed class Trainer
         }
     }
 
-    /// <summary>What the preflight found: the task (overlong problems dropped), prompt truncation, the memory estimate, the reward functions (loaded; the caller disposes them).</summary>
-    internal sealed record Plan(ITask Task, int? TruncateTo, MemoryEstimate Memory, RewardSet Rewards);
+    /// <summary>What the preflight found: the task (overlong problems dropped), prompt truncation, the memory estimate and the memory available before the model loaded, the reward functions (loaded; the caller disposes them).</summary>
+    internal sealed record Plan(ITask Task, int? TruncateTo, MemoryEstimate Memory, long? Available, RewardSet Rewards);
 
     /// <summary>
     /// Everything that can be checked before the output folder is touched: device, model folder (config.json,
@@ -157,9 +157,29 @@ public sealed class Trainer
         if (config.Bf16 && MatmulRate.Bf16Warning(TorchRuntime.ResolveDevice(config.Device)) is { } slow) log(slow);
         var memory = MemoryEstimate.Of(MemoryEstimate.InputsOf(config, modelConfig, limit.LongestPrompt));
         log(memory.Describe());
-        memory.Check(config, modelConfig, limit.LongestPrompt, MemoryEstimate.AvailableBytes(), log);
+        var available = MemoryEstimate.AvailableBytes();
+        memory.Check(config, modelConfig, limit.LongestPrompt, available, log);
         var rewards = RewardSet.Create(config, limit.Task, rewardFunctions, Environment.CurrentDirectory, log);
-        return new Plan(limit.Task, limit.TruncateTo, memory, rewards);
+        return new Plan(limit.Task, limit.TruncateTo, memory, available, rewards);
+    }
+
+    /// <summary>
+    /// The host heap's setting (Runtime/NativeHeap.cs), logged with auto's reason. The budget is the preflight's: its
+    /// estimate (which counts the weights) against the memory available before the model loaded. On another device
+    /// the estimate is of that device's memory, so auto stays lean.
+    /// </summary>
+    private NativeHeap.Setting HeapSetting(Qwen2ForCausalLM model, Device device, Plan plan)
+    {
+        var budget = device.type == DeviceType.CPU && plan.Available is long available
+            ? new NativeHeap.Budget(plan.Memory.TotalBytes, plan.Memory.TransientBytes, available) : (NativeHeap.Budget?)null;
+        var heap = NativeHeap.Choose(model.parameters().Sum(p => p.numel()), config.NativeHeap, budget);
+        if (heap == NativeHeap.Setting.GlibcDefault) return heap;
+        var why = config.NativeHeap != NativeHeap.ModeAuto ? ""
+            : budget is not { } b ? (device.type == DeviceType.CPU ? ": the memory available is unknown" : $": the estimate is of {device.type}'s memory, not the host's")
+            : $": the {MemoryEstimate.Gb(b.PeakBytes)} estimate + {NativeHeap.ReuseHeadroom:0.#} x its {MemoryEstimate.Gb(b.TransientBytes)} of tensors made and freed within a step " +
+              $"{(heap == NativeHeap.Setting.Reuse ? "fits in" : "exceeds")} the {MemoryEstimate.Gb(b.AvailableBytes)} available";
+        observer.Log($"native heap: {heap.ToString().ToLowerInvariant()} (native_heap = {config.NativeHeap}{why})");
+        return heap;
     }
 
     private RunSummary Run(Plan plan)
@@ -172,17 +192,7 @@ public sealed class Trainer
 
         var (model, tokenizer) = ModelFactory.Create(config, device);
         using var modelScope = model;
-        // The host heap's setting: on another device the estimate is of that device's memory, so auto stays lean.
-        var available = MemoryEstimate.AvailableBytes();
-        var heap = NativeHeap.Choose(model.parameters().Sum(p => p.numel()), config.NativeHeap, device.type == DeviceType.CPU ? plan.Memory.TotalBytes : null, available);
-        NativeHeap.Apply(heap);
-        if (heap != NativeHeap.Setting.GlibcDefault)
-        {
-            var room = available is long a ? MemoryEstimate.Gb(a) : "unknown memory";
-            var why = config.NativeHeap != NativeHeap.ModeAuto ? ""
-                : $": {NativeHeap.ReuseHeadroom:0.#} x the {MemoryEstimate.Gb(plan.Memory.TotalBytes)} estimate {(heap == NativeHeap.Setting.Reuse ? "fits in" : "against")} {room} available";
-            observer.Log($"native heap: {heap.ToString().ToLowerInvariant()} (native_heap = {config.NativeHeap}{why})");
-        }
+        NativeHeap.Apply(HeapSetting(model, device, plan));
         ComputeSettings.Apply(model, config);
         var format = RunOptions.Prompts(config, tokenizer, plan.TruncateTo);
         var sampling = RunOptions.Sampling(config, tokenizer);

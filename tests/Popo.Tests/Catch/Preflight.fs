@@ -125,6 +125,26 @@ let terms =
             Expect.equal (item "head:" bf16) (4L * int64 (b * n) * v * 4L) "log-softmax in float32 under bf16"
         }
 
+        test "a /proc line's value is read with or without the kernel's padding (a peak of 10,000,000 kB or more has none)" {
+            for line, kib in [ "VmHWM:\t  734512 kB", 734512L; "VmHWM:\t11433516 kB", 11433516L; "MemAvailable:   23456789 kB", 23456789L
+                               "MemAvailable:\t123456789 kB", 123456789L ] do
+                Expect.equal (MemoryEstimate.ProcBytes line) (kib * 1024L) line
+            Expect.isSome (Option.ofNullable (MemoryEstimate.PeakRss())) "this process's own VmHWM is read on Linux"
+        }
+
+        test "the transient part is the peak less the state made once (weights, gradients, AdamW), and the largest phase's own" {
+            let p = realParameters (shape ())
+            for rollout, micro, checkpointing in [ 4, 4, false; 512, 1, false; 64, 64, true ] do
+                let e = estimate { knobs with Rollout = rollout; Micro = micro; Checkpointing = checkpointing }
+                let held = item "weights" e + item "gradients" e + item "AdamW moments" e
+                Expect.equal held (16L * p) "float32 weights, gradients and two moments"
+                Expect.equal e.TransientBytes (e.TotalBytes - held) (sprintf "%d rollout rows, micro-batch %d: the peak phase's own tensors" rollout micro)
+                Expect.equal e.TransientBytes (e.Breakdown |> Seq.sumBy (fun struct (_, bytes) -> bytes) |> fun all -> all - held) "the breakdown's other items"
+            let small, large = estimate { knobs with Micro = 1 }, estimate { knobs with Micro = 4 }
+            Expect.isGreaterThan large.TransientBytes small.TransientBytes "a larger micro-batch: more of the update's own tensors"
+            Expect.equal (large.TotalBytes - large.TransientBytes) (small.TotalBytes - small.TransientBytes) "the state made once does not depend on the batch"
+        }
+
     ]
 
 [<Tests>]

@@ -1,7 +1,7 @@
 /// `native_heap = reuse` (issue 34) changes only where libtorch's tensors come from, not what is computed: a run with it
 /// writes the same checkpoints, metrics and samples as the default, bit for bit. In `popo` processes, since the
 /// setting is process-wide. And what each mode comes to: `auto` picks reuse only for a model of real size whose memory
-/// estimate fits twice in the memory available.
+/// estimate, plus twice the estimate's tensors made and freed within a step, fits in the memory available.
 module Popo.Tests.Reliability.NativeHeapMode
 
 open System.IO
@@ -25,18 +25,20 @@ let tests =
                     Expect.equal code 0 $"popo train: {stderr}"
                 expectSameRuns 2 reuse auto)
 
-        testCase "what each mode comes to: reuse always; below 100M parameters glibc's own; auto reuse only where twice the estimate fits" <| fun () ->
+        testCase "what each mode comes to: reuse always; below 100M parameters glibc's own; auto reuse only where the estimate and twice its transient tensors fit" <| fun () ->
             let small, real = NativeHeap.RealScaleParameters - 1L, NativeHeap.RealScaleParameters
-            let choose p mode e a = NativeHeap.Choose(p, mode, Option.toNullable e, Option.toNullable a)
+            let choose p mode budget = NativeHeap.Choose(p, mode, Option.toNullable budget)
+            let budget peak transient available = Some (NativeHeap.Budget(peak, transient, available))
             for p in [ small; real ] do
-                Expect.equal (choose p NativeHeap.ModeReuse None None) NativeHeap.Setting.Reuse "reuse is asked for"
+                Expect.equal (choose p NativeHeap.ModeReuse None) NativeHeap.Setting.Reuse "reuse is asked for"
             for mode in [ NativeHeap.ModeAuto; NativeHeap.ModeLean ] do
-                Expect.equal (choose small mode (Some gib) (Some (100L * gib))) NativeHeap.Setting.GlibcDefault $"{mode} below real scale"
-            Expect.equal (choose real NativeHeap.ModeLean (Some gib) (Some (100L * gib))) NativeHeap.Setting.Lean "lean whatever the room"
-            Expect.equal (choose real NativeHeap.ModeAuto (Some (2L * gib)) (Some (4L * gib))) NativeHeap.Setting.Reuse "twice the estimate fits exactly"
-            Expect.equal (choose real NativeHeap.ModeAuto (Some (2L * gib)) (Some (4L * gib - 1L))) NativeHeap.Setting.Lean "a byte short"
-            Expect.equal (choose real NativeHeap.ModeAuto None (Some (100L * gib))) NativeHeap.Setting.Lean "no estimate (another device)"
-            Expect.equal (choose real NativeHeap.ModeAuto (Some gib) None) NativeHeap.Setting.Lean "no reading of the memory"
+                Expect.equal (choose small mode (budget gib gib (100L * gib))) NativeHeap.Setting.GlibcDefault $"{mode} below real scale"
+            Expect.equal (choose real NativeHeap.ModeLean (budget gib gib (100L * gib))) NativeHeap.Setting.Lean "lean whatever the room"
+            // 10 GiB of weights and optimizer state made once, 1 GiB made and freed within a step: a peak of 11 GiB, 13 wanted.
+            Expect.equal (choose real NativeHeap.ModeAuto (budget (11L * gib) gib (13L * gib))) NativeHeap.Setting.Reuse "the peak and twice the transient tensors fit exactly"
+            Expect.equal (choose real NativeHeap.ModeAuto (budget (11L * gib) gib (13L * gib - 1L))) NativeHeap.Setting.Lean "a byte short"
+            Expect.equal (choose real NativeHeap.ModeAuto (budget (11L * gib) gib (21L * gib))) NativeHeap.Setting.Reuse "twice the whole estimate need not fit"
+            Expect.equal (choose real NativeHeap.ModeAuto None) NativeHeap.Setting.Lean "no budget (another device, or no reading of the memory)"
 
         testCase "the bench reports the setting it ran with, and refuses auto and unknown ones" <| fun () ->
             Expect.equal (benchMeta [] "native_heap") "lean" "the default"
