@@ -59,10 +59,41 @@ let q0 = torch.randn([| 8L; kvHeads; groups * t; headDim |], dtype = bf)
 let k0 = torch.randn([| 8L; kvHeads; t; headDim |], dtype = bf)
 let allowed = torch.ones([| t; t |], dtype = ScalarType.Bool).tril().repeat(groups, 1L).expand(8L, 1L, groups * t, t)
 let masked, scale = System.Double.NegativeInfinity.ToScalar(), (1.0 / sqrt (Operators.float headDim)).ToScalar()
-time "attention, explicit (bf16's path)" 1 (forwardBackward (fun () ->
+time "attention, unchunked masked softmax through autograd (until 2026-12-07)" 0 (forwardBackward (fun () ->
     let q, k, v = leaf q0, leaf k0, leaf k0
     q.matmul(k.transpose(-1L, -2L)).mul_(scale).masked_fill(allowed.logical_not(), masked).softmax(-1L).matmul(v), [ q; k; v ]))
 time "attention, libtorch's fused kernel" 0 (forwardBackward (fun () ->
     let q, k, v = leaf q0, leaf k0, leaf k0
     nn.functional.scaled_dot_product_attention(q, k, v, allowed), [ q; k; v ]))
-printfn "one layer's forward + backward, the ops above x their counts (explicit attention): %.0f ms" layerMs
+// CausalAttention's math (src/Popo.Engine/Model/Autograd/CausalAttention.cs): queries position-major, chunks of 64
+// positions against the keys up to the chunk's end, its own backward from the saved probabilities.
+let chunk = 64L
+let notAllowed = torch.ones([| t; t |], dtype = ScalarType.Bool).tril().logical_not().expand(8L, 1L, t, t)
+let dOut = torch.randn([| 8L; kvHeads; groups * t; headDim |], dtype = bf)
+time "attention, chunked by 64 positions, own backward (the path)" 1 (fun () ->
+    use scope = torch.NewDisposeScope()
+    let o = torch.empty_like(q0)
+    let ps = ResizeArray()
+    let mutable t0 = 0L
+    while t0 < t do
+        let t1 = Operators.min t (t0 + chunk)
+        let s = q0.narrow(2L, t0 * groups, (t1 - t0) * groups).matmul(k0.narrow(2L, 0L, t1).transpose(-1L, -2L)).mul_(scale)
+        s.view(8L, kvHeads, t1 - t0, groups, t1).masked_fill_(notAllowed.narrow(2L, t0, t1 - t0).narrow(3L, 0L, t1).unsqueeze(3L), masked) |> ignore
+        let p = s.softmax(-1L)
+        o.narrow(2L, t0 * groups, (t1 - t0) * groups).copy_(p.matmul(k0.narrow(2L, 0L, t1))) |> ignore
+        ps.Add((t0, t1, p))
+        t0 <- t1
+    let d = dOut.mul(o).sum([| -1L |], true)
+    let dq = torch.empty_like(q0)
+    let dk = torch.zeros([| 8L; kvHeads; t; headDim |], dtype = ScalarType.Float32)
+    let dv = torch.zeros([| 8L; kvHeads; t; headDim |], dtype = ScalarType.Float32)
+    for (t0, t1, p) in ps do
+        let rows = (t1 - t0) * groups
+        let g = dOut.narrow(2L, t0 * groups, rows)
+        dv.narrow(2L, 0L, t1).add_(p.transpose(-1L, -2L).matmul(g)) |> ignore
+        let ds = g.matmul(k0.narrow(2L, 0L, t1).transpose(-1L, -2L)).sub_(d.narrow(2L, t0 * groups, rows)).mul_(p)
+        dq.narrow(2L, t0 * groups, rows).copy_(ds.matmul(k0.narrow(2L, 0L, t1)).mul_(scale)) |> ignore
+        dk.narrow(2L, 0L, t1).add_(ds.transpose(-1L, -2L).matmul(q0.narrow(2L, t0 * groups, rows)).mul_(scale)) |> ignore
+    dk.``to``(bf).Dispose()
+    dv.``to``(bf).Dispose())
+printfn "one layer's forward + backward, the ops above x their counts (chunked attention): %.0f ms" layerMs

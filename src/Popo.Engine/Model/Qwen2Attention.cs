@@ -21,8 +21,6 @@ internal sealed class Qwen2Attention : nn.Module
     private readonly int headDim;
     private readonly ComputePrecision? precision;
     private readonly AdapterSlot? lora;
-    // Held for the module's life: a temporary Scalar can be finalized mid-call (Optimizers.AdamW says why).
-    private readonly Scalar scale, masked;
 
     public Qwen2Attention(ModelConfig config, Device device, ScalarType dtype, ComputePrecision? precision = null, AdapterSlot? lora = null) : base(nameof(Qwen2Attention))
     {
@@ -35,36 +33,28 @@ internal sealed class Qwen2Attention : nn.Module
         k_proj = nn.Linear(config.HiddenSize, kvHeads * headDim, hasBias: true, device: device, dtype: dtype);
         v_proj = nn.Linear(config.HiddenSize, kvHeads * headDim, hasBias: true, device: device, dtype: dtype);
         o_proj = nn.Linear(heads * headDim, config.HiddenSize, hasBias: false, device: device, dtype: dtype);
-        scale = (1.0 / Math.Sqrt(headDim)).ToScalar();
-        masked = double.NegativeInfinity.ToScalar();
         RegisterComponents();
     }
 
     /// <summary>
-    /// Products of at most this many (query, key) pairs per head run as explicit matmuls and a masked softmax
-    /// (<see cref="Explicit"/>); longer ones as libtorch's fused attention. Measured on Zen 4, one thread, forward + backward,
-    /// GQA 8/2 heads of 64 at T = 128: the fused CPU kernel took 1.3x (float32) and 2.4x (bf16) the explicit path's time; the
-    /// explicit path keeps [B,H,T,L] scores and probabilities, which the fused kernel never does, so long sequences stay fused.
-    /// float32 and float64 compute (this property): off (0), the fused kernel; the gain there was within the noise of a
-    /// loaded machine and small-3M (heads of 32) may have lost. bf16 compute: <see cref="ExplicitMaxScoresBf16"/>.
-    /// Settable for the bench and the tests, which run both paths on tiny shapes.
+    /// A forward without a cache whose scores B x H x T x L number at most this many runs as explicit products and a masked
+    /// softmax in chunks of query positions (<see cref="CausalAttention"/>); longer ones, and every cached forward, run
+    /// libtorch's fused attention. 64 Mi (128 MiB a bf16 tensor; the memory preflight counts scores and probabilities per
+    /// layer) covers the real-scale rows' micro-batches (8 x 14 heads x 640^2 = 46 Mi). Measured forward + backward, one
+    /// Zen 4 core, T = 128, heads of 64: the fused kernel took 2.8x this path's time in bf16 (52.9 ms against 18.8 for
+    /// autograd's unchunked masked softmax and 13.0 here, medium-24M's layer) and 1.3x in float32 (29.4 against 22.9);
+    /// at T = 640, two threads, bf16: 254 ms fused, 133 unchunked, 78 here (scripts/layer-op-cost.fsx). Settable for the
+    /// tests, which run both paths on tiny shapes.
     /// </summary>
-    internal static long ExplicitMaxPairs { get; set; }
+    internal static long ExplicitMaxScores { get; set; } = 64L << 20;
+
+    /// <summary>Query positions per chunk of <see cref="CausalAttention"/>: 64 measured fastest at T = 128 and 640 (32 and 128 within 10%). Settable for the tests.</summary>
+    internal static int QueryChunk { get; set; } = 64;
 
     /// <summary>
-    /// bf16 compute's limit, on the scores tensor's elements B x H x T x L: 64 Mi (128 MiB a tensor; the memory
-    /// preflight already counts scores and probabilities per layer). bf16 is where the fused kernel is slowest: 2.4x the
-    /// explicit path's time at T = 128 and 4.5x at T = 640, which covers the real-scale rows' micro-batches (8 x 14 heads x
-    /// 640^2 = 46 Mi). It was off for every dtype after one clean-clone run in which two same-seed runs with it on
-    /// differed (reliability/busy-machine, float32); that test passed 7 of 7 since with it on, and HeldScalars has since
-    /// removed a collection race that could change a value mid-call; the test now has a bf16 case that runs this path.
-    /// </summary>
-    internal static long ExplicitMaxScoresBf16 { get; set; } = 64L << 20;
-
-    /// <summary>
-    /// x [B,T,D]; cos/signed sin [B,1,T,d] (<see cref="RotaryEmbedding.Tables"/>); allowed [B,1,G*T,L] boolean (true = may attend), already expanded over the
-    /// G = H/H_kv query heads that share a key head; cache (if any) supplies and receives keys and values.
-    /// With a packing, x is the packed [1,L,D] and so is the result; the tables and the mask stay [B,...,T,...].
+    /// x [B,T,D]; cos/signed sin [B,1,T,d] (<see cref="RotaryEmbedding.Tables"/>); allowed [B,1,T,L] boolean (true = may
+    /// attend); cache (if any) supplies and receives keys and values. With a packing, x is the packed [1,L,D] and so is
+    /// the result; the tables and the mask stay [B,...,T,...].
     /// </summary>
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor allowed, KvCache? cache, int layer, Packing? packing = null)
     {
@@ -78,33 +68,26 @@ internal sealed class Qwen2Attention : nn.Module
         q = RotaryEmbedding.Apply(q, cos, sin);
         k = RotaryEmbedding.Apply(k, cos, sin);
         if (cache is not null) (k, v) = cache.Append(layer, k, v);              // [B,Hkv,L,d]
-        // Fold the G query heads of each key head into the query axis instead of repeating K/V G times.
-        var qg = q.reshape(b, kvHeads, groups * t, headDim);                     // [B,Hkv,G*T,d]
-        var o = cache is null && UseExplicit(qg, k, t)
-            ? Explicit(qg, k, v, allowed)
-            : nn.functional.scaled_dot_product_attention(qg, k, v, allowed);     // [B,Hkv,G*T,d]
-        o = o.reshape(b, heads, t, headDim).transpose(1, 2).reshape(b, t, heads * headDim); // [B,T,H*d]
+        long l = k.shape[2];
+        Tensor o;
+        // The G query heads of each key head fold into the query axis instead of repeating K/V G times.
+        if (cache is null && b * heads * t * l <= ExplicitMaxScores)
+        {
+            // Position-major ([t][g]): a chunk of query positions is a contiguous run of rows.
+            var qg = q.reshape(b, kvHeads, groups, t, headDim).transpose(2, 3).reshape(b, kvHeads, t * groups, headDim);
+            o = CausalAttention.Run(qg, k, v, allowed, 1.0 / Math.Sqrt(headDim), QueryChunk)
+                .view(b, kvHeads, t, groups, headDim).permute(0, 2, 1, 3, 4);     // [B,T,Hkv,G,d]
+        }
+        else
+        {
+            var qg = q.reshape(b, kvHeads, groups * t, headDim);                                   // [B,Hkv,G*T,d], group-major
+            var grouped = allowed.expand(b, groups, t, l).reshape(b, 1, groups * t, l);             // [B,1,G*T,L]
+            o = nn.functional.scaled_dot_product_attention(qg, k, v, grouped)                      // [B,Hkv,G*T,d]
+                .reshape(b, heads, t, headDim).transpose(1, 2);                                    // [B,T,H,d]
+        }
+        o = o.reshape(b, t, heads * headDim);                                    // [B,T,H*d]
         if (packing is not null) o = packing.Pack(o);                            // [1,L,H*d]
         return Projection.Apply(o_proj, o, precision, lora).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Whether a forward without a cache runs <see cref="Explicit"/>: q [B,Hkv,G*T,d], k [B,Hkv,L,d].</summary>
-    private static bool UseExplicit(Tensor q, Tensor k, long t) =>
-        q.dtype == ScalarType.BFloat16
-            ? q.shape[0] * q.shape[1] * q.shape[2] * k.shape[2] <= ExplicitMaxScoresBf16   // B x H x T x L
-            : t * k.shape[2] <= ExplicitMaxPairs;
-
-    /// <summary>softmax(q k^T / sqrt(d), masked) v as two batched matmuls: SDPA's math, q [B,Hkv,G*T,d], mask [B,1,G*T,L].</summary>
-    private Tensor Explicit(Tensor q, Tensor k, Tensor v, Tensor mask)
-    {
-        var scores = q.matmul(k.transpose(-1, -2)).mul_(scale);                               // [B,Hkv,G*T,L]
-        var probabilities = scores.masked_fill(mask.logical_not(), masked).softmax(-1);
-        return probabilities.matmul(v);                                                        // [B,Hkv,G*T,d]
-    }
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing) { scale.Dispose(); masked.Dispose(); }
-        base.Dispose(disposing);
-    }
 }

@@ -13,7 +13,6 @@ internal sealed class Qwen2Model : nn.Module
     private readonly RmsNorm norm;
 #pragma warning restore IDE1006
     private readonly RotaryEmbedding rotary;
-    private readonly int groups;
     private readonly ComputePrecision? precision;
     private readonly AdapterSlot? lora;
 
@@ -26,7 +25,6 @@ internal sealed class Qwen2Model : nn.Module
             .Select(_ => new Qwen2DecoderLayer(config, device, dtype, precision, lora)).ToArray());
         norm = new RmsNorm(config.HiddenSize, config.RmsNormEps, device, dtype, precision);
         rotary = new RotaryEmbedding(config.HeadDim, config.RopeTheta, device, dtype);
-        groups = config.NumAttentionHeads / config.NumKeyValueHeads;
         RegisterComponents();
     }
 
@@ -71,11 +69,11 @@ internal sealed class Qwen2Model : nn.Module
     }
 
     /// <summary>
-    /// allowed[b, g*T + i, j] = (j &lt;= past + i and keyMask[b, j]) or j == past + i: causal, padding keys hidden.
+    /// allowed[b, 0, i, j] = (j &lt;= past + i and keyMask[b, j]) or j == past + i: causal, padding keys hidden.
     /// A query always sees itself, so padding queries never get an all-masked row (which would give NaN
-    /// that 0 * NaN would then carry into real positions). Shape [B,1,G*T,L].
+    /// that 0 * NaN would then carry into real positions). Shape [B,1,T,L]; each query head reads the same row.
     /// </summary>
-    private Tensor AttentionMask(Tensor keyMask, int past, long t)
+    private static Tensor AttentionMask(Tensor keyMask, int past, long t)
     {
         var b = keyMask.shape[0];
         var l = keyMask.shape[1];
@@ -87,8 +85,7 @@ internal sealed class Qwen2Model : nn.Module
         var causal = key.le(query);                                                                     // [T,L]
         var self = key.eq(query);                                                                       // [T,L]
         var valid = keyMask.to(ScalarType.Bool).unsqueeze(1);                                          // [B,1,L]
-        var allowed = causal.unsqueeze(0).logical_and(valid).logical_or(self.unsqueeze(0));            // [B,T,L]
-        return allowed.unsqueeze(1).expand(b, groups, t, l).reshape(b, 1, groups * t, l);               // [B,1,G*T,L]
+        return causal.unsqueeze(0).logical_and(valid).logical_or(self.unsqueeze(0)).unsqueeze(1);      // [B,1,T,L]
     }
 
     protected override void Dispose(bool disposing)

@@ -1,6 +1,7 @@
-/// The attention core's two paths (issue 34): a forward without a cache within Qwen2Attention's limits (ExplicitMaxPairs
-/// for float32 and float64, ExplicitMaxScoresBf16 for bf16 compute) runs explicit matmuls and a masked softmax, longer and cached ones libtorch's fused attention. Each
-/// gives the other's values and gradients (float64), with left padding, packing and checkpointing; padding rows stay
+/// The attention core's two paths (issue 34): a forward without a cache within Qwen2Attention.ExplicitMaxScores runs
+/// explicit products and a masked softmax in chunks of query positions (CausalAttention, its own backward), longer and
+/// cached ones libtorch's fused attention. Each gives the other's values and gradients (float64), with left padding,
+/// packing and checkpointing, whatever the chunk (one position, a ragged last chunk, the whole row); padding rows stay
 /// finite and leave each real row's results its own.
 module Popo.Tests.Engine.ModelAttention
 
@@ -43,34 +44,39 @@ let private rowOf (model: Qwen2ForCausalLM) (row: int) (together: bool) =
     (w * real).sum().backward()
     values real, model.parameters () |> Seq.collect gradValues |> Seq.toArray
 
-/// f () with the explicit path on (the tiny shapes here are under both limits) or off for every compute dtype, then restored.
-let private withExplicit (on: bool) f =
-    let saved, savedBf16 = Qwen2Attention.ExplicitMaxPairs, Qwen2Attention.ExplicitMaxScoresBf16
+/// f () with the explicit path on (the tiny shapes here are under the limit), in chunks of `chunk` query positions, or off, then restored.
+let private withExplicitChunk (on: bool) (chunk: int) f =
+    let saved, savedChunk = Qwen2Attention.ExplicitMaxScores, Qwen2Attention.QueryChunk
     try
-        Qwen2Attention.ExplicitMaxPairs <- if on then 256L * 256L else 0L
-        Qwen2Attention.ExplicitMaxScoresBf16 <- if on then 1L <<< 20 else 0L
+        Qwen2Attention.ExplicitMaxScores <- if on then 1L <<< 20 else 0L
+        Qwen2Attention.QueryChunk <- chunk
         f ()
     finally
-        Qwen2Attention.ExplicitMaxPairs <- saved
-        Qwen2Attention.ExplicitMaxScoresBf16 <- savedBf16
+        Qwen2Attention.ExplicitMaxScores <- saved
+        Qwen2Attention.QueryChunk <- savedChunk
+
+let private withExplicit (on: bool) f = withExplicitChunk on 3 f
 
 /// The left-padded batch of rowOf's rows through both attention paths: hidden states and gradients.
-let private bothPaths (model: Qwen2ForCausalLM) =
+let private bothPathsChunk (chunk: int) (model: Qwen2ForCausalLM) =
     let rows () = [ for row in 0 .. 1 -> rowOf model row true ]
-    withExplicit true rows, withExplicit false rows
+    withExplicitChunk true chunk rows, withExplicit false rows
+
+let private bothPaths model = bothPathsChunk 3 model
 
 [<Tests>]
 let tests =
     testSequenced <| testList "engine/model/attention" [
-        testCase "the explicit path equals libtorch's fused attention: values and gradients, float64, left padding, with and without packing and checkpointing" <| fun () ->
+        testCase "the explicit path equals libtorch's fused attention: values and gradients, float64, left padding, with and without packing and checkpointing, chunks of 1, 3 (ragged) and 64 positions" <| fun () ->
             use model = randomModel config 3 torch.ScalarType.Float64
             for paddingFree in [ true; false ] do
-                for checkpointing in [ false; true ] do
+              for checkpointing in [ false; true ] do
+                for chunk in [ 1; 3; 64 ] do
                     model.PaddingFree <- paddingFree
                     model.GradientCheckpointing <- checkpointing
-                    let explicitRows, fused = bothPaths model
+                    let explicitRows, fused = bothPathsChunk chunk model
                     for row, ((h, g), (hf, gf)) in List.indexed (List.zip explicitRows fused) do
-                        let case = $"row {row}, padding-free {paddingFree}, checkpointing {checkpointing}"
+                        let case = $"row {row}, padding-free {paddingFree}, checkpointing {checkpointing}, chunk {chunk}"
                         Expect.isTrue (allClose Accuracy.veryHigh h hf) $"{case}: hidden states"
                         Expect.isTrue (allClose Accuracy.veryHigh g gf) $"{case}: gradients"
                         Expect.isTrue (g |> Array.exists (fun x -> x <> 0.0)) "some gradient"
