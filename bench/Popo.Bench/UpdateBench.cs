@@ -61,7 +61,7 @@ internal static class UpdateBench
             {
                 var (peerStep, peerVersion) = peerMissing is null ? PeerProbe.UpdateStep(c.Size.Config, c.Batch, c.SequenceLength, rounds, threads, bf16) : (new Span(double.NaN, double.NaN), "");
                 if (peerMissing is null && double.IsNaN(peerStep.Wall)) s.Notes.Add($"peer {c.Size.Name} {(bf16 ? "bf16" : "float32")}: {peerVersion}");
-                else if (peerMissing is null) s.Facts["peer"] = $"PyTorch {peerVersion} eager (float32 rows: float32; bf16 rows: torch.autocast(\"cpu\", dtype=torch.bfloat16)), OPENBLAS_NUM_THREADS = {threads}, torch threads {threads}, OPENBLAS_L2_SIZE unset";
+                else if (peerMissing is null) s.Facts["peer"] = $"PyTorch {peerVersion} eager (float32 rows: float32; bf16 rows: torch.autocast(\"cpu\", dtype=torch.bfloat16)), OPENBLAS_NUM_THREADS = {threads}, torch threads {threads}, OPENBLAS_L2_SIZE unset, best of {PeerProbe.Processes} processes";
                 s.Rows.Add(Row(c, peak, bf16 ? bf16Peak : peak.GflopsWall, rounds, bf16, peerStep));
             }
         }
