@@ -7,6 +7,8 @@
 // (`dotnet build -c Release examples/CSharpCustomTask` first): `#r "nuget: Popo.Engine"` would load TorchSharp's
 // native library straight from the NuGet cache, which Debian 12's libstdc++ refuses (docs/design.md §8), while a
 // build through the package marks that library's one GLIBCXX_3.4.32 need weak (the package's build targets).
+// fsi does not look in the build's runtimes/<rid>/native folder, and TorchSharp would then copy the unmarked library
+// from the NuGet cache, so the script loads the build's copy itself before anything touches torch.
 #I "CSharpCustomTask/bin/Release/net10.0"
 #r "Popo.Rewards.dll"
 #r "Popo.Engine.dll"
@@ -18,6 +20,11 @@ open System.Text.Json
 open Popo.Engine.Configuration
 open Popo.Engine.Training
 open Popo.Rewards
+
+let native =
+    Path.Combine(__SOURCE_DIRECTORY__, "CSharpCustomTask", "bin", "Release", "net10.0", "runtimes",
+                 System.Runtime.InteropServices.RuntimeInformation.RuntimeIdentifier, "native", "libLibTorchSharp.so")
+if File.Exists native then System.Runtime.InteropServices.NativeLibrary.Load native |> ignore
 
 let args = fsi.CommandLineArgs |> Array.skip 1
 let output = Path.GetFullPath(if args.Length > 0 then args[0] else "runs/fsharp-custom-task")
