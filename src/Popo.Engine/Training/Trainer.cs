@@ -174,12 +174,24 @@ public sealed class Trainer
             ? new NativeHeap.Budget(plan.Memory.TotalBytes, plan.Memory.TransientBytes, available) : (NativeHeap.Budget?)null;
         var heap = NativeHeap.Choose(model.parameters().Sum(p => p.numel()), config.NativeHeap, budget);
         if (heap == NativeHeap.Setting.GlibcDefault) return heap;
-        var why = config.NativeHeap != NativeHeap.ModeAuto ? ""
-            : budget is not { } b ? (device.type == DeviceType.CPU ? ": the memory available is unknown" : $": the estimate is of {device.type}'s memory, not the host's")
-            : $": the {MemoryEstimate.Gb(b.PeakBytes)} estimate + {NativeHeap.ReuseHeadroom:0.#} x its {MemoryEstimate.Gb(b.TransientBytes)} of tensors made and freed within a step " +
-              $"{(heap == NativeHeap.Setting.Reuse ? "fits in" : "exceeds")} the {MemoryEstimate.Gb(b.AvailableBytes)} available";
-        observer.Log($"native heap: {heap.ToString().ToLowerInvariant()} (native_heap = {config.NativeHeap}{why})");
+        var noBudget = device.type == DeviceType.CPU ? "the memory available is unknown" : $"the estimate is of {device.type}'s memory, not the host's";
+        observer.Log(HeapLine(config.NativeHeap, heap, budget, noBudget));
         return heap;
+    }
+
+    /// <summary>
+    /// The run's native-heap line: the setting; under auto, why; under an explicit reuse whose budget does not fit,
+    /// a warning (the memory check counts the estimate, not the fragments a reused heap keeps).
+    /// </summary>
+    internal static string HeapLine(string mode, NativeHeap.Setting heap, NativeHeap.Budget? budget, string noBudget)
+    {
+        static string Weighed(NativeHeap.Budget b, string verb) =>
+            $"the {MemoryEstimate.Gb(b.PeakBytes)} estimate + {NativeHeap.ReuseHeadroom:0.#} x its {MemoryEstimate.Gb(b.TransientBytes)} of tensors made and freed within a step " +
+            $"{verb} the {MemoryEstimate.Gb(b.AvailableBytes)} available";
+        var why = mode != NativeHeap.ModeAuto ? "" : ": " + (budget is { } b ? Weighed(b, heap == NativeHeap.Setting.Reuse ? "fits in" : "exceeds") : noBudget);
+        var warning = mode == NativeHeap.ModeReuse && budget is { FitsReuse: false } tight
+            ? $"; warning: {Weighed(tight, "exceeds")}, so the fragments a reused heap keeps may not fit (auto would take lean)" : "";
+        return $"native heap: {heap.ToString().ToLowerInvariant()} (native_heap = {mode}{why}){warning}";
     }
 
     private RunSummary Run(Plan plan)

@@ -40,6 +40,18 @@ let tests =
             Expect.equal (choose real NativeHeap.ModeAuto (budget (11L * gib) gib (21L * gib))) NativeHeap.Setting.Reuse "twice the whole estimate need not fit"
             Expect.equal (choose real NativeHeap.ModeAuto None) NativeHeap.Setting.Lean "no budget (another device, or no reading of the memory)"
 
+        testCase "the run's line: auto's reason, and a warning where reuse is asked for but its fragments may not fit" <| fun () ->
+            let budget peak transient available = System.Nullable(NativeHeap.Budget(peak, transient, available))
+            let line mode heap b = Trainer.HeapLine(mode, heap, b, "no reading")
+            let fits, tight = budget (11L * gib) gib (13L * gib), budget (11L * gib) gib (13L * gib - 1L)
+            Expect.equal (line NativeHeap.ModeAuto NativeHeap.Setting.Reuse fits)
+                "native heap: reuse (native_heap = auto: the 11.00 GiB estimate + 2 x its 1.00 GiB of tensors made and freed within a step fits in the 13.00 GiB available)" "auto, fits"
+            Expect.stringContains (line NativeHeap.ModeAuto NativeHeap.Setting.Lean tight) "exceeds the 13.00 GiB available)" "auto, a byte short"
+            Expect.equal (line NativeHeap.ModeAuto NativeHeap.Setting.Lean (System.Nullable())) "native heap: lean (native_heap = auto: no reading)" "auto without a budget"
+            Expect.equal (line NativeHeap.ModeReuse NativeHeap.Setting.Reuse fits) "native heap: reuse (native_heap = reuse)" "reuse that fits: no warning"
+            Expect.stringContains (line NativeHeap.ModeReuse NativeHeap.Setting.Reuse tight) "; warning: the 11.00 GiB estimate" "reuse that may not fit is warned"
+            Expect.equal (line NativeHeap.ModeLean NativeHeap.Setting.Lean tight) "native heap: lean (native_heap = lean)" "lean: nothing to weigh"
+
         testCase "the bench reports the setting it ran with, and refuses auto and unknown ones" <| fun () ->
             Expect.equal (benchMeta [] "native_heap") "lean" "the default"
             let code, stderr = runPopo 60_000 [ "bench"; "--quick"; "--only"; "peak"; "--native-heap"; "auto" ]
