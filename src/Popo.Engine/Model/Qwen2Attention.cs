@@ -40,8 +40,9 @@ internal sealed class Qwen2Attention : nn.Module
     /// A forward without a cache on the CPU whose scores B x H x T x L number at most this many runs as explicit products
     /// and a masked softmax in chunks of query positions (<see cref="CausalAttention"/>); longer ones, every cached
     /// forward, and every forward on another device (CUDA's fused kernels are flash attention, which these CPU
-    /// measurements say nothing about) run libtorch's fused attention. 64 Mi (128 MiB a bf16 tensor; the memory preflight counts scores and probabilities per
-    /// layer) covers the real-scale rows' micro-batches (8 x 14 heads x 640^2 = 46 Mi). Measured forward + backward, one
+    /// measurements say nothing about) run libtorch's fused attention. 64 Mi (128 MiB a bf16 tensor; the memory
+    /// preflight counts scores and probabilities per layer) covers the real-scale rows' micro-batches (8 x 14 heads x
+    /// 640^2 = 46 Mi). Measured forward + backward, one
     /// Zen 4 core, T = 128, heads of 64: the fused kernel took 2.8x this path's time in bf16 (52.9 ms against 18.8 for
     /// autograd's unchunked masked softmax and 13.0 here, medium-24M's layer) and 1.3x in float32 (29.4 against 22.9);
     /// at T = 640, two threads, bf16: 254 ms fused, 133 unchunked, 78 here (scripts/layer-op-cost.fsx). Settable for the

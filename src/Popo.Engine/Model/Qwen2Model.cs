@@ -75,7 +75,6 @@ internal sealed class Qwen2Model : nn.Module
     /// </summary>
     private static Tensor AttentionMask(Tensor keyMask, int past, long t)
     {
-        var b = keyMask.shape[0];
         var l = keyMask.shape[1];
         if (l != past + t)
             throw new ArgumentException($"attention mask covers {l} positions but the cache holds {past} and the input {t}");

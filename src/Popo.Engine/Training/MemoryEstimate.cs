@@ -150,9 +150,9 @@ internal sealed record MemoryEstimate(string Phase, long TotalBytes, IReadOnlyLi
                 ("head: [warm-up batch x tokens, V] x 4", 4 * sb * t * v * head)]));
         }
         var peak = phases.Select(ph => (ph.Name, ph.Items, Total: ph.Items.Sum(i => i.Item2))).MaxBy(ph => ph.Total);
+        // Every phase holds the same persistent and training state, so the peak phase is also the one with the most of its own.
         long held = persistent.Sum(i => i.Item2) + training.Sum(i => i.Item2);
-        return new MemoryEstimate(peak.Name, peak.Total, peak.Items.Where(i => i.Item2 > 0).OrderByDescending(i => i.Item2).ToList(),
-                                  phases.Max(ph => ph.Items.Sum(i => i.Item2) - held));
+        return new MemoryEstimate(peak.Name, peak.Total, peak.Items.Where(i => i.Item2 > 0).OrderByDescending(i => i.Item2).ToList(), peak.Total - held);
     }
 
     /// <summary>The inputs of a resolved configuration; the longest prompt (in tokens) comes from the preflight's context check.</summary>
