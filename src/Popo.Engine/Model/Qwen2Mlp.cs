@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 
 namespace Popo.Engine.Model;
 
-/// <summary>SwiGLU feed-forward: down(silu(gate(x)) * up(x)), no biases.</summary>
+/// <summary>SwiGLU feed-forward: down(silu(gate(x)) * up(x)), no biases (the gate: <see cref="SwiGluFunction"/>).</summary>
 internal sealed class Qwen2Mlp : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // field names are the HF tensor names
@@ -28,7 +28,7 @@ internal sealed class Qwen2Mlp : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
-        var hidden = nn.functional.silu(Projection.Apply(gate_proj, x, precision, lora)).mul_(Projection.Apply(up_proj, x, precision, lora));
+        var hidden = SwiGluFunction.Run(Projection.Apply(gate_proj, x, precision, lora), Projection.Apply(up_proj, x, precision, lora));
         return Projection.Apply(down_proj, hidden, precision, lora).MoveToOuterDisposeScope();
     }
 }

@@ -87,7 +87,10 @@ let tests =
                 if bf16 then model.Precision.Dtype <- System.Nullable torch.ScalarType.BFloat16
                 let explicitRows, fused = bothPaths model
                 for (h, g), (hf, gf) in List.zip explicitRows fused do
-                    Expect.isTrue (Array.forall2 (fun (a: float) b -> abs (a - b) <= tol * max 1.0 (abs a)) h hf) $"bf16 {bf16}: hidden states"
+                    // Against the largest entry, as for the gradients: a row's rounding in bf16 (RMSNorm's statistics, the
+                    // residual adds) is relative to the row's scale, so a small entry beside a large one moves by the large one's ulps.
+                    let hiddenScale = hf |> Array.map abs |> Array.max
+                    Expect.isTrue (Array.forall2 (fun (a: float) b -> abs (a - b) <= tol * max 1.0 hiddenScale) h hf) $"bf16 {bf16}: hidden states"
                     let scale = gf |> Array.map abs |> Array.max
                     Expect.isTrue (Array.forall2 (fun (a: float) b -> abs (a - b) <= tol * max 1.0 scale) g gf) $"bf16 {bf16}: gradients"
 
