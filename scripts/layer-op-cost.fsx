@@ -6,6 +6,8 @@
 // elementwise ops look 5-10x slower than they are in a run:
 //   dotnet build -c Release src/Popo.Cli && LD_LIBRARY_PATH=src/Popo.Cli/bin/Release/net10.0/runtimes/linux-x64/native \
 //   THP_MEM_ALLOC_ENABLE=1 MALLOC_MMAP_THRESHOLD_=2097152 MALLOC_TRIM_THRESHOLD_=67108864 dotnet fsi scripts/layer-op-cost.fsx
+// The RMSNorm and silu(gate) * up rows time libtorch's ops through autograd, which the engine used until RmsNormFunction
+// and SwiGluFunction (src/Popo.Engine/Model/Autograd) took them over with kernels of their own (Popo.Kernels, internal).
 #r "../src/Popo.Cli/bin/Release/net10.0/TorchSharp.dll"
 open System.Diagnostics
 open TorchSharp

@@ -67,7 +67,8 @@ internal static class LaneMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Exp(Vector512<float> x)
     {
-        x = Vector512.Min(Vector512.Max(x, Vector512.Create(-87f)), Vector512.Create(88f));
+        // vmaxps/vminps: a NaN input comes out as a bound, and the callers' g s (SwiGLU) still carries the NaN.
+        x = Avx512F.Min(Avx512F.Max(x, Vector512.Create(-87f)), Vector512.Create(88f));
         var n = Avx512F.RoundScale(x * Vector512.Create(1.44269504088896341f), 0);   // nearest integer
         var r = Avx512F.FusedMultiplyAdd(n, Vector512.Create(-0.693359375f), x);   // ln 2 split in two: the high part exact in n * it
         r = Avx512F.FusedMultiplyAdd(n, Vector512.Create(2.12194440e-4f), r);
