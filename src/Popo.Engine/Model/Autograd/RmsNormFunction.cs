@@ -76,7 +76,7 @@ internal sealed class RmsNormFunction : SingleTensorFunction<RmsNormFunction>
     {
         using var scope = NewDisposeScope();
         var wide = x.to(Wide(x.dtype));
-        using var two = 2.0.ToScalar();
+        using var two = 2.0.ToScalar();   // Scalars held until the call returns (HeldScalars says why); pow(2), not square(), for that reason
         using var epsilon = eps.ToScalar();
         var invRms = wide.pow(two).mean([-1], keepdim: true).Plus(epsilon).rsqrt();
         var y = w * (wide * invRms).to(x.dtype);
