@@ -414,6 +414,23 @@ let tests =
             use widened = new WidenedHead()
             Expect.isLessThan ((widened.Logits(h, weight).``to``(ScalarType.Float64) - exact).abs().max().ToDouble()) (1e-5 * exact.abs().max().ToDouble()) "blocks: the float32 product of the bf16 weights"
 
+        testCase "bf16 projections: the few-row kernel's float32 products at one row, libtorch's product at two to four (Projection.BfloatKernelRows)" <| fun () ->
+            use scope = torch.NewDisposeScope()
+            use noGrad = torch.no_grad ()
+            let g = new torch.Generator(13UL, torch.CPU)
+            // 2^20 weights: the kernel's smallest (FewRowProduct.MinWeights).
+            use layer = torch.nn.Linear(64L, 16384L, hasBias = false, dtype = ScalarType.BFloat16)
+            let sameBits (a: torch.Tensor) (b: torch.Tensor) = a.shape = b.shape && a.eq(b).all().item<bool>()
+            let mutable differ = false
+            for rows in [ 1L; 2L; 4L ] do
+                let x = (torch.randn([| rows; 64L |], generator = g) * 3.0).``to``(ScalarType.BFloat16)
+                let libtorch = torch.nn.functional.linear(x, layer.weight)
+                let kernel = if Runtime.Intrinsics.X86.Avx512F.IsSupported then FewRowProduct.Multiply(x, layer.weight).``to``(ScalarType.BFloat16) else libtorch
+                differ <- differ || not (sameBits kernel libtorch)
+                let expected = if rows <= int64 Projection.BfloatKernelRows then kernel else libtorch
+                Expect.isTrue (sameBits (Projection.Apply(layer, x, null, null)) expected) $"{rows} rows"
+            if Runtime.Intrinsics.X86.Avx512F.IsSupported then Expect.isTrue differ "(the two products round differently somewhere: the check above can tell them apart)"
+
         testCase "bf16 needs float32 master weights" <| fun () ->
             Expect.throwsT<ConfigException> (fun () -> ConfigLoader.Validate(TrainConfig(Bf16 = true, Dtype = "float64", Out = "x")))
                 "bf16 with dtype = float64 is refused"
