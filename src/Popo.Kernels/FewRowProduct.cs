@@ -80,8 +80,8 @@ internal static class FewRowProduct
                     {
                         var xr = (float*)xp + (long)r * width;
                         var zr = (float*)zp + (long)r * n;
-                        if (bf16) Group<Bf16>((void*)wp, xr, zr, Math.Min(4, rows - r), n, from, to, width);
-                        else Group<Fp32>((void*)wp, xr, zr, Math.Min(4, rows - r), n, from, to, width);
+                        if (bf16) Group<Bf16Lanes>((void*)wp, xr, zr, Math.Min(4, rows - r), n, from, to, width);
+                        else Group<Fp32Lanes>((void*)wp, xr, zr, Math.Min(4, rows - r), n, from, to, width);
                     }
                 }
             }
@@ -92,7 +92,7 @@ internal static class FewRowProduct
     }
 
     private static unsafe void Group<TLoad>(void* w, float* x, float* z, int rows, int n, int from, int to, int width)
-        where TLoad : struct, IWeightLoad
+        where TLoad : struct, ILanes
     {
         switch (rows)
         {
@@ -109,7 +109,7 @@ internal static class FewRowProduct
     /// each 16-lane weight load feeds every row of the group.
     /// </summary>
     private static unsafe void Tile<TLoad, TRows>(void* w, float* x, float* z, int n, int from, int to, int width)
-        where TLoad : struct, IWeightLoad where TRows : struct, IRowCount
+        where TLoad : struct, ILanes where TRows : struct, IRowCount
     {
         float* x1 = x + width, x2 = x1 + width, x3 = x2 + width;
         for (var v = from; v < to; v++)
@@ -154,25 +154,6 @@ internal static class FewRowProduct
         var cd = Avx.HorizontalAdd(c.GetLower() + c.GetUpper(), d.GetLower() + d.GetUpper());
         var abcd = Avx.HorizontalAdd(ab, cd);
         return abcd.GetLower() + abcd.GetUpper();
-    }
-
-    private interface IWeightLoad
-    {
-        /// <summary>16 weights from element <paramref name="index"/> on, as float32.</summary>
-        static abstract unsafe Vector512<float> Load(void* w, long index);
-    }
-
-    private struct Fp32 : IWeightLoad
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static unsafe Vector512<float> Load(void* w, long index) => Vector512.Load((float*)w + index);
-    }
-
-    private struct Bf16 : IWeightLoad
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static unsafe Vector512<float> Load(void* w, long index) =>
-            Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512UInt32(Vector256.Load((ushort*)w + index)), 16).AsSingle();
     }
 
     private interface IRowCount { static abstract int Count { get; } }

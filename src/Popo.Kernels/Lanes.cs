@@ -6,9 +6,10 @@ namespace Popo.Kernels;
 
 /// <summary>
 /// 16 float32 lanes read from and written to a float32 or bf16 tensor, the element type a type parameter so that a
-/// kernel is written once and compiled for each. bf16 is the high half of a float32: it widens exactly, and it narrows
-/// by rounding to nearest, ties to even, NaN as 0xFFFF, which is libtorch's vectorised cast, so a kernel that computes in
-/// float32 and stores once rounds as libtorch's float32 result cast to bf16 would.
+/// kernel is written once and compiled for each (the elementwise kernels, and FewRowProduct's weight reads). bf16 is
+/// the high half of a float32: it widens exactly, and it narrows by rounding to nearest, ties to even, NaN as 0xFFFF,
+/// which is libtorch's vectorised cast, so a kernel that computes in float32 and stores once rounds as libtorch's
+/// float32 result cast to bf16 would.
 /// </summary>
 internal interface ILanes
 {
@@ -16,7 +17,6 @@ internal interface ILanes
     static abstract unsafe void Store(void* p, long index, Vector512<float> v);
     /// <summary>v rounded to the element type and widened back (float32: v itself).</summary>
     static abstract Vector512<float> Round(Vector512<float> v);
-    static abstract unsafe float LoadOne(void* p, long index);
 }
 
 internal struct Fp32Lanes : ILanes
@@ -27,8 +27,6 @@ internal struct Fp32Lanes : ILanes
     public static unsafe void Store(void* p, long index, Vector512<float> v) => v.Store((float*)p + index);
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Round(Vector512<float> v) => v;
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static unsafe float LoadOne(void* p, long index) => ((float*)p)[index];
 }
 
 internal struct Bf16Lanes : ILanes
@@ -43,9 +41,6 @@ internal struct Bf16Lanes : ILanes
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Round(Vector512<float> v) => (Nearest(v) & Vector512.Create(0xFFFF0000u)).AsSingle();
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static unsafe float LoadOne(void* p, long index) => BitConverter.Int32BitsToSingle(((ushort*)p)[index] << 16);
 
     /// <summary>The float32 bits rounded so that their high half is the nearest bf16 (ties to even); NaN becomes 0xFFFF, as libtorch's vectorised cast writes it.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
