@@ -52,7 +52,11 @@ let tests =
             let update = rows (sections.GetProperty "update")
             Expect.isGreaterThanOrEqual update.Length 3 "at least three update sizes"
             for r in update do
-                for f in [ "params_M"; "tokens"; "step_s"; "tok_s"; "gflops"; "mfu_wall"; "mfu_cpu"; "peak_rss_mib" ] do positive r f
+                for f in [ "params_M"; "tokens"; "step_s"; "tok_s"; "gflops"; "mfu_wall"; "mfu_cpu"; "peak_rss_mib"; "forward_s"; "backward_s"; "optimizer_s" ] do positive r f
+                // The phases split one timed round, the fastest, so together they cannot exceed the best step.
+                let phases = number r "forward_s" + number r "backward_s" + number r "optimizer_s"
+                Expect.isLessThanOrEqual phases (number r "step_s" * 1.0001) "the phases fit in the best step"
+                Expect.isGreaterThan phases (number r "step_s" * 0.5) "the phases cover the step"
             let decode = rows (sections.GetProperty "decode")
             Expect.equal (decode |> List.map (fun r -> number r "batch")) [ 1.0; 4.0 ] "quick decode batches"
             for r in decode do
