@@ -68,7 +68,7 @@ internal static class UpdateBench
         if (peerMissing is not null) s.Notes.Add($"peer skipped: {peerMissing}");
         s.Notes.Add("FLOPs per token = 6 x matmul weights + 12 x layers x hidden x mean causal context ((T+1)/2); mfu_wall uses the matmul peak of the row's precision; mfu_cpu uses GFLOP per CPU-second against the float32 peak.");
         s.Notes.Add("gemm_floor_s: the step's matrix products alone at their shapes, in the row's dtype and threads (GemmFloor.cs); gemm_share = gemm_floor_s / step_s, the rest is everything else the step does; max_vs_peer = the peer's step / gemm_floor_s, the largest engine / peer ratio any step with these product kernels could reach (the target is out of reach where it is below 1.3).");
-        s.Notes.Add("forward_s (the model and the loss), backward_s and optimizer_s (grad-norm clip, AdamW, zeroing the gradients) split the fastest round's wall time; against gemm_floor_s they place the time outside the products (a third of the floor is the forward's products, two thirds the backward's).");
+        s.Notes.Add("forward_s (the model and the loss), backward_s and optimizer_s (grad-norm clip, AdamW, zeroing the gradients, the collection the trainer also runs after each step) split the fastest round's wall time; against gemm_floor_s they place the time outside the products (a third of the floor is the forward's products, two thirds the backward's).");
         s.Notes.Add("bf16 rows: bf16 matmuls, float32 master weights, gradients, AdamW state and log-softmax (bf16 = true); vs_peer = tok_s / the peer's tok_s in the row's precision (bf16: PyTorch's autocast) at the same thread count (_cpu: per process CPU-second on both sides, which discounts other processes' time slices).");
         return s;
     }
@@ -84,7 +84,7 @@ internal static class UpdateBench
             using var optimizer = new Optimizers.AdamW(parameters, 1e-4, 0.01);
             using var ids = torch.randint(c.Size.Config.VocabSize, [c.Batch, c.SequenceLength]);
             // Where the step's wall time goes, from the fastest round: forward with the loss, backward, and the
-            // optimizer (zeroing, clipping, AdamW), so the rest beside the products can be placed.
+            // optimizer (clipping, AdamW, zeroing, the collection), so the rest beside the products can be placed.
             double[] phases = new double[3], fastest = [double.MaxValue, 0, 0, 0];
             var clock = new System.Diagnostics.Stopwatch();
             var step = BenchClock.Best(rounds, () =>
@@ -99,6 +99,7 @@ internal static class UpdateBench
                 nn.utils.clip_grad_norm_(parameters, 1.0);
                 optimizer.step();
                 optimizer.zero_grad();
+                FinalizerPass.Run();   // as the trainer does after each optimizer step
                 var total = clock.Elapsed.TotalSeconds;
                 phases[2] = total - phases[0] - phases[1];
                 if (total < fastest[0]) fastest = [total, .. phases];

@@ -1,6 +1,7 @@
 using Popo.Engine.Data;
 using Popo.Engine.Model;
 using Popo.Engine.Policy;
+using Popo.Engine.Runtime;
 using Popo.Engine.Tasks;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -64,7 +65,11 @@ internal static class SupervisedWarmup
                 loss.backward();
                 norm = nn.utils.clip_grad_norm_(model.parameters(), options.GradClip > 0 ? options.GradClip : double.MaxValue);
             }
-            if (double.IsFinite(norm)) optimizer.step();
+            if (double.IsFinite(norm))
+            {
+                optimizer.step();
+                FinalizerPass.Run();
+            }
             else
             {
                 bad++;

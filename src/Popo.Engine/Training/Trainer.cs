@@ -458,6 +458,7 @@ public sealed class Trainer
             metrics.Add("grad_norm", norm);
             optimizer.step();
             objective.AfterOptimizerStep();
+            FinalizerPass.Run();
             any = true;
         }
         return (any, bad);
