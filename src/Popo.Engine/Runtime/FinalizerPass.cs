@@ -9,7 +9,7 @@ namespace Popo.Engine.Runtime;
 /// step's few managed allocations make rare; until then the process's resident memory grows from step to step (the
 /// small-3M update: 1.2 GB after 5 steps, 3.5 GB after 40, flat with this pass) and fresh pages keep being faulted in
 /// (clear_page was 14% of that step's CPU time under perf). With the pass after every step, the update bench's float32
-/// rows ran 3-5% faster and every row's peak RSS fell 6-25% (BENCHMARKS.md, log: *A collection after each optimizer
+/// rows ran 3-5% faster and every row's peak RSS fell 3-25% (BENCHMARKS.md, log: *A collection after each optimizer
 /// step*). The values are untouched: only objects nothing references are collected.
 /// </summary>
 internal static class FinalizerPass
