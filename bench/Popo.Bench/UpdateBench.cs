@@ -85,24 +85,22 @@ internal static class UpdateBench
             using var ids = torch.randint(c.Size.Config.VocabSize, [c.Batch, c.SequenceLength]);
             // Where the step's wall time goes, from the fastest round: forward with the loss, backward, and the
             // optimizer (clipping, AdamW, zeroing, the collection), so the rest beside the products can be placed.
-            double[] phases = new double[3], fastest = [double.MaxValue, 0, 0, 0];
-            var clock = new System.Diagnostics.Stopwatch();
+            (double Total, double Forward, double Backward) fastest = (double.MaxValue, 0, 0);
             var step = BenchClock.Best(rounds, () =>
             {
                 using var scope = torch.NewDisposeScope();
-                clock.Restart();
+                var clock = System.Diagnostics.Stopwatch.StartNew();
                 var logits = model.Forward(ids).Logits;                                         // [B,T,V]
                 var nll = -TokenStatistics.LogProbs(logits.narrow(1, 0, c.SequenceLength - 1), ids.narrow(1, 1, c.SequenceLength - 1), 1.0).mean();
-                phases[0] = clock.Elapsed.TotalSeconds;
+                var forward = clock.Elapsed.TotalSeconds;
                 nll.backward();
-                phases[1] = clock.Elapsed.TotalSeconds - phases[0];
+                var backward = clock.Elapsed.TotalSeconds - forward;
                 nn.utils.clip_grad_norm_(parameters, 1.0);
                 optimizer.step();
                 optimizer.zero_grad();
                 FinalizerPass.Run();   // as the trainer does after each optimizer step
                 var total = clock.Elapsed.TotalSeconds;
-                phases[2] = total - phases[0] - phases[1];
-                if (total < fastest[0]) fastest = [total, .. phases];
+                if (total < fastest.Total) fastest = (total, forward, backward);
             });
             double tokens = (double)c.Batch * c.SequenceLength;
             var floor = GemmFloor.Seconds(c.Size.Config, c.Batch, c.SequenceLength, bf16 ? ScalarType.BFloat16 : ScalarType.Float32, rounds);
@@ -126,9 +124,9 @@ internal static class UpdateBench
                 ["peer_tok_per_cpu_s"] = tokens / peerStep.Cpu,
                 ["vs_peer"] = peerStep.Wall / step.Wall,
                 ["vs_peer_cpu"] = peerStep.Cpu / step.Cpu,
-                ["forward_s"] = fastest[1],
-                ["backward_s"] = fastest[2],
-                ["optimizer_s"] = fastest[3],
+                ["forward_s"] = fastest.Forward,
+                ["backward_s"] = fastest.Backward,
+                ["optimizer_s"] = fastest.Total - fastest.Forward - fastest.Backward,
                 ["gemm_floor_s"] = floor.Wall,
                 ["gemm_share"] = floor.Wall / step.Wall,
                 ["max_vs_peer"] = peerStep.Wall / floor.Wall,

@@ -417,7 +417,7 @@ let tests =
         testCase "bf16 projections: the few-row kernel's float32 products at one row, libtorch's product at two to four (Projection.BfloatKernelRows)" <| fun () ->
             use scope = torch.NewDisposeScope()
             use noGrad = torch.no_grad ()
-            let g = new torch.Generator(13UL, torch.CPU)
+            use g = new torch.Generator(13UL, torch.CPU)
             // 2^20 weights: the kernel's smallest (FewRowProduct.MinWeights), drawn from the test's own generator, so that the
             // products below are the same on every run (the layer's own initialisation draws from the global one).
             use layer = torch.nn.Linear(64L, 16384L, hasBias = false, dtype = ScalarType.BFloat16)

@@ -34,10 +34,18 @@ let tests =
         testCase "TorchSharp's add leaves one finalizable object per call, even inside a dispose scope (why the pass exists)" <| fun () ->
             use x = torch.ones(4L)
             use y = torch.ones(4L)
-            FinalizerPass.Run()
-            addsInScope x y 1000
-            System.GC.Collect()
+            // A collection started by another test's thread during the adds would hand some of them to the finalizer
+            // before the count below, which reads the last collection only: the adds are repeated, up to five times,
+            // until a round runs with no collection in it.
+            let rec pending tries =
+                FinalizerPass.Run()
+                let collections = System.GC.CollectionCount 0
+                addsInScope x y 1000
+                if System.GC.CollectionCount 0 <> collections && tries > 1 then pending (tries - 1)
+                else
+                    System.GC.Collect()
+                    System.GC.GetGCMemoryInfo().FinalizationPendingCount
             // Other tests running beside this one can only add to the count.
-            Expect.isGreaterThanOrEqual (System.GC.GetGCMemoryInfo().FinalizationPendingCount) 1000L "a finalizable object per add"
+            Expect.isGreaterThanOrEqual (pending 5) 1000L "a finalizable object per add"
             System.GC.WaitForPendingFinalizers()
     ]
